@@ -1,0 +1,219 @@
+// Loads and validates feuilleton.yaml. Every user-caused problem becomes a ConfigError that
+// names the file and the key, so the CLI can print one line and exit before touching data.
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseDocument } from 'yaml';
+import { z } from 'zod';
+import { validate as validateCron } from 'node-cron';
+import { UserError } from './errors.ts';
+
+export const CONFIG_FILE_NAME = 'feuilleton.yaml';
+/** The folder holding package.json: default templates and the sample story live there. */
+export const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+export class ConfigError extends UserError {}
+
+const isTimeZone = (tz: string): boolean => {
+  try {
+    new Intl.DateTimeFormat('en', { timeZone: tz });
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+const absoluteHttpUrl = z.string().refine((v) => {
+  try {
+    const u = new URL(v);
+    return (u.protocol === 'http:' || u.protocol === 'https:') && !!u.host;
+  } catch {
+    return false;
+  }
+}, 'must be an absolute http(s) URL such as https://serial.example.org');
+
+const noLineBreaks = z.string().refine((v) => !/[\r\n]/.test(v), 'must not contain line breaks');
+
+const schema = z.strictObject({
+  story: z
+    .strictObject({
+      file: z.string().min(1).default('story/the-lamplighters-ledger.txt'),
+      title: noLineBreaks.optional(),
+      author: noLineBreaks.optional(),
+      summary: z.string().optional(),
+      language: z.string().regex(/^[a-zA-Z]{2,3}(-[a-zA-Z0-9]{2,8})*$/, 'must be a language tag such as en or fr-CA').default('en'),
+      rating: noLineBreaks.optional(),
+      /** Overrides what the Rating header implies. */
+      adult: z.boolean().optional(),
+      image: absoluteHttpUrl.optional(),
+    })
+    .default({ file: 'story/the-lamplighters-ledger.txt', language: 'en' }),
+  split: z
+    .strictObject({
+      targetWords: z.number().int().min(50).optional(),
+      targetMinutes: z.number().positive().max(120).default(5),
+      wordsPerMinute: z.number().int().min(50).max(1000).default(230),
+      partTitle: z.string().includes('{n}', { message: 'must contain {n}, the installment number' }).default('Part {n}'),
+    })
+    .default({ targetMinutes: 5, wordsPerMinute: 230, partTitle: 'Part {n}' }),
+  mode: z.enum(['broadcast', 'paced']).default('broadcast'),
+  baseUrl: absoluteHttpUrl.default('http://127.0.0.1:3000'),
+  server: z
+    .strictObject({
+      host: z.string().min(1).default('127.0.0.1'),
+      port: z.number().int().min(0).max(65535).default(3000),
+      /** Behind a reverse proxy, take the client IP from X-Forwarded-For (rate limits, consent record). */
+      trustProxy: z.boolean().default(false),
+    })
+    .default({ host: '127.0.0.1', port: 3000, trustProxy: false }),
+  mail: z
+    .strictObject({
+      from: noLineBreaks.default('Feuilleton <serial@localhost>'),
+      replyTo: noLineBreaks.optional(),
+      /** smtp://user:pass@host:587 or smtps://…; unset means the local outbox. Env: FEUILLETON_SMTP_URL. */
+      smtpUrl: z.string().optional(),
+      maxConnections: z.number().int().min(1).max(100).default(5),
+      ratePerSecond: z.number().positive().optional(),
+      ratePerMinute: z.number().positive().optional(),
+      dkim: z
+        .strictObject({
+          domainName: z.string().min(1),
+          keySelector: z.string().min(1),
+          privateKeyFile: z.string().min(1),
+        })
+        .optional(),
+      unsubscribeMailto: z.email().optional(),
+      postalAddress: z.string().default(''),
+      listId: noLineBreaks.optional(),
+    })
+    .default({ from: 'Feuilleton <serial@localhost>', maxConnections: 5, postalAddress: '' }),
+  /** Signs unsubscribe links and form tokens. Env: FEUILLETON_SECRET. Generated and kept in the db when unset. */
+  secret: z.string().min(16, 'must be at least 16 characters').optional(),
+  subscribe: z
+    .strictObject({
+      rateLimitMax: z.number().int().min(1).default(5),
+      rateLimitWindowSeconds: z.number().int().min(1).default(600),
+      tokenTtlHours: z.number().positive().default(48),
+      /** An already active or pending address is mailed again at most once per this many hours. */
+      resendIntervalHours: z.number().nonnegative().default(24),
+      /** A pending address gets a new confirmation email at most once per this many minutes. */
+      confirmResendMinutes: z.number().nonnegative().default(10),
+      maxBodyBytes: z.number().int().min(256).default(8192),
+    })
+    .default({ rateLimitMax: 5, rateLimitWindowSeconds: 600, tokenTtlHours: 48, resendIntervalHours: 24, confirmResendMinutes: 10, maxBodyBytes: 8192 }),
+  delivery: z
+    .strictObject({
+      maxAttempts: z.number().int().min(1).max(50).default(6),
+      backoffBaseMs: z.number().int().min(0).default(1000),
+      backoffMaxMs: z.number().int().min(0).default(60_000),
+      /** What a restart does with rows a crash left in `sending`: re-send them (reported as possible duplicates) or mark them failed. */
+      inFlightPolicy: z.enum(['resend', 'fail']).default('resend'),
+      /** Hard bounces (5xx) after which a subscriber is marked bounced. */
+      bounceLimit: z.number().int().min(1).default(3),
+      /** Paced mode: "send me the next one now" requests per subscriber per hour. */
+      nextNowPerHour: z.number().int().min(0).default(3),
+    })
+    .default({ maxAttempts: 6, backoffBaseMs: 1000, backoffMaxMs: 60_000, inFlightPolicy: 'resend', bounceLimit: 3, nextNowPerHour: 3 }),
+  schedule: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      cron: z.string().refine((v) => validateCron(v), 'must be a cron expression such as "0 7 * * 1,4"').default('0 7 * * 1,4'),
+      timezone: z.string().refine(isTimeZone, 'must be an IANA time zone such as Europe/Paris').default('UTC'),
+      /** On start, send once if a scheduled run was missed while the server was down. */
+      catchUp: z.boolean().default(true),
+    })
+    .default({ enabled: true, cron: '0 7 * * 1,4', timezone: 'UTC', catchUp: true }),
+  dataDir: z.string().min(1).default('data'),
+  templatesDir: z.string().min(1).optional(),
+});
+
+type Raw = z.infer<typeof schema>;
+
+export interface Config extends Omit<Raw, 'split'> {
+  /** Absolute path of the config file, or undefined when running on built-in defaults. */
+  file: string | undefined;
+  /** Folder relative paths in the config are resolved against. */
+  root: string;
+  split: Raw['split'] & { targetWords: number };
+  paths: { story: string; data: string; templates: string; outbox: string; db: string };
+}
+
+const ENV_OVERRIDES: Array<[string, (raw: Record<string, any>, value: string) => void]> = [
+  ['FEUILLETON_SMTP_URL', (raw, v) => ((raw.mail ??= {}).smtpUrl = v)],
+  ['FEUILLETON_SECRET', (raw, v) => (raw.secret = v)],
+  ['FEUILLETON_BASE_URL', (raw, v) => (raw.baseUrl = v)],
+  ['FEUILLETON_DATA_DIR', (raw, v) => (raw.dataDir = v)],
+  ['FEUILLETON_PORT', (raw, v) => ((raw.server ??= {}).port = Number(v))],
+];
+
+/** Finds the config: an explicit path, FEUILLETON_CONFIG, or feuilleton.yaml in the working directory. */
+export function locateConfig(explicit?: string, cwd = process.cwd()): string | undefined {
+  const wanted = explicit ?? process.env.FEUILLETON_CONFIG;
+  if (wanted) {
+    const abs = path.resolve(cwd, wanted);
+    if (!existsSync(abs)) throw new ConfigError(`${abs}: config file not found; pass an existing file with --config or run "feuilleton init DIR"`);
+    return abs;
+  }
+  const local = path.join(cwd, CONFIG_FILE_NAME);
+  return existsSync(local) ? local : undefined;
+}
+
+function readRaw(file: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`${file}: cannot read config (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+  }
+  const doc = parseDocument(text, { prettyErrors: false });
+  if (doc.errors.length > 0) {
+    const e = doc.errors[0]!;
+    const line = e.linePos?.[0]?.line;
+    throw new ConfigError(`${file}${line ? `:${line}` : ''}: not valid YAML (${e.message.split('\n')[0]})`);
+  }
+  const value = doc.toJS() ?? {};
+  if (typeof value !== 'object' || Array.isArray(value)) throw new ConfigError(`${file}: the top level must be a mapping of settings (key: value)`);
+  return value as Record<string, unknown>;
+}
+
+function describeIssue(file: string, issue: z.core.$ZodIssue): string {
+  const where = issue.path.map(String).join('.');
+  if (issue.code === 'unrecognized_keys') {
+    const keys = issue.keys.map((k) => (where ? `${where}.${k}` : k)).join(', ');
+    return `${file}: unknown setting ${keys}; check the spelling (see README, "Configuration")`;
+  }
+  return `${file}: ${where || '(top level)'} ${issue.message}`;
+}
+
+export function loadConfig(opts: { configPath?: string; cwd?: string; env?: NodeJS.ProcessEnv } = {}): Config {
+  const cwd = opts.cwd ?? process.cwd();
+  const env = opts.env ?? process.env;
+  const file = locateConfig(opts.configPath, cwd);
+  const raw: Record<string, any> = file ? readRaw(file) : {};
+  for (const [name, apply] of ENV_OVERRIDES) {
+    const v = env[name];
+    if (v !== undefined && v !== '') apply(raw, v);
+  }
+  const label = file ?? `${CONFIG_FILE_NAME} (built-in defaults)`;
+  const result = schema.safeParse(raw);
+  if (!result.success) throw new ConfigError(describeIssue(label, result.error.issues[0]!));
+  const c = result.data;
+  const root = file ? path.dirname(file) : cwd;
+  const resolve = (p: string) => path.resolve(root, p);
+  const storyPath = file || existsSync(resolve(c.story.file)) ? resolve(c.story.file) : path.join(PACKAGE_ROOT, c.story.file);
+  const data = resolve(c.dataDir);
+  const targetWords = c.split.targetWords ?? Math.round(c.split.targetMinutes * c.split.wordsPerMinute);
+  return {
+    ...c,
+    file,
+    root,
+    split: { ...c.split, targetWords },
+    paths: {
+      story: storyPath,
+      data,
+      templates: c.templatesDir ? resolve(c.templatesDir) : path.join(PACKAGE_ROOT, 'templates'),
+      outbox: path.join(data, 'outbox'),
+      db: path.join(data, 'feuilleton.db'),
+    },
+  };
+}

@@ -1,0 +1,115 @@
+// Opens the SQLite file and brings its schema up to date. Migrations are append-only:
+// a released migration is never edited, a change is a new entry.
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+
+export type DB = Database.Database;
+
+const MIGRATIONS: string[] = [
+  `
+  CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+  );
+
+  CREATE TABLE installments (
+    number       INTEGER PRIMARY KEY,
+    title        TEXT NOT NULL,
+    blocks_json  TEXT NOT NULL,
+    body_hash    TEXT NOT NULL,
+    word_count   INTEGER NOT NULL,
+    minutes      INTEGER NOT NULL,
+    first_block  INTEGER NOT NULL,
+    block_count  INTEGER NOT NULL,
+    created_at   TEXT NOT NULL,
+    -- frozen: sent to someone or published; its text and number never change again
+    frozen_at    TEXT,
+    published_at TEXT
+  );
+
+  CREATE TABLE subscribers (
+    id            INTEGER PRIMARY KEY,
+    email         TEXT NOT NULL UNIQUE COLLATE NOCASE,
+    status        TEXT NOT NULL CHECK (status IN ('pending', 'active', 'unsubscribed', 'bounced')),
+    created_at    TEXT NOT NULL,
+    confirmed_at  TEXT,
+    unsubscribed_at TEXT,
+    position      INTEGER NOT NULL DEFAULT 0,
+    pace          TEXT,
+    feed_token    TEXT NOT NULL UNIQUE,
+    consent_ip    TEXT,
+    consent_at    TEXT,
+    confirm_ip    TEXT,
+    -- last confirmation/welcome email: bounds how often the subscribe form can mail an address
+    notice_sent_at TEXT,
+    hard_bounces  INTEGER NOT NULL DEFAULT 0,
+    source        TEXT NOT NULL DEFAULT 'web',
+    finished_at   TEXT
+  );
+  CREATE INDEX subscribers_status ON subscribers (status, id);
+
+  CREATE TABLE tokens (
+    hash          TEXT PRIMARY KEY,
+    subscriber_id INTEGER NOT NULL REFERENCES subscribers (id) ON DELETE CASCADE,
+    purpose       TEXT NOT NULL CHECK (purpose IN ('confirm')),
+    expires_at    TEXT NOT NULL,
+    used_at       TEXT
+  );
+  CREATE INDEX tokens_subscriber ON tokens (subscriber_id);
+
+  CREATE TABLE deliveries (
+    id            INTEGER PRIMARY KEY,
+    subscriber_id INTEGER NOT NULL REFERENCES subscribers (id) ON DELETE CASCADE,
+    installment   INTEGER NOT NULL,
+    status        TEXT NOT NULL CHECK (status IN ('queued', 'sending', 'sent', 'failed')),
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    last_error    TEXT,
+    message_id    TEXT,
+    run_id        INTEGER,
+    possible_duplicate INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at TEXT,
+    queued_at     TEXT NOT NULL,
+    sent_at       TEXT,
+    UNIQUE (subscriber_id, installment)
+  );
+  CREATE INDEX deliveries_status ON deliveries (status, installment);
+
+  CREATE TABLE runs (
+    id          INTEGER PRIMARY KEY,
+    kind        TEXT NOT NULL CHECK (kind IN ('manual', 'scheduled', 'catch-up', 'on-demand')),
+    status      TEXT NOT NULL CHECK (status IN ('running', 'paused', 'finished', 'failed')),
+    started_at  TEXT NOT NULL,
+    finished_at TEXT,
+    counts_json TEXT NOT NULL DEFAULT '{}',
+    note        TEXT
+  );
+  `,
+];
+
+export function openDb(file: string): DB {
+  if (file !== ':memory:') mkdirSync(path.dirname(file), { recursive: true });
+  const db = new Database(file);
+  db.pragma('journal_mode = WAL');
+  // Web requests and a send may write at once; wait instead of failing with SQLITE_BUSY.
+  db.pragma('busy_timeout = 5000');
+  db.pragma('foreign_keys = ON');
+  db.pragma('synchronous = NORMAL');
+  migrate(db);
+  return db;
+}
+
+function migrate(db: DB): void {
+  const current = db.pragma('user_version', { simple: true }) as number;
+  if (current > MIGRATIONS.length) {
+    throw new Error(`${db.name}: database schema version ${current} is newer than this feuilleton (${MIGRATIONS.length}); upgrade feuilleton`);
+  }
+  for (let v = current; v < MIGRATIONS.length; v++) {
+    db.transaction(() => {
+      db.exec(MIGRATIONS[v]!);
+      db.pragma(`user_version = ${v + 1}`);
+    })();
+  }
+}
+
+export const nowIso = (): string => new Date().toISOString();

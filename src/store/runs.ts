@@ -1,0 +1,137 @@
+import { hostname } from 'node:os';
+import { nowIso, type DB } from './db.ts';
+
+export type RunKind = 'manual' | 'scheduled' | 'catch-up' | 'on-demand';
+export type RunStatus = 'running' | 'paused' | 'finished' | 'failed';
+
+export interface RunCounts {
+  planned: number;
+  sent: number;
+  failed: number;
+  retried: number;
+  skipped: number;
+  possibleDuplicates: number;
+}
+
+export interface Run {
+  id: number;
+  kind: RunKind;
+  status: RunStatus;
+  startedAt: string;
+  finishedAt: string | null;
+  counts: RunCounts;
+  /** What the run sends, e.g. {"mode":"broadcast","installment":3}, so --resume continues the same thing. */
+  note: string | null;
+}
+
+interface Row {
+  id: number;
+  kind: RunKind;
+  status: RunStatus;
+  started_at: string;
+  finished_at: string | null;
+  counts_json: string;
+  note: string | null;
+}
+
+const fromRow = (r: Row): Run => ({
+  id: r.id,
+  kind: r.kind,
+  status: r.status,
+  startedAt: r.started_at,
+  finishedAt: r.finished_at,
+  counts: JSON.parse(r.counts_json) as RunCounts,
+  note: r.note,
+});
+
+export interface LockHolder {
+  owner: string;
+  pid: number;
+  host: string;
+  since: string;
+  heartbeat: number;
+}
+
+const LOCK_KEY = 'send_lock';
+
+/** Alive on this machine? (a lock from another host is trusted until its heartbeat goes stale) */
+const processAlive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+};
+
+export class RunStore {
+  constructor(private readonly db: DB) {}
+
+  start(kind: RunKind, note: string, counts: RunCounts): Run {
+    const info = this.db.prepare(`INSERT INTO runs (kind, status, started_at, counts_json, note) VALUES (?, 'running', ?, ?, ?)`).run(kind, nowIso(), JSON.stringify(counts), note);
+    return this.get(Number(info.lastInsertRowid))!;
+  }
+
+  get(id: number): Run | undefined {
+    const row = this.db.prepare('SELECT * FROM runs WHERE id = ?').get(id) as Row | undefined;
+    return row && fromRow(row);
+  }
+
+  saveCounts(id: number, counts: RunCounts): void {
+    this.db.prepare('UPDATE runs SET counts_json = ? WHERE id = ?').run(JSON.stringify(counts), id);
+  }
+
+  finish(id: number, status: Exclude<RunStatus, 'running'>, counts: RunCounts): void {
+    this.db.prepare('UPDATE runs SET status = ?, finished_at = ?, counts_json = ? WHERE id = ?').run(status, nowIso(), JSON.stringify(counts), id);
+  }
+
+  /** Reopens a paused or crashed run for --resume. */
+  reopen(id: number): void {
+    this.db.prepare(`UPDATE runs SET status = 'running', finished_at = NULL WHERE id = ?`).run(id);
+  }
+
+  latest(): Run | undefined {
+    const row = this.db.prepare(`SELECT * FROM runs WHERE kind != 'on-demand' ORDER BY id DESC LIMIT 1`).get() as Row | undefined;
+    return row && fromRow(row);
+  }
+
+  /** The newest run that did not finish: paused by an outage, or left `running` by a crash. */
+  unfinished(): Run | undefined {
+    const row = this.db.prepare(`SELECT * FROM runs WHERE status IN ('paused', 'running') AND kind != 'on-demand' ORDER BY id DESC LIMIT 1`).get() as Row | undefined;
+    return row && fromRow(row);
+  }
+
+  /**
+   * Takes the single-sender lock, or returns who holds it. A holder whose process is gone
+   * (same host) or whose heartbeat is older than staleMs is considered dead.
+   */
+  acquireLock(owner: string, staleMs: number): { ok: true } | { ok: false; holder: LockHolder } {
+    const take = this.db.transaction((): { ok: true } | { ok: false; holder: LockHolder } => {
+      const row = this.db.prepare('SELECT value FROM meta WHERE key = ?').get(LOCK_KEY) as { value: string } | undefined;
+      if (row) {
+        const holder = JSON.parse(row.value) as LockHolder;
+        const dead = (holder.host === hostname() && !processAlive(holder.pid)) || Date.now() - holder.heartbeat > staleMs;
+        if (holder.owner !== owner && !dead) return { ok: false, holder };
+      }
+      const mine: LockHolder = { owner, pid: process.pid, host: hostname(), since: nowIso(), heartbeat: Date.now() };
+      this.db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value').run(LOCK_KEY, JSON.stringify(mine));
+      return { ok: true };
+    });
+    return take.immediate();
+  }
+
+  heartbeat(owner: string): void {
+    this.db
+      .prepare(`UPDATE meta SET value = json_set(value, '$.heartbeat', ?) WHERE key = ? AND json_extract(value, '$.owner') = ?`)
+      .run(Date.now(), LOCK_KEY, owner);
+  }
+
+  releaseLock(owner: string): void {
+    this.db.prepare(`DELETE FROM meta WHERE key = ? AND json_extract(value, '$.owner') = ?`).run(LOCK_KEY, owner);
+  }
+
+  lockHolder(): LockHolder | undefined {
+    const row = this.db.prepare('SELECT value FROM meta WHERE key = ?').get(LOCK_KEY) as { value: string } | undefined;
+    return row && (JSON.parse(row.value) as LockHolder);
+  }
+}

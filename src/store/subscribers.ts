@@ -1,0 +1,204 @@
+import { randomBytes } from 'node:crypto';
+import { nowIso, type DB } from './db.ts';
+
+export type SubscriberStatus = 'pending' | 'active' | 'unsubscribed' | 'bounced';
+export const SUBSCRIBER_STATUSES: SubscriberStatus[] = ['pending', 'active', 'unsubscribed', 'bounced'];
+
+export interface Subscriber {
+  id: number;
+  email: string;
+  status: SubscriberStatus;
+  createdAt: string;
+  confirmedAt: string | null;
+  unsubscribedAt: string | null;
+  /** Paced mode: the last installment this reader was sent (0 = none yet). */
+  position: number;
+  feedToken: string;
+  consentIp: string | null;
+  consentAt: string | null;
+  confirmIp: string | null;
+  noticeSentAt: string | null;
+  hardBounces: number;
+  source: string;
+  finishedAt: string | null;
+}
+
+interface Row {
+  id: number;
+  email: string;
+  status: SubscriberStatus;
+  created_at: string;
+  confirmed_at: string | null;
+  unsubscribed_at: string | null;
+  position: number;
+  feed_token: string;
+  consent_ip: string | null;
+  consent_at: string | null;
+  confirm_ip: string | null;
+  notice_sent_at: string | null;
+  hard_bounces: number;
+  source: string;
+  finished_at: string | null;
+}
+
+const fromRow = (r: Row): Subscriber => ({
+  id: r.id,
+  email: r.email,
+  status: r.status,
+  createdAt: r.created_at,
+  confirmedAt: r.confirmed_at,
+  unsubscribedAt: r.unsubscribed_at,
+  position: r.position,
+  feedToken: r.feed_token,
+  consentIp: r.consent_ip,
+  consentAt: r.consent_at,
+  confirmIp: r.confirm_ip,
+  noticeSentAt: r.notice_sent_at,
+  hardBounces: r.hard_bounces,
+  source: r.source,
+  finishedAt: r.finished_at,
+});
+
+const newFeedToken = (): string => randomBytes(16).toString('base64url');
+
+export interface NewSubscriber {
+  email: string;
+  status: SubscriberStatus;
+  consentIp?: string | null;
+  source?: string;
+  at?: string;
+}
+
+export class SubscriberStore {
+  constructor(private readonly db: DB) {}
+
+  get(id: number): Subscriber | undefined {
+    const row = this.db.prepare('SELECT * FROM subscribers WHERE id = ?').get(id) as Row | undefined;
+    return row && fromRow(row);
+  }
+
+  byEmail(email: string): Subscriber | undefined {
+    const row = this.db.prepare('SELECT * FROM subscribers WHERE email = ?').get(email) as Row | undefined;
+    return row && fromRow(row);
+  }
+
+  byFeedToken(token: string): Subscriber | undefined {
+    const row = this.db.prepare('SELECT * FROM subscribers WHERE feed_token = ?').get(token) as Row | undefined;
+    return row && fromRow(row);
+  }
+
+  create(s: NewSubscriber): Subscriber {
+    const at = s.at ?? nowIso();
+    const active = s.status === 'active';
+    const info = this.db
+      .prepare(
+        `INSERT INTO subscribers (email, status, created_at, confirmed_at, feed_token, consent_ip, consent_at, source)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+      )
+      .run(s.email, s.status, at, active ? at : null, newFeedToken(), s.consentIp ?? null, at, s.source ?? 'web');
+    return this.get(Number(info.lastInsertRowid))!;
+  }
+
+  /** A new request to subscribe from an unsubscribed/bounced reader: back to pending, fresh consent. */
+  renewConsent(id: number, ip: string | null): void {
+    this.db
+      .prepare(
+        `UPDATE subscribers SET status = 'pending', consent_ip = ?, consent_at = ?, unsubscribed_at = NULL, hard_bounces = 0
+         WHERE id = ? AND status IN ('unsubscribed', 'bounced')`,
+      )
+      .run(ip, nowIso(), id);
+  }
+
+  /** Pending → active. Returns false if the subscriber was not pending (already confirmed, or gone). */
+  activate(id: number, ip: string | null): boolean {
+    const at = nowIso();
+    return (
+      this.db
+        .prepare(`UPDATE subscribers SET status = 'active', confirmed_at = ?, confirm_ip = ?, position = 0, finished_at = NULL WHERE id = ? AND status = 'pending'`)
+        .run(at, ip, id).changes === 1
+    );
+  }
+
+  /** Returns false when there was nothing to change (already unsubscribed). */
+  unsubscribe(id: number): boolean {
+    return (
+      this.db
+        .prepare(`UPDATE subscribers SET status = 'unsubscribed', unsubscribed_at = ? WHERE id = ? AND status != 'unsubscribed'`)
+        .run(nowIso(), id).changes === 1
+    );
+  }
+
+  setStatus(id: number, status: SubscriberStatus): void {
+    this.db.prepare('UPDATE subscribers SET status = ? WHERE id = ?').run(status, id);
+  }
+
+  noteNoticeSent(id: number, at = nowIso()): void {
+    this.db.prepare('UPDATE subscribers SET notice_sent_at = ? WHERE id = ?').run(at, id);
+  }
+
+  /** Counts a hard bounce; marks the subscriber bounced when the limit is reached. Returns true if it was. */
+  recordHardBounce(id: number, limit: number): boolean {
+    this.db.prepare('UPDATE subscribers SET hard_bounces = hard_bounces + 1 WHERE id = ?').run(id);
+    return this.db.prepare(`UPDATE subscribers SET status = 'bounced' WHERE id = ? AND hard_bounces >= ? AND status = 'active'`).run(id, limit).changes === 1;
+  }
+
+  clearBounces(id: number): void {
+    this.db.prepare('UPDATE subscribers SET hard_bounces = 0 WHERE id = ? AND hard_bounces > 0').run(id);
+  }
+
+  advance(id: number, position: number): void {
+    this.db.prepare('UPDATE subscribers SET position = max(position, ?) WHERE id = ?').run(position, id);
+  }
+
+  markFinished(id: number): boolean {
+    return this.db.prepare('UPDATE subscribers SET finished_at = ? WHERE id = ? AND finished_at IS NULL').run(nowIso(), id).changes === 1;
+  }
+
+  /** Deletes the subscriber; their deliveries and tokens go with them (ON DELETE CASCADE). */
+  forget(id: number): void {
+    this.db.prepare('DELETE FROM subscribers WHERE id = ?').run(id);
+  }
+
+  countByStatus(): Record<SubscriberStatus, number> {
+    const counts = Object.fromEntries(SUBSCRIBER_STATUSES.map((s) => [s, 0])) as Record<SubscriberStatus, number>;
+    for (const r of this.db.prepare('SELECT status, count(*) AS n FROM subscribers GROUP BY status').all() as Array<{ status: SubscriberStatus; n: number }>) {
+      counts[r.status] = r.n;
+    }
+    return counts;
+  }
+
+  /**
+   * Walks subscribers in id order a page at a time (keyset pagination), so a send over a
+   * million rows holds one page in memory, and rows added meanwhile are still reached.
+   */
+  *iterate(filter: { status?: SubscriberStatus; maxPosition?: number } = {}, pageSize = 500): Generator<Subscriber> {
+    const where = ['id > @after'];
+    if (filter.status) where.push('status = @status');
+    if (filter.maxPosition !== undefined) where.push('position <= @maxPosition');
+    const page = this.db.prepare(`SELECT * FROM subscribers WHERE ${where.join(' AND ')} ORDER BY id LIMIT @limit`);
+    let after = 0;
+    for (;;) {
+      const rows = page.all({ after, status: filter.status, maxPosition: filter.maxPosition, limit: pageSize }) as Row[];
+      for (const r of rows) yield fromRow(r);
+      if (rows.length < pageSize) return;
+      after = rows[rows.length - 1]!.id;
+    }
+  }
+
+  /**
+   * Adds imported subscribers as active (the author vouches for their consent), all or
+   * nothing, skipping addresses already known. Returns how many were added.
+   */
+  importActive(emails: Array<{ email: string; createdAt?: string }>, source: string): number {
+    const insert = this.db.prepare(
+      `INSERT INTO subscribers (email, status, created_at, confirmed_at, feed_token, consent_at, source)
+       VALUES (@email, 'active', @at, @at, @token, @at, @source) ON CONFLICT (email) DO NOTHING`,
+    );
+    const now = nowIso();
+    return this.db.transaction(() => {
+      let added = 0;
+      for (const e of emails) added += insert.run({ email: e.email, at: e.createdAt ?? now, token: newFeedToken(), source }).changes;
+      return added;
+    })();
+  }
+}
