@@ -1,0 +1,68 @@
+// `feuilleton preview`: the installment email exactly as the renderer prepares it, filled
+// for a demo subscriber, written to files the author can open (and optionally screenshot).
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { chromium } from 'playwright-core';
+import type { App } from '../app.ts';
+import { UserError } from '../errors.ts';
+import { Links } from '../links.ts';
+import { EmailRenderer } from '../render/email.ts';
+
+const DEMO_SUBSCRIBER = { id: 0, feedToken: 'preview' };
+const SAMPLE_NEXT_DATE_MS = 7 * 24 * 3600 * 1000;
+
+const VIEWPORTS = [
+  { name: 'desktop', width: 600 },
+  { name: 'mobile', width: 375 },
+] as const;
+
+const CHROMIUM = {
+  executablePath: '/usr/bin/chromium',
+  args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+};
+
+async function screenshots(html: string, base: string): Promise<string[]> {
+  const browser = await chromium.launch(CHROMIUM);
+  try {
+    const files: string[] = [];
+    for (const { name, width } of VIEWPORTS) {
+      const page = await browser.newPage({ viewport: { width, height: 800 } });
+      await page.setContent(html);
+      const file = `${base}-${name}.png`;
+      await page.screenshot({ path: file, fullPage: true });
+      files.push(file);
+    }
+    return files;
+  } finally {
+    await browser.close();
+  }
+}
+
+/** Default: the first unpublished installment, else the last one. */
+export async function preview(app: App, number: number | undefined, opts: { png: boolean; outDir?: string }): Promise<string[]> {
+  const all = app.store.installments.all();
+  const inst = number === undefined ? (all.find((i) => !i.publishedAt) ?? all.at(-1)) : all.find((i) => i.number === number);
+  if (!inst) {
+    const wanted = number === undefined ? 'there is no installment to preview' : `installment ${number} does not exist`;
+    throw new UserError(`${wanted}; the story has ${all.length} installments (see \`feuilleton installments\`)`);
+  }
+  const links = new Links(app.config.baseUrl, app.secret);
+  const renderer = new EmailRenderer({ templatesDir: app.config.paths.templates, info: app.info, config: app.config, links });
+  // A sample date, like the sample recipient: the real one comes from the scheduler at send time.
+  const hasNext = inst.number < (all.at(-1)?.number ?? 0);
+  const nextDate = hasNext ? new Date(Date.now() + SAMPLE_NEXT_DATE_MS).toISOString() : null;
+  const prepared = await renderer.installment(inst, { nextDate });
+  const email = prepared.fill({
+    unsubscribeUrl: links.unsubscribe(DEMO_SUBSCRIBER),
+    nextUrl: links.next(DEMO_SUBSCRIBER),
+    feedUrl: links.privateFeed(DEMO_SUBSCRIBER),
+  });
+
+  const dir = opts.outDir ?? path.join(app.config.paths.data, 'preview');
+  await mkdir(dir, { recursive: true });
+  const base = path.join(dir, `installment-${inst.number}`);
+  await writeFile(`${base}.html`, email.html);
+  await writeFile(`${base}.txt`, `Subject: ${email.subject}\n\n${email.text}`);
+  const files = [`${base}.html`, `${base}.txt`];
+  return opts.png ? [...files, ...(await screenshots(email.html, base))] : files;
+}

@@ -1,0 +1,218 @@
+// Emails from MJML templates, compiled once per (template, installment) and filled per
+// recipient. Eta renders the installment-level values into the MJML; every per-recipient
+// value (unsubscribe link, private feed…) is emitted as a placeholder token carrying a
+// nonce drawn for that render, so no story text can ever look like a placeholder. MJML then
+// compiles the HTML once, html-to-text derives the text part from that same HTML, and both
+// are cut at their placeholders: filling for one of 100,000 recipients is a string join.
+import { randomBytes } from 'node:crypto';
+import { Eta } from 'eta';
+import { compile, type FormatCallback } from 'html-to-text';
+import mjml2html from 'mjml';
+import type { Config } from '../config.ts';
+import type { Links } from '../links.ts';
+import type { StoredInstallment } from '../store/installments.ts';
+import type { StoryInfo } from '../story/info.ts';
+import type { Block } from '../story/types.ts';
+import { installmentHtml, SCENE_BREAK_LINE } from './fragment.ts';
+
+export type PlaceholderName = 'unsubscribeUrl' | 'nextUrl' | 'feedUrl' | 'confirmUrl';
+
+export interface FilledEmail {
+  subject: string;
+  html: string;
+  text: string;
+}
+
+export interface PreparedEmail {
+  readonly subject: string;
+  /** The placeholders this email contains; `fill` needs a value for each and ignores others. */
+  readonly placeholders: readonly string[];
+  /** Substitutes values (HTML-escaped in html, as-is in text); throws on a missing value or one with CR/LF. */
+  fill(values: Record<string, string>): FilledEmail;
+}
+
+const PREHEADER_CHARS = 100;
+
+const HTML_ENTITIES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
+const escapeHtml = (s: string): string => s.replace(/[&<>"']/g, (c) => HTML_ENTITIES[c]!);
+
+const sceneBreak: FormatCallback = (_elem, _walk, builder) => {
+  builder.openBlock({ leadingLineBreaks: 2 });
+  builder.addLiteral(SCENE_BREAK_LINE);
+  builder.closeBlock({ trailingLineBreaks: 2 });
+};
+
+// No wrapping: hard-wrapped prose reads badly on phones, every client soft-wraps, and
+// quoted-printable keeps long lines legal on the wire. MJML puts the hidden preheader
+// before its role="article" wrapper, so starting there keeps it out of the text part.
+const htmlToText = compile({
+  wordwrap: false,
+  baseElements: { selectors: ['div[role=article]'] },
+  formatters: { sceneBreak },
+  selectors: [
+    { selector: 'img', format: 'skip' },
+    { selector: 'a', options: { hideLinkHrefIfSameAsText: true } },
+    { selector: 'h1', options: { uppercase: false, leadingLineBreaks: 2 } },
+    { selector: 'h2', options: { uppercase: false, leadingLineBreaks: 2 } },
+    { selector: 'p.scene-break', format: 'sceneBreak' },
+  ],
+});
+
+/** Compiled output cut at its placeholders: even indexes are literal text, odd ones placeholder names. */
+type Parts = string[];
+
+const placeholderNames = (parts: Parts): string[] => parts.filter((_, i) => i % 2 === 1);
+
+function join(parts: Parts, values: Record<string, string>): string {
+  let out = parts[0]!;
+  for (let i = 1; i < parts.length; i += 2) out += values[parts[i]!]! + parts[i + 1]!;
+  return out;
+}
+
+class Prepared implements PreparedEmail {
+  readonly placeholders: readonly string[];
+
+  constructor(
+    readonly subject: string,
+    private readonly html: Parts,
+    private readonly text: Parts,
+  ) {
+    this.placeholders = [...new Set([...placeholderNames(html), ...placeholderNames(text)])];
+  }
+
+  fill(values: Record<string, string>): FilledEmail {
+    for (const [name, value] of Object.entries(values)) {
+      if (/[\r\n]/.test(value)) throw new Error(`email value "${name}" contains a line break`);
+    }
+    const raw: Record<string, string> = {};
+    const escaped: Record<string, string> = {};
+    for (const name of this.placeholders) {
+      if (!Object.hasOwn(values, name)) throw new Error(`email value "${name}" is missing`);
+      raw[name] = values[name]!;
+      escaped[name] = escapeHtml(values[name]!);
+    }
+    return { subject: this.subject, html: join(this.html, escaped), text: join(this.text, raw) };
+  }
+}
+
+const plural = (n: number, unit: string): string => `${n} ${unit}${n === 1 ? '' : 's'}`;
+
+function preheader(blocks: Block[]): string {
+  const first = blocks.find((b) => b.kind === 'paragraph');
+  if (!first) return '';
+  const text = first.text.replace(/\s+/g, ' ').trim();
+  if (text.length <= PREHEADER_CHARS) return text;
+  const cut = text.slice(0, PREHEADER_CHARS);
+  const space = cut.lastIndexOf(' ');
+  return `${space > PREHEADER_CHARS / 2 ? cut.slice(0, space) : cut}…`;
+}
+
+export class EmailRenderer {
+  private readonly eta: Eta;
+  private readonly info: StoryInfo;
+  private readonly config: Config;
+  private readonly links: Links;
+  /** Built once: `installment()` runs per recipient, and constructing a formatter is not cheap. */
+  private readonly dateFormat: Intl.DateTimeFormat;
+  /** One entry per email slot (each template, each installment number): a new version replaces the old. */
+  private readonly cache = new Map<string, { version: string; email: Promise<PreparedEmail> }>();
+  private compilations = 0;
+
+  constructor(opts: { templatesDir: string; info: StoryInfo; config: Config; links: Links }) {
+    this.eta = new Eta({ views: opts.templatesDir, defaultExtension: '.mjml', cache: true, autoEscape: true });
+    this.info = opts.info;
+    this.config = opts.config;
+    this.links = opts.links;
+    this.dateFormat = new Intl.DateTimeFormat(opts.info.language, { dateStyle: 'full', timeZone: opts.config.schedule.timezone });
+  }
+
+  /** How many times MJML ran: lets tests and benchmarks check it runs once per installment, not per recipient. */
+  get mjmlRuns(): number {
+    return this.compilations;
+  }
+
+  /**
+   * Subject "<story title> — <installment title>"; installment titles come from
+   * `split.partTitle`, which always carries the number. `nextDate` (ISO 8601) is shown in
+   * broadcast mode only, formatted in the schedule's time zone.
+   */
+  installment(inst: StoredInstallment, ctx: { nextDate?: string | null }): Promise<PreparedEmail> {
+    const paced = this.config.mode === 'paced';
+    const nextDate = paced || !ctx.nextDate ? null : this.formatDate(ctx.nextDate);
+    return this.cached(`installment:${inst.number}`, `${inst.hash}|${nextDate ?? ''}`, () =>
+      this.prepare('installment', `${this.info.title} — ${inst.title}`, paced ? ['unsubscribeUrl', 'feedUrl', 'nextUrl'] : ['unsubscribeUrl', 'feedUrl'], {
+        heading: inst.title,
+        preheader: preheader(inst.blocks),
+        ratingNotice: this.info.adult ? (this.info.rating ? `Rated ${this.info.rating} — for adult readers` : 'For adult readers') : null,
+        readingTime: `About ${plural(Math.max(1, inst.minutes), 'minute')}`,
+        fragment: installmentHtml(inst.blocks),
+        readOnlineUrl: this.links.installment(inst.number),
+        nextDate,
+      }),
+    );
+  }
+
+  confirm(): Promise<PreparedEmail> {
+    return this.cached('confirm', '', () =>
+      this.prepare('confirm', `Confirm your subscription to ${this.info.title}`, ['confirmUrl'], {
+        preheader: `One click to start receiving ${this.info.title}.`,
+        expiresIn: plural(this.config.subscribe.tokenTtlHours, 'hour'),
+      }),
+    );
+  }
+
+  welcome(): Promise<PreparedEmail> {
+    return this.cached('welcome', '', () =>
+      this.prepare('welcome', `Welcome to ${this.info.title}`, ['unsubscribeUrl', 'feedUrl'], {
+        preheader: `You are subscribed to ${this.info.title}.`,
+        paced: this.config.mode === 'paced',
+      }),
+    );
+  }
+
+  theEnd(): Promise<PreparedEmail> {
+    return this.cached('the-end', '', () =>
+      this.prepare('the-end', `${this.info.title} — The End`, ['unsubscribeUrl'], {
+        preheader: `You have read all of ${this.info.title}. Thank you.`,
+      }),
+    );
+  }
+
+  /** Caches the promise, so concurrent senders share one compilation; a failure is not cached. */
+  private cached(slot: string, version: string, make: () => Promise<PreparedEmail>): Promise<PreparedEmail> {
+    const hit = this.cache.get(slot);
+    if (hit?.version === version) return hit.email;
+    const email = make();
+    this.cache.set(slot, { version, email });
+    email.catch(() => {
+      if (this.cache.get(slot)?.email === email) this.cache.delete(slot);
+    });
+    return email;
+  }
+
+  private async prepare(template: string, subject: string, placeholders: PlaceholderName[], data: object): Promise<PreparedEmail> {
+    const nonce = randomBytes(12).toString('hex');
+    const ph = Object.fromEntries(placeholders.map((name) => [name, `ph${nonce}_${name}_`]));
+    const source = this.eta.render(`./${template}`, {
+      subject,
+      title: this.info.title,
+      author: this.info.author,
+      lang: this.info.language,
+      homeUrl: this.links.home(),
+      // One line in the footer, whatever the line breaks in the config.
+      postalAddress: this.config.mail.postalAddress.trim().split(/\s*\n\s*/).join(', '),
+      ph,
+      ...data,
+    });
+    this.compilations++;
+    const { html } = await mjml2html(source, { validationLevel: 'strict', fonts: {}, keepComments: false });
+    const cut = new RegExp(`ph${nonce}_([A-Za-z]+)_`);
+    return new Prepared(subject, html.split(cut), htmlToText(html).split(cut));
+  }
+
+  private formatDate(iso: string): string {
+    const date = new Date(iso);
+    if (Number.isNaN(date.getTime())) throw new Error(`next installment date "${iso}" is not an ISO 8601 date`);
+    return this.dateFormat.format(date);
+  }
+}
