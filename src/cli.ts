@@ -1,0 +1,211 @@
+#!/usr/bin/env node
+// Command definitions only: each action loads config, opens the app and calls one module.
+import { Command, InvalidArgumentError } from 'commander';
+import { openApp, type App } from './app.ts';
+import { loadConfig, type Config } from './config.ts';
+import { UserError } from './errors.ts';
+import { installmentsReport } from './commands/installments.ts';
+import { backup, init } from './commands/operate.ts';
+import { sendCommand, type SendCliOptions } from './commands/send.ts';
+import { startServing } from './commands/serve.ts';
+import { statusData, statusReport } from './commands/status.ts';
+import { subscribersTable } from './commands/subscribers.ts';
+import { createLogger } from './log.ts';
+import { createRuntime } from './runtime.ts';
+import { addSubscriber, exportSubscribers, forgetSubscriber, importCsv, parseStatus, removeSubscriber, showSubscriber } from './subscribers/admin.ts';
+
+const program = new Command()
+  .name('feuilleton')
+  .description('Publish a serialized story: installments by email, feeds and web pages.')
+  .option('-c, --config <file>', 'config file (default: ./feuilleton.yaml, or $FEUILLETON_CONFIG)')
+  .showHelpAfterError();
+
+const out = (line: string): void => {
+  process.stdout.write(line + '\n');
+};
+const config = (): Config => loadConfig({ configPath: program.opts<{ config?: string }>().config });
+
+const positiveInt = (name: string) => (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${name} must be a whole number of 1 or more`);
+  return n;
+};
+
+/** Runs `fn` with an open app and always closes the database, even when `fn` throws. */
+async function withApp<T>(fn: (app: App) => T | Promise<T>): Promise<T> {
+  const app = openApp(config());
+  for (const w of app.warnings) process.stderr.write(`warning: ${w}\n`);
+  try {
+    return await fn(app);
+  } finally {
+    app.store.close();
+  }
+}
+
+program
+  .command('installments')
+  .description('show how the story is split into installments, and which are published')
+  .option('--json', 'print JSON instead of a table')
+  .action((opts: { json?: boolean }) => withApp((app) => out(installmentsReport(app, !!opts.json))));
+
+program
+  .command('serve')
+  .description('run the web front (subscribe, archive, feeds) and the delivery schedule')
+  .option('-p, --port <port>', 'port to listen on (default: server.port)', (v) => Number(v))
+  .option('--host <host>', 'address to listen on (default: server.host)')
+  .action(async (opts: { port?: number; host?: string }) => {
+    const app = openApp(config());
+    const log = createLogger();
+    for (const w of app.warnings) log.warn(w);
+    const serving = await startServing(app, log, opts);
+    log.info(`serving "${app.info.title}" at ${serving.url}${serving.runtime.transport.kind === 'outbox' ? ` (no mail server: emails go to ${serving.url}outbox)` : ''}`);
+    const shutdown = (signal: string) => {
+      log.info(`${signal} received: shutting down`);
+      serving.stop().then(
+        () => process.exit(0),
+        (err: unknown) => {
+          log.error({ err }, 'shutdown failed');
+          process.exit(1);
+        },
+      );
+    };
+    process.once('SIGTERM', () => shutdown('SIGTERM'));
+    process.once('SIGINT', () => shutdown('SIGINT'));
+  });
+
+program
+  .command('send')
+  .description('send the next installment now (broadcast), or each reader their next one (paced)')
+  .option('--dry-run', 'list who would get what; send and record nothing')
+  .option('--to <address>', 'test send to one address; not recorded as a delivery')
+  .option('--installment <n>', 'which installment (broadcast; default: the next unpublished)', positiveInt('--installment'))
+  .option('--resume', 'continue a run that paused (mail server outage, --limit) or was interrupted')
+  .option('--limit <n>', 'send at most this many messages, then pause the run', positiveInt('--limit'))
+  .action((opts: SendCliOptions) =>
+    withApp(async (app) => {
+      const log = createLogger({ pretty: true });
+      const runtime = createRuntime(app, log);
+      const abort = new AbortController();
+      const onSignal = () => abort.abort();
+      process.once('SIGINT', onSignal);
+      process.once('SIGTERM', onSignal);
+      try {
+        process.exitCode = await sendCommand(runtime.send, opts, out, abort.signal);
+      } finally {
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+        runtime.transport.close();
+      }
+    }),
+  );
+
+program
+  .command('status')
+  .description('story progress, subscribers, last run, next scheduled run')
+  .option('--json', 'print JSON')
+  .action((opts: { json?: boolean }) => withApp((app) => out(opts.json ? JSON.stringify(statusData(app), null, 2) : statusReport(app))));
+
+const subscribers = program.command('subscribers').description('manage the subscriber list');
+
+subscribers
+  .command('list')
+  .description('list subscribers')
+  .option('--status <status>', 'only pending, active, unsubscribed or bounced')
+  .option('--json', 'print JSON')
+  .action((opts: { status?: string; json?: boolean }) =>
+    withApp((app) => {
+      const status = parseStatus(opts.status);
+      if (opts.json) exportSubscribers(app.store, 'json', (c) => process.stdout.write(c), status);
+      else out(subscribersTable(app.store, status));
+    }),
+  );
+
+subscribers
+  .command('add <email>')
+  .description('add an address as active (you vouch for their consent)')
+  .action((email: string) =>
+    withApp((app) => {
+      const r = addSubscriber(app.store, email);
+      out(r.created ? `added ${r.subscriber.email} (active)` : `${r.subscriber.email} was already subscribed; now active`);
+    }),
+  );
+
+subscribers
+  .command('remove <email>')
+  .description('unsubscribe an address (its history is kept; see "forget")')
+  .action((email: string) => withApp((app) => out(`${removeSubscriber(app.store, email).email} unsubscribed`)));
+
+subscribers
+  .command('import <file>')
+  .description('import active subscribers from a CSV file with an "email" column (all or nothing)')
+  .option('--skip-invalid', 'import the valid rows even when some rows are invalid')
+  .action((file: string, opts: { skipInvalid?: boolean }) =>
+    withApp((app) => {
+      const r = importCsv(app.store, file, opts);
+      for (const e of r.errors) process.stderr.write(`${e}\n`);
+      if (r.ignoredColumns.length) out(`ignored columns: ${r.ignoredColumns.join(', ')}`);
+      if (!r.imported) {
+        process.stderr.write(`feuilleton: ${r.errors.length} invalid row(s) in ${file}; nothing was imported (fix them, or use --skip-invalid)\n`);
+        process.exitCode = 1;
+        return;
+      }
+      out(`${file}: ${r.rows} row(s): ${r.added} added, ${r.alreadyPresent} already present, ${r.duplicatesInFile} duplicate(s) in the file${r.errors.length ? `, ${r.errors.length} invalid skipped` : ''}`);
+    }),
+  );
+
+subscribers
+  .command('export')
+  .description('write the subscriber list to standard output')
+  .option('--format <format>', 'csv or json', 'csv')
+  .option('--status <status>', 'only pending, active, unsubscribed or bounced')
+  .action((opts: { format: string; status?: string }) =>
+    withApp((app) => {
+      if (opts.format !== 'csv' && opts.format !== 'json') throw new UserError(`--format must be csv or json, not "${opts.format}"`);
+      exportSubscribers(app.store, opts.format, (c) => process.stdout.write(c), parseStatus(opts.status));
+    }),
+  );
+
+subscribers
+  .command('show <email>')
+  .description('print everything held about one subscriber (access request)')
+  .action((email: string) => withApp((app) => out(JSON.stringify(showSubscriber(app.store, email), null, 2))));
+
+subscribers
+  .command('forget <email>')
+  .description('delete a subscriber and their delivery history (erasure request)')
+  .action((email: string) =>
+    withApp((app) => {
+      const r = forgetSubscriber(app.store, email);
+      out(`forgot ${r.email}: subscriber record and ${r.deliveries} delivery record(s) deleted`);
+    }),
+  );
+
+program
+  .command('backup <file>')
+  .description('copy the database to FILE while serving (online backup)')
+  .action((file: string) =>
+    withApp(async (app) => {
+      const r = await backup(app.store, file);
+      out(`backup written to ${r.file} (${r.pages} pages)`);
+    }),
+  );
+
+program
+  .command('init <dir>')
+  .description('create a new story project in DIR: commented config, sample story, templates')
+  .action((dir: string) => {
+    const files = init(dir);
+    out(`created:
+${files.map((f) => `  ${f}`).join('\n')}
+
+Next: replace the story in ${dir}/story/, edit ${dir}/feuilleton.yaml, then run "feuilleton serve" in ${dir}.`);
+  });
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  if (err instanceof UserError) {
+    process.stderr.write(`feuilleton: ${err.message}\n`);
+  } else {
+    process.stderr.write(`feuilleton: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  }
+  process.exitCode = 1;
+});

@@ -1,0 +1,42 @@
+import type { App } from '../app.ts';
+import type { StoredInstallment } from '../store/installments.ts';
+import { formatTable } from './table.ts';
+
+const FIRST_WORDS = 8;
+
+function firstWords(inst: StoredInstallment): string {
+  const para = inst.blocks.find((b) => b.kind === 'paragraph');
+  if (!para) return '';
+  const words = para.text.split(/\s+/).filter(Boolean);
+  return words.slice(0, FIRST_WORDS).join(' ') + (words.length > FIRST_WORDS ? ' …' : '');
+}
+
+export function installmentsReport(app: App, json: boolean): string {
+  const list = app.store.installments.all();
+  if (json) {
+    return JSON.stringify(
+      {
+        story: { title: app.info.title, titleSource: app.info.titleSource, author: app.info.author ?? null, file: app.story.file },
+        installments: list.map((i) => ({
+          number: i.number,
+          title: i.title,
+          words: i.wordCount,
+          minutes: i.minutes,
+          firstWords: firstWords(i),
+          published: i.publishedAt !== null,
+          publishedAt: i.publishedAt,
+          hash: i.hash,
+        })),
+        warnings: app.warnings,
+      },
+      null,
+      2,
+    );
+  }
+  const head = `${app.info.title}${app.info.author ? ` by ${app.info.author}` : ''} (title from ${app.info.titleSource}); ${list.length} installments, target ${app.config.split.targetWords} words`;
+  const table = formatTable(
+    ['#', 'Title', 'Words', 'Min', 'First words', 'Published'],
+    list.map((i) => [i.number, i.title, i.wordCount, i.minutes, firstWords(i), i.publishedAt ? 'yes' : 'no']),
+  );
+  return `${head}\n\n${table}`;
+}

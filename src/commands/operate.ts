@@ -1,0 +1,35 @@
+// `backup` and `init`: the operator's housekeeping.
+import { cpSync, existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { CONFIG_FILE_NAME, PACKAGE_ROOT } from '../config.ts';
+import { UserError } from '../errors.ts';
+import type { Store } from '../store/index.ts';
+
+/** Online backup (SQLite's backup API): safe while `serve` or `send` is writing. */
+export async function backup(store: Store, file: string): Promise<{ file: string; pages: number }> {
+  const target = path.resolve(file);
+  if (existsSync(target)) throw new UserError(`${target} already exists; choose a new file name (backups never overwrite)`);
+  mkdirSync(path.dirname(target), { recursive: true });
+  const result = await store.db.backup(target);
+  return { file: target, pages: result.totalPages };
+}
+
+const SAMPLE_STORY = 'story/the-lamplighters-ledger.txt';
+
+/**
+ * A new story project: the commented config, the sample story to replace, and copies of
+ * the templates to adapt. Refuses to overwrite anything.
+ */
+export function init(dir: string): string[] {
+  const root = path.resolve(dir);
+  if (existsSync(root) && readdirSync(root).length > 0) {
+    throw new UserError(`${root} is not empty; "init" only creates new projects (pick a new folder)`);
+  }
+  mkdirSync(path.join(root, 'data'), { recursive: true });
+  cpSync(path.join(PACKAGE_ROOT, CONFIG_FILE_NAME), path.join(root, CONFIG_FILE_NAME));
+  cpSync(path.join(PACKAGE_ROOT, SAMPLE_STORY), path.join(root, SAMPLE_STORY));
+  cpSync(path.join(PACKAGE_ROOT, 'templates'), path.join(root, 'templates'), { recursive: true });
+  writeFileSync(path.join(root, 'data', '.gitkeep'), '');
+  writeFileSync(path.join(root, '.gitignore'), 'data/*\n!data/.gitkeep\n');
+  return [CONFIG_FILE_NAME, SAMPLE_STORY, 'templates/', 'data/', '.gitignore'].map((f) => path.join(root, f));
+}

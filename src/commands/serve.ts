@@ -1,0 +1,64 @@
+// `feuilleton serve`: web front, feeds and scheduler in one process. SIGTERM/SIGINT stop
+// taking requests, let an in-flight send checkpoint (it pauses; --resume continues), and
+// close the database cleanly.
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import type { App } from '../app.ts';
+import { createRuntime, type Runtime } from '../runtime.ts';
+import { Scheduler } from '../schedule.ts';
+import { archiveRoutes } from '../web/archive-routes.ts';
+import { feedRoutes } from '../web/feed-routes.ts';
+import { healthRoutes } from '../web/health-routes.ts';
+import { nextRoutes } from '../web/next-routes.ts';
+import { outboxRoutes } from '../web/outbox-routes.ts';
+import { createServer } from '../web/server.ts';
+import { subscribeRoutes } from '../web/subscribe-routes.ts';
+
+export interface Serving {
+  server: FastifyInstance;
+  runtime: Runtime;
+  scheduler: Scheduler;
+  url: string;
+  stop(): Promise<void>;
+}
+
+export async function startServing(app: App, log: Logger, opts: { port?: number; host?: string; clock?: () => Date } = {}): Promise<Serving> {
+  const runtime = createRuntime(app, log);
+  const { pages, subscriptions, transport } = runtime;
+  const server = await createServer({
+    config: app.config,
+    pages,
+    logger: log,
+    routes: [
+      healthRoutes(app.store),
+      subscribeRoutes({ app, pages, subscriptions }),
+      nextRoutes({ app, pages, subscriptions, send: runtime.send }),
+      feedRoutes({ app, pages }),
+      archiveRoutes({ app, pages, links: runtime.links }),
+      ...(transport.kind === 'outbox' ? [outboxRoutes({ dir: app.config.paths.outbox, pages })] : []),
+    ],
+  });
+  const host = opts.host ?? app.config.server.host;
+  const port = opts.port ?? app.config.server.port;
+  await server.listen({ host, port });
+  const addr = server.server.address();
+  const boundPort = typeof addr === 'object' && addr ? addr.port : port;
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${boundPort}/`;
+  const scheduler = new Scheduler({ send: runtime.send, log, clock: opts.clock });
+  // Not awaited: a catch-up send may take a while and the site should answer meanwhile.
+  scheduler.start().catch((err: unknown) => log.error({ err }, 'scheduler failed to start'));
+  let stopping: Promise<void> | undefined;
+  return {
+    server,
+    runtime,
+    scheduler,
+    url,
+    stop: () =>
+      (stopping ??= (async () => {
+        await scheduler.stop();
+        await server.close();
+        await subscriptions.settled();
+        runtime.close();
+      })()),
+  };
+}

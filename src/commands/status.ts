@@ -1,0 +1,45 @@
+import type { App } from '../app.ts';
+import { nextScheduledRun } from '../runtime.ts';
+
+export function statusData(app: App) {
+  const { store, config } = app;
+  const installments = store.installments.count();
+  const lastRun = store.runs.latest();
+  const unfinished = store.runs.unfinished();
+  const holder = store.runs.lockHolder();
+  const deliveries = store.deliveries.countByStatus();
+  const complete = installments.total > 0 && installments.published === installments.total && !unfinished;
+  return {
+    story: { title: app.info.title, author: app.info.author ?? null, file: app.story.file, mode: config.mode },
+    installments: { ...installments, complete },
+    subscribers: store.subscribers.countByStatus(),
+    deliveries,
+    lastRun: lastRun ?? null,
+    runInProgress: holder ? { pid: holder.pid, host: holder.host, since: holder.since } : null,
+    needsResume: unfinished && !holder ? { runId: unfinished.id, status: unfinished.status } : null,
+    nextScheduledRun: config.schedule.enabled && !(complete && config.mode === 'broadcast') ? (nextScheduledRun(config)()?.toISOString() ?? null) : null,
+    schedule: { enabled: config.schedule.enabled, cron: config.schedule.cron, timezone: config.schedule.timezone },
+    mail: config.mail.smtpUrl ? 'smtp' : `outbox (${config.paths.outbox})`,
+  };
+}
+
+export function statusReport(app: App): string {
+  const s = statusData(app);
+  const c = s.lastRun?.counts;
+  const lines = [
+    `Story:         ${s.story.title}${s.story.author ? ` by ${s.story.author}` : ''} (${s.story.mode} mode)`,
+    `Installments:  ${s.installments.published} of ${s.installments.total} published${s.installments.complete ? ' — the story is complete' : ''}`,
+    `Subscribers:   ${Object.entries(s.subscribers)
+      .map(([k, v]) => `${v} ${k}`)
+      .join(', ')}`,
+    `Deliveries:    ${s.deliveries.sent} sent, ${s.deliveries.failed} failed, ${s.deliveries.queued} waiting to be resumed, ${s.deliveries.possibleDuplicates} possible duplicate(s)`,
+    `Last run:      ${s.lastRun ? `#${s.lastRun.id} ${s.lastRun.kind}, ${s.lastRun.status}, started ${s.lastRun.startedAt}${c ? `: sent ${c.sent}, failed ${c.failed}, retried ${c.retried}, skipped ${c.skipped}` : ''}` : 'none yet'}`,
+    `In progress:   ${s.runInProgress ? `yes (process ${s.runInProgress.pid} on ${s.runInProgress.host}, since ${s.runInProgress.since})` : 'no'}`,
+  ];
+  if (s.needsResume) lines.push(`Needs resume:  run #${s.needsResume.runId} is ${s.needsResume.status}; continue it with: feuilleton send --resume`);
+  lines.push(
+    `Schedule:      ${s.schedule.enabled ? `"${s.schedule.cron}" (${s.schedule.timezone}); next run ${s.nextScheduledRun ?? 'none (story complete)'}` : 'disabled'}`,
+    `Mail:          ${s.mail}`,
+  );
+  return lines.join('\n');
+}

@@ -1,0 +1,34 @@
+// Headers every outgoing email carries (promise 5): one-click unsubscribe per RFC 8058,
+// a List-Id, and a Message-ID that is the same on every retry of the same message so a
+// receiving server (or reader) can collapse a duplicate left by a crash.
+import { createHash } from 'node:crypto';
+import addressparser from 'nodemailer/lib/addressparser/index.js';
+import type { Config } from '../config.ts';
+
+export function senderDomain(config: Config): string {
+  const parsed = addressparser(config.mail.from, { flatten: true })[0];
+  const address = parsed && 'address' in parsed ? parsed.address : '';
+  return address.split('@')[1] || new URL(config.baseUrl).hostname;
+}
+
+export function listId(config: Config, title: string): string {
+  if (config.mail.listId) return config.mail.listId;
+  const slug = title.toLowerCase().normalize('NFKD').replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '') || 'story';
+  return `${title.replace(/[<>"\r\n]/g, '')} <${slug}.${senderDomain(config)}>`;
+}
+
+export function listHeaders(config: Config, title: string, unsubscribeUrl: string): Record<string, string> {
+  const targets = [`<${unsubscribeUrl}>`];
+  if (config.mail.unsubscribeMailto) targets.push(`<mailto:${config.mail.unsubscribeMailto}?subject=unsubscribe>`);
+  return {
+    'List-Unsubscribe': targets.join(', '),
+    'List-Unsubscribe-Post': 'List-Unsubscribe=One-Click',
+    'List-Id': listId(config, title),
+  };
+}
+
+/** `<kind.part.subscriber.hash@domain>`: deterministic for one logical message. */
+export function messageId(config: Config, parts: Array<string | number>): string {
+  const digest = createHash('sha256').update(parts.join('|')).update(config.baseUrl).digest('hex').slice(0, 12);
+  return `<${parts.join('.')}.${digest}@${senderDomain(config)}>`;
+}

@@ -1,0 +1,374 @@
+// One send run: decide who gets which installment, then deliver each message exactly once.
+// The CLI, the scheduler and the web's "next one now" all come through here.
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { App } from '../app.ts';
+import { UserError } from '../errors.ts';
+import type { Links } from '../links.ts';
+import type { EmailRenderer } from '../render/email.ts';
+import type { StoredInstallment } from '../store/installments.ts';
+import type { Run, RunCounts, RunKind } from '../store/runs.ts';
+import type { Subscriber } from '../store/subscribers.ts';
+import { listHeaders, messageId } from './headers.ts';
+import type { MailTransport } from './transport.ts';
+
+export interface SendContext {
+  app: App;
+  transport: MailTransport;
+  renderer: EmailRenderer;
+  links: Links;
+  /** Next scheduled run, shown in broadcast emails ("next installment: …"). */
+  nextRunAt?: () => Date | null;
+  log?: (line: string) => void;
+}
+
+export interface SendOptions {
+  kind?: RunKind;
+  installment?: number;
+  /** Continue the unfinished (paused or crashed) run; 'auto' does so only when there is one. */
+  resume?: boolean | 'auto';
+  limit?: number;
+  signal?: AbortSignal;
+  onProgress?: (counts: RunCounts) => void;
+}
+
+export interface SendSummary extends RunCounts {
+  runId: number | null;
+  mode: 'broadcast' | 'paced';
+  installment: number | null;
+  status: 'finished' | 'paused' | 'nothing-to-send';
+  reason?: string;
+  /** In-flight rows found after a crash, re-sent (or failed) per delivery.inFlightPolicy. */
+  recovered: number;
+  finishedReaders: number;
+}
+
+export class SenderBusyError extends UserError {}
+
+/** Heartbeat every few seconds; a lock silent for this long belongs to a dead process. */
+const LOCK_STALE_MS = 60_000;
+const HEARTBEAT_MS = 5_000;
+
+type Failure = { kind: 'transient' | 'permanent' | 'fatal'; message: string };
+
+/**
+ * 4xx and connection trouble may pass; a 5xx on a recipient or message is that message's
+ * fate; any other 5xx (authentication, policy) is the operator's to fix, so the run stops.
+ */
+export function classify(err: unknown): Failure {
+  const e = err as { responseCode?: number; code?: string; response?: string; message?: string };
+  const message = (e.response ?? e.message ?? String(err)).replace(/\s+/g, ' ').slice(0, 500);
+  if (typeof e.responseCode === 'number' && e.responseCode >= 500) {
+    return { kind: e.code === 'EENVELOPE' || e.code === 'EMESSAGE' ? 'permanent' : 'fatal', message };
+  }
+  if (e.code === 'EAUTH' || e.code === 'ETLS' || e.code === 'ECONFIG') return { kind: 'fatal', message };
+  return { kind: 'transient', message };
+}
+
+export const backoffMs = (attempt: number, base: number, max: number, random = Math.random): number =>
+  Math.min(max, base * 2 ** (attempt - 1)) * (0.5 + random() / 2);
+
+interface Job {
+  sub: Subscriber;
+  inst: StoredInstallment;
+}
+
+const zeroCounts = (): RunCounts => ({ planned: 0, sent: 0, failed: 0, retried: 0, skipped: 0, possibleDuplicates: 0 });
+
+/** Renders, fills and sends one installment to one subscriber (no bookkeeping). */
+export async function deliverMessage(ctx: SendContext, job: Job, to = job.sub.email, subjectPrefix = ''): Promise<string> {
+  const { app, renderer, links } = ctx;
+  const isLast = job.inst.number >= app.store.installments.count().total;
+  const next = isLast ? null : (ctx.nextRunAt?.() ?? null);
+  const prepared = await renderer.installment(job.inst, { nextDate: next ? next.toISOString() : null });
+  const unsubscribeUrl = links.unsubscribe(job.sub);
+  const filled = prepared.fill({ unsubscribeUrl, nextUrl: links.next(job.sub), feedUrl: links.privateFeed(job.sub) });
+  const result = await ctx.transport.send({
+    to,
+    subject: subjectPrefix + filled.subject,
+    html: filled.html,
+    text: filled.text,
+    messageId: messageId(app.config, ['installment', job.inst.number, job.sub.id]),
+    headers: listHeaders(app.config, app.info.title, unsubscribeUrl),
+  });
+  return result.messageId;
+}
+
+class Runner {
+  readonly counts = zeroCounts();
+  paused: string | undefined;
+  private readonly inFlight = new Set<Promise<void>>();
+  private readonly concurrency: number;
+
+  constructor(
+    private readonly ctx: SendContext,
+    private readonly run: Run,
+    private readonly opts: SendOptions,
+    private readonly onSent: (job: Job) => void,
+  ) {
+    this.concurrency = Math.max(2, ctx.app.config.mail.maxConnections * 2);
+  }
+
+  async drain(jobs: Iterable<Job>): Promise<void> {
+    const { store } = this.ctx.app;
+    for (const job of jobs) {
+      if (this.paused) break;
+      if (this.opts.signal?.aborted) {
+        this.paused = 'stopped (shutdown); resume with: feuilleton send --resume';
+        break;
+      }
+      if (this.opts.limit !== undefined && this.counts.sent + this.inFlight.size >= this.opts.limit) {
+        this.paused = `stopped at --limit ${this.opts.limit}; continue with: feuilleton send --resume`;
+        break;
+      }
+      // Claimed before the SMTP transaction: a crash from here on leaves a `sending` row.
+      const claim = store.deliveries.claim(job.sub.id, job.inst.number, this.run.id);
+      if (!claim) {
+        this.counts.skipped++;
+        continue;
+      }
+      if (claim.possibleDuplicate) this.counts.possibleDuplicates++;
+      const p = this.deliver(job, claim.id, claim.attempts).finally(() => this.inFlight.delete(p));
+      this.inFlight.add(p);
+      if (this.inFlight.size >= this.concurrency) await Promise.race(this.inFlight);
+    }
+    await Promise.all(this.inFlight);
+  }
+
+  private async deliver(job: Job, deliveryId: number, attempts: number): Promise<void> {
+    const { store, config } = this.ctx.app;
+    const { maxAttempts, backoffBaseMs, backoffMaxMs, bounceLimit } = config.delivery;
+    for (;;) {
+      try {
+        const id = await deliverMessage(this.ctx, job);
+        store.db.transaction(() => {
+          store.deliveries.markSent(deliveryId, id);
+          this.onSent(job);
+        })();
+        if (job.sub.hardBounces > 0) store.subscribers.clearBounces(job.sub.id);
+        this.counts.sent++;
+        break;
+      } catch (err) {
+        const failure = classify(err);
+        if (failure.kind === 'permanent') {
+          store.deliveries.markFailed(deliveryId, failure.message);
+          this.counts.failed++;
+          if (store.subscribers.recordHardBounce(job.sub.id, bounceLimit)) this.ctx.log?.(`${job.sub.email} marked bounced after ${bounceLimit} hard bounces`);
+          this.ctx.log?.(`failed: ${job.sub.email}, installment ${job.inst.number}: ${failure.message}`);
+          break;
+        }
+        if (failure.kind === 'fatal' || attempts >= maxAttempts || this.paused) {
+          store.deliveries.requeue(deliveryId, failure.message);
+          this.paused ??=
+            failure.kind === 'fatal'
+              ? `the mail server refused the session: ${failure.message}; fix mail settings, then: feuilleton send --resume`
+              : `mail server unavailable after ${attempts} attempts (${failure.message}); resume with: feuilleton send --resume`;
+          break;
+        }
+        this.counts.retried++;
+        await sleep(backoffMs(attempts, backoffBaseMs, backoffMaxMs));
+        attempts = store.deliveries.bumpAttempt(deliveryId, failure.message);
+      } finally {
+        this.opts.onProgress?.(this.counts);
+      }
+    }
+  }
+}
+
+function* broadcastJobs(app: App, inst: StoredInstallment): Generator<Job> {
+  for (const sub of app.store.subscribers.iterate({ status: 'active' })) yield { sub, inst };
+}
+
+function* pacedJobs(app: App, runId: number, installments: StoredInstallment[]): Generator<Job> {
+  const total = installments.length;
+  for (const sub of app.store.subscribers.iterate({ status: 'active', maxPosition: total - 1 })) {
+    // One installment per reader per run, also across a --resume of the same run.
+    if (app.store.deliveries.sentInRun(sub.id, runId)) continue;
+    const inst = installments[sub.position];
+    if (!inst) continue;
+    app.store.installments.freeze(inst.number);
+    yield { sub, inst };
+  }
+}
+
+/** Which broadcast installment a new run sends: the one asked for, else the first unpublished. */
+function broadcastTarget(app: App, asked: number | undefined): StoredInstallment | undefined {
+  const all = app.store.installments.all();
+  if (asked === undefined) return all.find((i) => !i.publishedAt);
+  const inst = all.find((i) => i.number === asked);
+  if (!inst) throw new UserError(`installment ${asked} does not exist; the story has ${all.length} installments (see "feuilleton installments")`);
+  const firstUnpublished = all.find((i) => !i.publishedAt);
+  if (!inst.publishedAt && firstUnpublished && firstUnpublished.number < inst.number) {
+    throw new UserError(`installment ${asked} cannot be sent before installment ${firstUnpublished.number}; send them in order`);
+  }
+  return inst;
+}
+
+/** Runs `fn` as the only sender (across processes), keeping the lock's heartbeat alive. */
+async function withSendLock<T>(app: App, fn: () => Promise<T>): Promise<T> {
+  const { store } = app;
+  const owner = randomUUID();
+  const lock = store.runs.acquireLock(owner, LOCK_STALE_MS);
+  if (!lock.ok) {
+    const h = lock.holder;
+    throw new SenderBusyError(`another send is running (process ${h.pid} on ${h.host}, since ${h.since}); wait for it to finish and check "feuilleton status"`);
+  }
+  const heartbeat = setInterval(() => store.runs.heartbeat(owner), HEARTBEAT_MS);
+  heartbeat.unref();
+  try {
+    return await fn();
+  } finally {
+    clearInterval(heartbeat);
+    store.runs.releaseLock(owner);
+  }
+}
+
+export async function sendRun(ctx: SendContext, opts: SendOptions = {}): Promise<SendSummary> {
+  const { app } = ctx;
+  const { store, config } = app;
+  const mode = config.mode;
+  if (mode === 'paced' && opts.installment !== undefined) {
+    throw new UserError('--installment applies to broadcast mode; in paced mode each reader gets their own next installment (use --to ADDRESS --installment N for a test send)');
+  }
+  return withSendLock(app, async () => {
+    const unfinished = store.runs.unfinished();
+    if (unfinished && !opts.resume) {
+      throw new UserError(`run ${unfinished.id} (${unfinished.note ?? ''}) did not finish (${unfinished.status}); continue it with: feuilleton send --resume`);
+    }
+    if (!unfinished && opts.resume === true) throw new UserError('there is no paused or interrupted run to resume; run "feuilleton send" to start one');
+    // We hold the lock, so every `sending` row belongs to a process that died.
+    const recovered = store.deliveries.recoverInFlight(config.delivery.inFlightPolicy);
+    for (const d of recovered) ctx.log?.(`interrupted while sending: subscriber ${d.subscriberId}, installment ${d.installment} (${config.delivery.inFlightPolicy === 'resend' ? 're-sending: possible duplicate' : 'marked failed'})`);
+
+    const resumeNote = unfinished?.note ? (JSON.parse(unfinished.note) as { installment?: number }) : undefined;
+    const kind = opts.kind ?? 'manual';
+    let run: Run;
+    let installment: StoredInstallment | undefined;
+    if (mode === 'broadcast') {
+      installment = broadcastTarget(app, unfinished ? resumeNote?.installment : opts.installment);
+      if (!installment) {
+        const total = store.installments.count().total;
+        return nothingToSend(mode, recovered.length, `the story is complete: all ${total} installments are published`);
+      }
+      store.installments.markPublished(installment.number);
+    } else if (!unfinished && kind !== 'on-demand') {
+      // The public feed follows the story's own calendar: one more installment per run.
+      const nextPublic = store.installments.all().find((i) => !i.publishedAt);
+      if (nextPublic) store.installments.markPublished(nextPublic.number);
+    }
+    const planned = mode === 'broadcast' ? store.subscribers.countByStatus().active - store.deliveries.countSent(installment!.number) : store.subscribers.countByStatus().active;
+    if (unfinished) {
+      run = unfinished;
+      store.runs.reopen(run.id);
+    } else {
+      run = store.runs.start(kind, JSON.stringify({ mode, installment: installment?.number ?? null }), { ...zeroCounts(), planned });
+    }
+
+    const installments = store.installments.all();
+    const runner = new Runner(ctx, run, opts, (job) => {
+      if (mode === 'paced') store.subscribers.advance(job.sub.id, job.inst.number);
+    });
+    runner.counts.planned = Math.max(0, planned);
+    await runner.drain(mode === 'broadcast' ? broadcastJobs(app, installment!) : pacedJobs(app, run.id, installments));
+    const finishedReaders = mode === 'paced' && !runner.paused ? await sendTheEnd(ctx, installments.length) : 0;
+
+    const counts = { ...runner.counts };
+    store.runs.finish(run.id, runner.paused ? 'paused' : 'finished', counts);
+    return {
+      ...counts,
+      runId: run.id,
+      mode,
+      installment: installment?.number ?? null,
+      status: runner.paused ? 'paused' : 'finished',
+      reason: runner.paused,
+      recovered: recovered.length,
+      finishedReaders,
+    };
+  });
+}
+
+function nothingToSend(mode: SendSummary['mode'], recovered: number, reason: string): SendSummary {
+  return { ...zeroCounts(), runId: null, mode, installment: null, status: 'nothing-to-send', reason, recovered, finishedReaders: 0 };
+}
+
+/** Paced readers who have every installment get "The End" once (marked first: at most once). */
+async function sendTheEnd(ctx: SendContext, total: number): Promise<number> {
+  const { app, renderer, links } = ctx;
+  if (total === 0) return 0;
+  let n = 0;
+  for (const sub of app.store.subscribers.iterate({ status: 'active' })) {
+    if (sub.position < total || sub.finishedAt || !app.store.subscribers.markFinished(sub.id)) continue;
+    const prepared = await renderer.theEnd();
+    const unsubscribeUrl = links.unsubscribe(sub);
+    const filled = prepared.fill({ unsubscribeUrl });
+    try {
+      await ctx.transport.send({
+        to: sub.email,
+        subject: filled.subject,
+        html: filled.html,
+        text: filled.text,
+        messageId: messageId(app.config, ['the-end', sub.id]),
+        headers: listHeaders(app.config, app.info.title, unsubscribeUrl),
+      });
+      n++;
+    } catch (err) {
+      ctx.log?.(`could not send "The End" to ${sub.email}: ${classify(err).message}`);
+    }
+  }
+  return n;
+}
+
+/** `send --to ADDRESS`: one test message, not recorded anywhere. */
+export async function sendTest(ctx: SendContext, to: string, number: number | undefined): Promise<{ installment: number; messageId: string }> {
+  const all = ctx.app.store.installments.all();
+  const inst = number === undefined ? (all.find((i) => !i.publishedAt) ?? all.at(-1)) : all.find((i) => i.number === number);
+  if (!inst) throw new UserError(number === undefined ? 'the story has no installments' : `installment ${number} does not exist; the story has ${all.length} installments`);
+  const testSubscriber = { id: 0, feedToken: 'test-send', email: to } as Subscriber;
+  const id = await deliverMessage(ctx, { sub: testSubscriber, inst }, to, '[TEST] ');
+  return { installment: inst.number, messageId: id };
+}
+
+/** `send --dry-run`: who would get what, computed without sending or recording anything. */
+export function planRun(app: App, opts: { installment?: number } = {}): { mode: SendSummary['mode']; lines: Array<{ email: string; installment: number }>; note?: string } {
+  const { store, config } = app;
+  if (config.mode === 'broadcast') {
+    const unfinished = store.runs.unfinished();
+    const asked = opts.installment ?? (unfinished?.note ? ((JSON.parse(unfinished.note) as { installment?: number }).installment ?? undefined) : undefined);
+    const inst = broadcastTarget(app, asked);
+    if (!inst) return { mode: 'broadcast', lines: [], note: 'the story is complete: nothing to send' };
+    const lines: Array<{ email: string; installment: number }> = [];
+    for (const sub of store.subscribers.iterate({ status: 'active' })) {
+      const d = store.deliveries.get(sub.id, inst.number);
+      if (!d || d.status === 'queued') lines.push({ email: sub.email, installment: inst.number });
+    }
+    return { mode: 'broadcast', lines };
+  }
+  const installments = store.installments.all();
+  const lines: Array<{ email: string; installment: number }> = [];
+  for (const sub of store.subscribers.iterate({ status: 'active', maxPosition: installments.length - 1 })) {
+    const inst = installments[sub.position];
+    if (inst) lines.push({ email: sub.email, installment: inst.number });
+  }
+  return { mode: 'paced', lines };
+}
+
+/**
+ * Paced mode: the reader's next installment now (installment 1 on confirmation, or the
+ * "send me the next one now" link). Goes through the same ledger, so it is never doubled.
+ */
+export async function sendNext(ctx: SendContext, subscriberId: number): Promise<{ status: 'sent' | 'finished' | 'not-active' | 'failed'; installment?: number }> {
+  const { app } = ctx;
+  return withSendLock(app, async () => {
+    const sub = app.store.subscribers.get(subscriberId);
+    if (!sub || sub.status !== 'active') return { status: 'not-active' };
+    const installments = app.store.installments.all();
+    const inst = installments[sub.position];
+    if (!inst) return { status: 'finished' };
+    app.store.installments.freeze(inst.number);
+    const run = app.store.runs.start('on-demand', JSON.stringify({ mode: 'paced', installment: inst.number, subscriber: sub.id }), { ...zeroCounts(), planned: 1 });
+    const runner = new Runner(ctx, run, {}, (job) => app.store.subscribers.advance(job.sub.id, job.inst.number));
+    await runner.drain([{ sub, inst }]);
+    app.store.runs.finish(run.id, runner.paused ? 'paused' : 'finished', runner.counts);
+    return { status: runner.counts.sent === 1 ? 'sent' : 'failed', installment: inst.number };
+  });
+}

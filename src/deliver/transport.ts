@@ -1,0 +1,196 @@
+// One way out for every email. With an SMTP URL it is a pooled nodemailer SMTP transport
+// (rate limit, DKIM); without one it is the local outbox: each message is written as a
+// real .eml file plus a .json sidecar the web outbox page reads, so a newcomer can follow
+// confirmation links with no mail server at all.
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import nodemailer, { type SendMailOptions } from 'nodemailer';
+import type SMTPPool from 'nodemailer/lib/smtp-pool/index.js';
+import type { Config } from '../config.ts';
+import { ConfigError } from '../config.ts';
+import { UserError } from '../errors.ts';
+
+export interface OutgoingMail {
+  to: string;
+  subject: string;
+  html: string;
+  text: string;
+  /** Without angle brackets' contents being random per attempt: retries keep the same id. */
+  messageId: string;
+  headers?: Record<string, string>;
+}
+
+export interface SendResult {
+  messageId: string;
+  response: string;
+}
+
+export interface MailTransport {
+  readonly kind: 'smtp' | 'outbox';
+  /** Where mail goes, for logs: the SMTP host or the outbox folder. Never includes credentials. */
+  readonly description: string;
+  send(mail: OutgoingMail): Promise<SendResult>;
+  close(): void;
+}
+
+export class HeaderInjectionError extends UserError {}
+
+/** A CR or LF in a header value would let its author add headers or a body of their own. */
+export function assertHeaderSafe(name: string, value: string): void {
+  if (/[\r\n]/.test(value)) throw new HeaderInjectionError(`header ${name} contains a line break; refusing to send`);
+}
+
+function checkHeaders(mail: OutgoingMail, from: string): void {
+  assertHeaderSafe('From', from);
+  assertHeaderSafe('To', mail.to);
+  assertHeaderSafe('Subject', mail.subject);
+  assertHeaderSafe('Message-ID', mail.messageId);
+  for (const [k, v] of Object.entries(mail.headers ?? {})) assertHeaderSafe(k, v);
+}
+
+function message(config: Config, mail: OutgoingMail): SendMailOptions {
+  checkHeaders(mail, config.mail.from);
+  return {
+    from: config.mail.from,
+    replyTo: config.mail.replyTo,
+    to: mail.to,
+    subject: mail.subject,
+    html: mail.html,
+    text: mail.text,
+    messageId: mail.messageId,
+    date: new Date(),
+    headers: mail.headers,
+  };
+}
+
+function dkimOptions(config: Config) {
+  const dkim = config.mail.dkim;
+  if (!dkim) return undefined;
+  const keyFile = path.resolve(config.root, dkim.privateKeyFile);
+  let privateKey: string;
+  try {
+    privateKey = readFileSync(keyFile, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`${config.file ?? 'config'}: mail.dkim.privateKeyFile ${keyFile} cannot be read (${(err as NodeJS.ErrnoException).code}); point it at a PEM private key`);
+  }
+  if (!/-----BEGIN (RSA |EC )?PRIVATE KEY-----/.test(privateKey)) {
+    throw new ConfigError(`${config.file ?? 'config'}: mail.dkim.privateKeyFile ${keyFile} is not a PEM private key`);
+  }
+  return { domainName: dkim.domainName, keySelector: dkim.keySelector, privateKey };
+}
+
+function smtpTransport(config: Config, url: string): MailTransport {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new ConfigError(`${config.file ?? 'config'}: mail.smtpUrl (or FEUILLETON_SMTP_URL) is not a URL; use smtp://user:pass@host:587 or smtps://…`);
+  }
+  if (parsed.protocol !== 'smtp:' && parsed.protocol !== 'smtps:') {
+    throw new ConfigError(`${config.file ?? 'config'}: mail.smtpUrl must start with smtp:// or smtps://, not ${parsed.protocol}//`);
+  }
+  const rate = config.mail.ratePerSecond
+    ? { rateLimit: config.mail.ratePerSecond, rateDelta: 1000 }
+    : config.mail.ratePerMinute
+      ? { rateLimit: config.mail.ratePerMinute, rateDelta: 60_000 }
+      : {};
+  const options: SMTPPool.Options = {
+    url,
+    pool: true,
+    maxConnections: config.mail.maxConnections,
+    maxMessages: Infinity,
+    ...rate,
+    dkim: dkimOptions(config),
+    connectionTimeout: 30_000,
+    greetingTimeout: 30_000,
+    socketTimeout: 60_000,
+  } as SMTPPool.Options;
+  const transporter = nodemailer.createTransport(options);
+  return {
+    kind: 'smtp',
+    description: `smtp ${parsed.hostname}:${parsed.port || (parsed.protocol === 'smtps:' ? 465 : 587)}`,
+    async send(mail) {
+      const info = await transporter.sendMail(message(config, mail));
+      return { messageId: info.messageId, response: info.response };
+    },
+    close: () => transporter.close(),
+  };
+}
+
+export interface OutboxEntry {
+  id: string;
+  to: string;
+  from: string;
+  subject: string;
+  date: string;
+  messageId: string;
+  headers: Record<string, string>;
+  html: string;
+  text: string;
+}
+
+function outboxTransport(config: Config): MailTransport {
+  const dir = config.paths.outbox;
+  mkdirSync(dir, { recursive: true });
+  const transporter = nodemailer.createTransport({ streamTransport: true, buffer: true, newline: 'unix', dkim: dkimOptions(config) });
+  return {
+    kind: 'outbox',
+    description: `outbox ${dir}`,
+    async send(mail) {
+      const msg = message(config, mail);
+      const info = await transporter.sendMail(msg);
+      // Sortable by time, unique within the millisecond.
+      const id = `${Date.now().toString().padStart(14, '0')}-${randomBytes(4).toString('hex')}`;
+      const entry: OutboxEntry = {
+        id,
+        to: mail.to,
+        from: config.mail.from,
+        subject: mail.subject,
+        date: (msg.date as Date).toISOString(),
+        messageId: info.messageId,
+        headers: mail.headers ?? {},
+        html: mail.html,
+        text: mail.text,
+      };
+      // Written under a temporary name and renamed, so a reader never sees half a message.
+      writeFileSync(path.join(dir, `.${id}.eml`), info.message as Buffer);
+      renameSync(path.join(dir, `.${id}.eml`), path.join(dir, `${id}.eml`));
+      writeFileSync(path.join(dir, `.${id}.json`), JSON.stringify(entry));
+      renameSync(path.join(dir, `.${id}.json`), path.join(dir, `${id}.json`));
+      return { messageId: info.messageId, response: `250 written to outbox as ${id}.eml` };
+    },
+    close: () => transporter.close(),
+  };
+}
+
+export function createTransport(config: Config): MailTransport {
+  return config.mail.smtpUrl ? smtpTransport(config, config.mail.smtpUrl) : outboxTransport(config);
+}
+
+const OUTBOX_ID = /^\d{14}-[0-9a-f]{8}$/;
+
+/** Outbox messages, newest first. */
+export function listOutbox(dir: string, limit = 200): OutboxEntry[] {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  return names
+    .filter((n) => n.endsWith('.json') && OUTBOX_ID.test(n.slice(0, -5)))
+    .sort()
+    .reverse()
+    .slice(0, limit)
+    .map((n) => JSON.parse(readFileSync(path.join(dir, n), 'utf8')) as OutboxEntry);
+}
+
+export function readOutbox(dir: string, id: string): OutboxEntry | undefined {
+  if (!OUTBOX_ID.test(id)) return undefined;
+  try {
+    return JSON.parse(readFileSync(path.join(dir, `${id}.json`), 'utf8')) as OutboxEntry;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,79 @@
+// Every URL a reader gets, built from the configured baseUrl. Links that act on a
+// subscriber (unsubscribe, next-now) are HMAC-signed rather than stored: nothing to keep
+// per email, verifiable without a lookup, and revocable all at once by rotating the
+// secret. The MAC covers the subscriber's random feed token too, so a link for a forgotten
+// subscriber never works for a later one who happens to get the same row id.
+import { createHmac, timingSafeEqual } from 'node:crypto';
+
+export type LinkPurpose = 'unsubscribe' | 'next';
+
+export interface LinkSubject {
+  id: number;
+  feedToken: string;
+}
+
+const MAC_BYTES = 16;
+
+export class Links {
+  private readonly base: string;
+
+  constructor(
+    baseUrl: string,
+    private readonly secret: string,
+  ) {
+    this.base = baseUrl.replace(/\/+$/, '');
+  }
+
+  url(pathAndQuery: string): string {
+    return this.base + pathAndQuery;
+  }
+
+  home(): string {
+    return this.url('/');
+  }
+
+  installment(number: number): string {
+    return this.url(`/installments/${number}`);
+  }
+
+  feed(kind: 'rss' | 'atom' | 'json' = 'atom'): string {
+    return this.url(kind === 'rss' ? '/feed.xml' : kind === 'atom' ? '/atom.xml' : '/feed.json');
+  }
+
+  privateFeed(sub: LinkSubject, kind: 'rss' | 'atom' = 'atom'): string {
+    return this.url(`/feeds/${sub.feedToken}${kind === 'atom' ? '.atom' : ''}.xml`);
+  }
+
+  confirm(token: string): string {
+    return this.url(`/confirm?token=${encodeURIComponent(token)}`);
+  }
+
+  unsubscribe(sub: LinkSubject): string {
+    return this.url(`/unsubscribe?token=${this.sign('unsubscribe', sub)}`);
+  }
+
+  next(sub: LinkSubject): string {
+    return this.url(`/next?token=${this.sign('next', sub)}`);
+  }
+
+  sign(purpose: LinkPurpose, sub: LinkSubject): string {
+    return `${sub.id.toString(36)}.${this.mac(purpose, sub).toString('base64url')}`;
+  }
+
+  /** The subscriber id a signed token names, if it is well-formed; call `verify` once the row is loaded. */
+  static idOf(token: unknown): number | null {
+    if (typeof token !== 'string') return null;
+    const m = /^([0-9a-z]{1,12})\.[A-Za-z0-9_-]{22}$/.exec(token);
+    return m ? parseInt(m[1]!, 36) : null;
+  }
+
+  verify(purpose: LinkPurpose, token: string, sub: LinkSubject): boolean {
+    const given = Buffer.from(token.split('.')[1] ?? '', 'base64url');
+    const want = this.mac(purpose, sub);
+    return given.length === want.length && timingSafeEqual(given, want);
+  }
+
+  private mac(purpose: LinkPurpose, sub: LinkSubject): Buffer {
+    return createHmac('sha256', this.secret).update(`${purpose}|${sub.id}|${sub.feedToken}`).digest().subarray(0, MAC_BYTES);
+  }
+}

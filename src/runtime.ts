@@ -1,0 +1,66 @@
+// Wires the long-lived parts around an open App: links, transport, renderer, subscription
+// service, pages and the send context. Commands and the server share this one assembly.
+import cron from 'node-cron';
+import type { Logger } from 'pino';
+import type { App } from './app.ts';
+import { createNotices } from './deliver/notices.ts';
+import { sendNext, type SendContext } from './deliver/send.ts';
+import { createTransport, type MailTransport } from './deliver/transport.ts';
+import { Links } from './links.ts';
+import { EmailRenderer } from './render/email.ts';
+import { Subscriptions } from './subscribers/service.ts';
+import { Pages } from './web/pages.ts';
+
+export interface Runtime {
+  app: App;
+  links: Links;
+  transport: MailTransport;
+  renderer: EmailRenderer;
+  subscriptions: Subscriptions;
+  pages: Pages;
+  send: SendContext;
+  close(): void;
+}
+
+/** When the schedule will next send, without starting it (for "next installment" lines and status). */
+export function nextScheduledRun(config: App['config']): () => Date | null {
+  if (!config.schedule.enabled) return () => null;
+  const probe = cron.createTask(config.schedule.cron, () => undefined, { timezone: config.schedule.timezone });
+  return () => probe.getNextRun();
+}
+
+export function createRuntime(app: App, log: Logger): Runtime {
+  const links = new Links(app.config.baseUrl, app.secret);
+  const transport = createTransport(app.config);
+  const renderer = new EmailRenderer({ templatesDir: app.config.paths.templates, info: app.info, config: app.config, links });
+  const send: SendContext = { app, transport, renderer, links, nextRunAt: nextScheduledRun(app.config), log: (line) => log.info(line) };
+  const subscriptions = new Subscriptions({
+    store: app.store,
+    config: app.config,
+    links,
+    notices: createNotices({ app, renderer, transport, links }),
+    log,
+    // Paced readers start at installment 1 the moment they confirm.
+    onActivated:
+      app.config.mode === 'paced'
+        ? async (sub) => {
+            const r = await sendNext(send, sub.id);
+            log.info({ subscriber: sub.id, ...r }, 'first installment for a new paced reader');
+          }
+        : undefined,
+  });
+  const pages = new Pages(app.config.paths.templates, { info: app.info, links, outboxEnabled: transport.kind === 'outbox' });
+  return {
+    app,
+    links,
+    transport,
+    renderer,
+    subscriptions,
+    pages,
+    send,
+    close() {
+      transport.close();
+      app.store.close();
+    },
+  };
+}

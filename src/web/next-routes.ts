@@ -1,0 +1,55 @@
+// Paced mode's "send me the next one now". GET only shows a button (mail scanners follow
+// links); POST sends, rate limited per reader.
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { App } from '../app.ts';
+import { SenderBusyError, sendNext, type SendContext } from '../deliver/send.ts';
+import { Links } from '../links.ts';
+import type { Subscriptions } from '../subscribers/service.ts';
+import type { Pages } from './pages.ts';
+
+export function nextRoutes(deps: { app: App; pages: Pages; subscriptions: Subscriptions; send: SendContext }) {
+  const { app, pages, subscriptions, send } = deps;
+  const page = (reply: FastifyReply, status: number, heading: string, text: string, token?: string) =>
+    reply
+      .code(status)
+      .type('text/html; charset=utf-8')
+      .send(pages.message({ pageTitle: heading, heading, paragraphs: [text], action: token ? { url: '/next', label: 'Send me the next installment', fields: { token } } : undefined }));
+
+  const tokenOf = (req: { query: unknown; body: unknown }): unknown => (req.query as { token?: unknown }).token ?? (req.body as { token?: unknown } | undefined)?.token;
+
+  return (server: FastifyInstance) => {
+    if (app.config.mode !== 'paced') return;
+    server.get('/next', (req, reply) => {
+      const sub = subscriptions.bySignedToken('next', tokenOf(req));
+      if (!sub || sub.status !== 'active') return page(reply, 400, 'This link cannot be used', 'This link is not valid for an active subscription.');
+      return page(reply, 200, 'Next installment', `Send the next installment of ${app.info.title} to ${sub.email} now?`, String(tokenOf(req)));
+    });
+
+    server.post(
+      '/next',
+      {
+        config: {
+          rateLimit: {
+            max: app.config.delivery.nextNowPerHour,
+            timeWindow: 3_600_000,
+            keyGenerator: (req) => `next:${Links.idOf(tokenOf(req)) ?? req.ip}`,
+            errorResponseBuilder: (_req, ctx) => ({ statusCode: 429, message: `You have asked for several installments already; the next one can be sent in ${ctx.after}.` }),
+          },
+        },
+      },
+      async (req, reply) => {
+        const sub = subscriptions.bySignedToken('next', tokenOf(req));
+        if (!sub || sub.status !== 'active') return page(reply, 400, 'This link cannot be used', 'This link is not valid for an active subscription.');
+        try {
+          const r = await sendNext(send, sub.id);
+          if (r.status === 'finished') return page(reply, 200, 'The End', `You have every installment of ${app.info.title}. Thank you for reading!`);
+          if (r.status !== 'sent') return page(reply, 503, 'Not sent', 'The installment could not be sent just now. Please try again later.');
+          return page(reply, 200, 'On its way', `Installment ${r.installment} is on its way to ${sub.email}.`);
+        } catch (err) {
+          if (err instanceof SenderBusyError) return page(reply, 503, 'Busy', 'A delivery run is in progress. Please try again in a few minutes.');
+          throw err;
+        }
+      },
+    );
+  };
+}

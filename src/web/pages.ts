@@ -1,0 +1,40 @@
+// Server-rendered pages from templates/pages/*.eta. Eta escapes every `<%= %>` value, so
+// story text, addresses and titles are inert wherever they appear.
+import path from 'node:path';
+import { Eta } from 'eta';
+import type { Links } from '../links.ts';
+import type { StoryInfo } from '../story/info.ts';
+
+export interface PageCommon {
+  info: StoryInfo;
+  links: Links;
+  outboxEnabled: boolean;
+}
+
+export interface MessagePage {
+  pageTitle: string;
+  heading: string;
+  paragraphs: string[];
+  action?: { url: string; label: string; fields: Record<string, string> };
+}
+
+export class Pages {
+  private readonly eta: Eta;
+
+  constructor(
+    templatesDir: string,
+    private readonly common: PageCommon,
+  ) {
+    this.eta = new Eta({ views: path.join(templatesDir, 'pages'), cache: true, autoEscape: true });
+  }
+
+  render(name: string, data: object): string {
+    const formatDate = (iso: string | null) =>
+      iso ? new Date(iso).toLocaleDateString(this.common.info.language, { year: 'numeric', month: 'long', day: 'numeric', timeZone: 'UTC' }) : '';
+    return this.eta.render(`./${name}`, { ...this.common, formatDate, ...data });
+  }
+
+  message(page: MessagePage): string {
+    return this.render('message', page);
+  }
+}

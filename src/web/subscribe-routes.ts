@@ -1,0 +1,146 @@
+// Home page, subscribe form, confirmation and unsubscribe. Links in emails only ever show
+// a page on GET: mail scanners prefetch them, so every change needs a POST.
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { App } from '../app.ts';
+import { InvalidEmailError } from '../subscribers/address.ts';
+import type { Subscriptions } from '../subscribers/service.ts';
+import type { Pages } from './pages.ts';
+
+type Form = Record<string, unknown>;
+
+const html = (reply: FastifyReply, status: number, body: string) => reply.code(status).type('text/html; charset=utf-8').send(body);
+
+/** A token may come in the query string (links, List-Unsubscribe) or a form field (our buttons). */
+const tokenOf = (req: FastifyRequest): unknown => (req.query as Form).token ?? ((req.body as Form | undefined) ?? {}).token;
+
+const CONFIRM_FAILURES = {
+  unknown: 'This confirmation link is not valid. Check that you copied the whole link, or subscribe again.',
+  used: 'This confirmation link has already been used. If you are not subscribed, subscribe again to get a new link.',
+  expired: 'This confirmation link has expired. Subscribe again and we will send you a fresh one.',
+} as const;
+
+export function subscribeRoutes(deps: { app: App; pages: Pages; subscriptions: Subscriptions }) {
+  const { app, pages, subscriptions } = deps;
+  const { config } = app;
+
+  const home = (reply: FastifyReply, status: number, form: { formError?: string; email?: string } = {}) => {
+    const all = app.store.installments.all();
+    const published = all.filter((i) => i.publishedAt);
+    return html(reply, status, pages.render('home', { published, total: all.length, csrf: reply.generateCsrf(), ...form }));
+  };
+
+  return (server: FastifyInstance) => {
+    server.get('/', (_req, reply) => home(reply, 200));
+
+    server.post(
+      '/subscribe',
+      {
+        preHandler: server.csrfProtection,
+        config: {
+          rateLimit: {
+            max: config.subscribe.rateLimitMax,
+            timeWindow: config.subscribe.rateLimitWindowSeconds * 1000,
+            errorResponseBuilder: (_req, ctx) => ({
+              statusCode: 429,
+              message: `Too many subscription attempts from your address. Please try again in ${ctx.after}.`,
+            }),
+          },
+        },
+      },
+      (req, reply) => {
+        const form = (req.body ?? {}) as Form;
+        // Bots fill every field; people never see this one. Answer as if it worked.
+        if (typeof form.website === 'string' && form.website !== '') return reply.redirect('/subscribe/check-inbox', 303);
+        if (app.info.adult && form.adult !== 'yes') {
+          return home(reply, 400, { formError: `This story is rated ${app.info.rating ?? 'for adults'}: please confirm you are an adult to subscribe.`, email: String(form.email ?? '') });
+        }
+        try {
+          subscriptions.request(form.email, req.ip);
+        } catch (err) {
+          if (err instanceof InvalidEmailError) return home(reply, 400, { formError: `Please check your email address: ${err.message}.`, email: String(form.email ?? '') });
+          throw err;
+        }
+        return reply.redirect('/subscribe/check-inbox', 303);
+      },
+    );
+
+    server.get('/subscribe/check-inbox', (_req, reply) =>
+      html(
+        reply,
+        200,
+        pages.message({
+          pageTitle: 'Check your inbox',
+          heading: 'Check your inbox',
+          paragraphs: [
+            'If that address can subscribe, a confirmation email is on its way. Click the link in it to start receiving installments.',
+            'Nothing arrived after a few minutes? Look in your spam folder, or subscribe again a little later.',
+          ],
+        }),
+      ),
+    );
+
+    server.get('/confirm', (req, reply) => {
+      const token = tokenOf(req);
+      const checked = subscriptions.checkConfirm(token);
+      if (!checked.ok) return html(reply, checked.reason === 'unknown' ? 400 : 410, pages.message({ pageTitle: 'Confirm', heading: 'This link cannot be used', paragraphs: [CONFIRM_FAILURES[checked.reason]] }));
+      return html(
+        reply,
+        200,
+        pages.message({
+          pageTitle: 'Confirm your subscription',
+          heading: 'Confirm your subscription',
+          paragraphs: [`Confirm that ${checked.subscriber.email} should receive ${app.info.title} by email.`],
+          action: { url: '/confirm', label: 'Confirm my subscription', fields: { token: String(token) } },
+        }),
+      );
+    });
+
+    server.post('/confirm', async (req, reply) => {
+      const outcome = await subscriptions.confirm(tokenOf(req), req.ip);
+      if (!outcome.ok) return html(reply, outcome.reason === 'unknown' ? 400 : 410, pages.message({ pageTitle: 'Confirm', heading: 'This link cannot be used', paragraphs: [CONFIRM_FAILURES[outcome.reason]] }));
+      const next =
+        config.mode === 'paced'
+          ? 'Installment 1 is on its way to your inbox; the next ones follow on the schedule, and each email lets you ask for the next one sooner.'
+          : 'New installments will arrive in your inbox as they are published. Earlier ones can be read on this site.';
+      return html(reply, 200, pages.message({ pageTitle: 'Subscribed', heading: "You're subscribed", paragraphs: [`Thank you: ${outcome.subscriber.email} is now subscribed to ${app.info.title}.`, next] }));
+    });
+
+    const badUnsubscribe = (reply: FastifyReply) =>
+      html(reply, 400, pages.message({ pageTitle: 'Unsubscribe', heading: 'This link cannot be used', paragraphs: ['This unsubscribe link is not valid. Use the link from your most recent email, or reply to it and ask to be removed.'] }));
+
+    server.get('/unsubscribe', (req, reply) => {
+      const token = tokenOf(req);
+      const sub = subscriptions.bySignedToken('unsubscribe', token);
+      if (!sub) return badUnsubscribe(reply);
+      if (sub.status === 'unsubscribed') {
+        return html(reply, 200, pages.message({ pageTitle: 'Unsubscribe', heading: 'You are unsubscribed', paragraphs: [`${sub.email} no longer receives ${app.info.title}.`] }));
+      }
+      return html(
+        reply,
+        200,
+        pages.message({
+          pageTitle: 'Unsubscribe',
+          heading: 'Unsubscribe?',
+          paragraphs: [`Stop sending ${app.info.title} to ${sub.email}?`],
+          action: { url: '/unsubscribe', label: 'Unsubscribe', fields: { token: String(token) } },
+        }),
+      );
+    });
+
+    // Our own button and RFC 8058 one-click (mail clients POST "List-Unsubscribe=One-Click"
+    // with no cookies): both are authorized by the signed token alone.
+    server.post('/unsubscribe', (req, reply) => {
+      const sub = subscriptions.unsubscribe(tokenOf(req));
+      if (!sub) return badUnsubscribe(reply);
+      return html(
+        reply,
+        200,
+        pages.message({
+          pageTitle: 'Unsubscribed',
+          heading: 'You are unsubscribed',
+          paragraphs: [`${sub.email} will not receive any more installments of ${app.info.title}.`, 'Changed your mind? You can subscribe again from the home page at any time.'],
+        }),
+      );
+    });
+  };
+}

@@ -1,0 +1,84 @@
+// A real SMTP server on 127.0.0.1 (smtp-server) that keeps what it receives and can be
+// told to answer with failures, for delivery tests.
+import { once } from 'node:events';
+import { simpleParser, type ParsedMail } from 'mailparser';
+import { SMTPServer, type SMTPServerAddress } from 'smtp-server';
+
+export interface Received {
+  from: string;
+  to: string[];
+  raw: Buffer;
+}
+
+/** Return an SMTP reply to refuse a recipient, or undefined to accept it. */
+export type RcptRule = (address: string, attempt: number) => { code: number; message: string } | undefined;
+
+export class SmtpSink {
+  readonly received: Received[] = [];
+  rcptRule: RcptRule | undefined;
+  private readonly attempts = new Map<string, number>();
+  private server: SMTPServer | undefined;
+  port = 0;
+
+  async start(port = 0): Promise<number> {
+    this.server = new SMTPServer({
+      secure: false,
+      authOptional: true,
+      disabledCommands: ['STARTTLS', 'AUTH'],
+      logger: false,
+      size: 10 * 1024 * 1024,
+      onRcptTo: (address: SMTPServerAddress, _session, cb) => {
+        const n = (this.attempts.get(address.address) ?? 0) + 1;
+        this.attempts.set(address.address, n);
+        const refusal = this.rcptRule?.(address.address, n);
+        if (!refusal) return cb();
+        const err = new Error(refusal.message) as Error & { responseCode: number };
+        err.responseCode = refusal.code;
+        cb(err);
+      },
+      onData: (stream, session, cb) => {
+        const chunks: Buffer[] = [];
+        stream.on('data', (c: Buffer) => chunks.push(c));
+        stream.on('end', () => {
+          this.received.push({
+            from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
+            to: session.envelope.rcptTo.map((r) => r.address),
+            raw: Buffer.concat(chunks),
+          });
+          cb();
+        });
+      },
+    });
+    this.server.listen(port, '127.0.0.1');
+    await once(this.server.server, 'listening');
+    this.port = (this.server.server.address() as { port: number }).port;
+    return this.port;
+  }
+
+  get url(): string {
+    return `smtp://127.0.0.1:${this.port}`;
+  }
+
+  async stop(): Promise<void> {
+    const s = this.server;
+    this.server = undefined;
+    if (s) await new Promise<void>((resolve) => s.close(() => resolve()));
+  }
+
+  to(address: string): Received[] {
+    return this.received.filter((r) => r.to.includes(address));
+  }
+
+  parse(r: Received): Promise<ParsedMail> {
+    return simpleParser(r.raw);
+  }
+
+  /** Waits until `predicate` holds over what was received (background mail), or fails. */
+  async waitFor(predicate: (received: Received[]) => boolean, timeoutMs = 10_000): Promise<void> {
+    const until = Date.now() + timeoutMs;
+    while (!predicate(this.received)) {
+      if (Date.now() > until) throw new Error(`timed out waiting for mail; received ${this.received.length}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+}
