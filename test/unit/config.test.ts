@@ -1,0 +1,81 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, describe, test } from 'node:test';
+import { ConfigError, loadConfig } from '../../src/config.ts';
+
+const dir = mkdtempSync(path.join(tmpdir(), 'feuilleton-config-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+let n = 0;
+function configFile(yaml: string): string {
+  const file = path.join(dir, `c${n++}.yaml`);
+  writeFileSync(file, yaml);
+  return file;
+}
+function rejects(yaml: string, message: RegExp): void {
+  const file = configFile(yaml);
+  assert.throws(
+    () => loadConfig({ configPath: file, env: {} }),
+    (err: unknown) => {
+      assert.ok(err instanceof ConfigError, String(err));
+      assert.ok(err.message.startsWith(file), `names the file: ${err.message}`);
+      assert.match(err.message, message);
+      return true;
+    },
+  );
+}
+
+describe('config validation: errors name the key and the file', () => {
+  test('unknown top-level key', () => rejects('colour: blue\n', /unknown setting colour/));
+  test('unknown nested key (a typo)', () => rejects('split:\n  targetWrods: 500\n', /unknown setting split\.targetWrods/));
+  test('wrong type', () => rejects('server:\n  port: "eighty"\n', /server\.port/));
+  test('mode outside its choices', () => rejects('mode: sometimes\n', /mode/));
+  test('relative baseUrl', () => rejects('baseUrl: /serial\n', /baseUrl/));
+  test('baseUrl that is not http(s)', () => rejects('baseUrl: ftp://example.org/\n', /baseUrl/));
+  test('invalid cron expression', () => rejects('schedule:\n  cron: "every tuesday"\n', /schedule\.cron/));
+  test('unknown timezone', () => rejects('schedule:\n  timezone: Mars/Olympus\n', /schedule\.timezone/));
+  test('not YAML', () => rejects('story: [unclosed\n', /not valid YAML/));
+  test('top level not a mapping', () => rejects('- a\n- b\n', /mapping/));
+  test('missing config file given explicitly', () => {
+    assert.throws(() => loadConfig({ configPath: path.join(dir, 'absent.yaml'), env: {} }), /config file not found/);
+  });
+});
+
+describe('config defaults and environment', () => {
+  test('defaults: broadcast, 127.0.0.1:3000, five minutes at 230 wpm, outbox under data/', () => {
+    const file = configFile('baseUrl: http://127.0.0.1:3000\n');
+    const c = loadConfig({ configPath: file, env: {} });
+    assert.equal(c.mode, 'broadcast');
+    assert.equal(c.server.host, '127.0.0.1');
+    assert.equal(c.server.port, 3000);
+    assert.equal(c.split.targetWords, 1150);
+    assert.equal(c.mail.smtpUrl, undefined);
+    assert.equal(c.paths.outbox, path.join(dir, 'data', 'outbox'));
+  });
+
+  test('targetWords wins over minutes when given', () => {
+    const c = loadConfig({ configPath: configFile('split:\n  targetWords: 600\n'), env: {} });
+    assert.equal(c.split.targetWords, 600);
+  });
+
+  test('secrets and deployment values come from the environment', () => {
+    const c = loadConfig({
+      configPath: configFile('mail:\n  smtpUrl: smtp://from-file:25\n'),
+      env: {
+        FEUILLETON_SMTP_URL: 'smtps://user:pass@relay.invalid:465',
+        FEUILLETON_SECRET: 'x'.repeat(40),
+        FEUILLETON_BASE_URL: 'https://serial.example.org/',
+        FEUILLETON_PORT: '8080',
+      },
+    });
+    assert.equal(c.mail.smtpUrl, 'smtps://user:pass@relay.invalid:465');
+    assert.equal(c.secret, 'x'.repeat(40));
+    assert.match(c.baseUrl, /^https:\/\/serial\.example\.org\/?$/);
+    assert.equal(c.server.port, 8080);
+  });
+
+  test('a bad value from the environment is reported too', () => {
+    assert.throws(() => loadConfig({ configPath: configFile('{}\n'), env: { FEUILLETON_BASE_URL: 'not a url' } }), /baseUrl/);
+  });
+});

@@ -1,0 +1,111 @@
+import assert from 'node:assert/strict';
+import { afterEach, describe, test } from 'node:test';
+import { generatedStory, makeProject, type Project } from '../helpers/project.ts';
+
+// 45 paragraphs of 20–100 words, split at 500 words: about five installments.
+const STORY = generatedStory(45, 3);
+const settings = { split: { targetWords: 500 } };
+
+let project: Project;
+afterEach(() => project?.cleanup());
+
+const paragraphsOf = (text: string): string[] => text.split('\n\n');
+
+describe('frozen installments', () => {
+  test('the split is recorded in SQLite in WAL mode', () => {
+    project = makeProject({ story: STORY, settings });
+    const app = project.open();
+    try {
+      assert.equal(app.store.db.pragma('journal_mode', { simple: true }), 'wal');
+      assert.ok(app.store.installments.all().length >= 4);
+    } finally {
+      app.store.close();
+    }
+  });
+
+  test('an edit inside a published installment is reported by number and never applied', () => {
+    project = makeProject({ story: STORY, settings });
+    let app = project.open();
+    const before = app.store.installments.all();
+    app.store.installments.markPublished(1);
+    app.store.installments.markPublished(2);
+    app.store.close();
+
+    const paras = paragraphsOf(STORY);
+    const target = before[1]!.blocks[0]!.text; // first paragraph of installment 2
+    const edited = STORY.replace(target, `${target} An added sentence.`);
+    assert.notEqual(edited, STORY);
+    assert.equal(paragraphsOf(edited).length, paras.length);
+    project.writeStory(edited);
+
+    app = project.open();
+    try {
+      assert.equal(app.warnings.length, 1);
+      assert.match(app.warnings[0]!, /installment 2 \("Part 2"\).*published.*not applied/);
+      const after = app.store.installments.all();
+      assert.deepEqual(after[1]!.blocks, before[1]!.blocks, 'installment 2 keeps its published text');
+      assert.equal(after[1]!.hash, before[1]!.hash);
+      assert.deepEqual(after.slice(2).map((i) => i.hash), before.slice(2).map((i) => i.hash), 'the rest is aligned, not shifted');
+    } finally {
+      app.store.close();
+    }
+  });
+
+  test('editing the unpublished remainder re-splits only the remainder', () => {
+    project = makeProject({ story: STORY, settings });
+    let app = project.open();
+    const before = app.store.installments.all();
+    app.store.installments.markPublished(1);
+    app.store.installments.markPublished(2);
+    app.store.close();
+
+    // Append several paragraphs and delete one from the unpublished part.
+    const paras = paragraphsOf(STORY.trimEnd());
+    const lastBlock = before.at(-1)!.blocks.at(-1)!.text;
+    const removed = before[3]!.blocks[1]!.text;
+    const extra = paragraphsOf(generatedStory(8, 99, '').trim());
+    project.writeStory([...paras.filter((p) => p !== removed), ...extra].join('\n\n') + '\n');
+
+    app = project.open();
+    try {
+      assert.deepEqual(app.warnings, []);
+      const after = app.store.installments.all();
+      assert.deepEqual(after.slice(0, 2).map((i) => [i.number, i.hash, i.publishedAt !== null]), before.slice(0, 2).map((i) => [i.number, i.hash, true]));
+      const rest = after.slice(2).flatMap((i) => i.blocks.map((b) => b.text));
+      assert.ok(!rest.includes(removed), 'the deleted paragraph is gone from the remainder');
+      assert.ok(rest.includes(lastBlock) && rest.includes(extra.at(-1)!), 'the remainder includes old and new text');
+      assert.deepEqual(after.map((i) => i.number), after.map((_, k) => k + 1), 'numbers continue without gaps');
+    } finally {
+      app.store.close();
+    }
+  });
+
+  test('re-opening an unchanged story changes nothing', () => {
+    project = makeProject({ story: STORY, settings });
+    const first = project.open();
+    const rows = first.store.installments.all();
+    first.store.close();
+    const second = project.open();
+    try {
+      assert.deepEqual(second.store.installments.all(), rows);
+      assert.deepEqual(second.warnings, []);
+    } finally {
+      second.store.close();
+    }
+  });
+
+  test('a bad story file fails before the database is touched', () => {
+    project = makeProject({ story: STORY, settings });
+    const app = project.open();
+    const rows = app.store.installments.all();
+    app.store.close();
+    project.writeStory('');
+    assert.throws(() => project.open(), /is empty/);
+    const again = (project.writeStory(STORY), project.open());
+    try {
+      assert.deepEqual(again.store.installments.all(), rows);
+    } finally {
+      again.store.close();
+    }
+  });
+});
