@@ -1,0 +1,97 @@
+// The CLI as a user runs it: a child process, its output and its exit code.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { after, describe, test } from 'node:test';
+import { PACKAGE_ROOT } from '../../src/config.ts';
+import { makeProject } from '../helpers/project.ts';
+
+const CLI = path.join(PACKAGE_ROOT, 'src', 'cli.ts');
+
+function run(args: string[], cwd = PACKAGE_ROOT): { code: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', CLI, ...args], {
+    cwd,
+    encoding: 'utf8',
+    env: { ...process.env, FEUILLETON_SMTP_URL: '', NO_COLOR: '1' },
+  });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+describe('feuilleton installments', () => {
+  const project = makeProject();
+  after(() => project.cleanup());
+
+  test('prints a table: number, title, words, minutes, first words, published', () => {
+    const r = run(['installments', '-c', project.configPath]);
+    assert.equal(r.code, 0, r.stderr);
+    const lines = r.stdout.trim().split('\n');
+    assert.match(lines[0]!, /^The Lamplighter's Ledger by Odile Marchetti \(title from story header\); \d+ installments/);
+    assert.match(lines[2]!, /#\s+Title\s+Words\s+Min\s+First words\s+Published/);
+    assert.match(lines[3]!, /^1\s+Part 1\s+\d+\s+\d+\s+The ledger hung on a nail in the …\s+no$/);
+  });
+
+  test('--json prints the same as JSON', () => {
+    const table = run(['installments', '-c', project.configPath]).stdout;
+    const r = run(['installments', '--json', '-c', project.configPath]);
+    assert.equal(r.code, 0, r.stderr);
+    const data = JSON.parse(r.stdout) as { installments: { number: number; title: string; words: number; minutes: number; published: boolean }[] };
+    assert.ok(data.installments.length >= 3);
+    for (const i of data.installments) {
+      assert.match(table, new RegExp(`^${i.number}\\s+${i.title}\\s+${i.words}\\s+${i.minutes}\\s`, 'm'));
+      assert.equal(i.published, false);
+    }
+  });
+
+  test('a story without a title line: the user is told where the title came from', () => {
+    const p = makeProject({ story: 'It was raining.\n\nIt rained all week.\n', storyFile: 'wet-week.txt' });
+    try {
+      const r = run(['installments', '-c', p.configPath]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /^Wet week \(title from file name\)/);
+    } finally {
+      p.cleanup();
+    }
+  });
+});
+
+describe('help', () => {
+  test('feuilleton --help lists the commands', () => {
+    const r = run(['--help']);
+    assert.equal(r.code, 0);
+    for (const cmd of ['installments', 'serve', 'send', 'status', 'subscribers', 'backup', 'init']) assert.match(r.stdout, new RegExp(`^  ${cmd}\\b`, 'm'));
+  });
+  for (const cmd of ['installments', 'serve', 'send', 'status', 'subscribers', 'backup', 'init']) {
+    test(`feuilleton ${cmd} --help`, () => {
+      const r = run([cmd, '--help']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, new RegExp(`^Usage: feuilleton ${cmd}`));
+    });
+  }
+});
+
+describe('user errors: one line, non-zero exit, nothing changed', () => {
+  test('bad story file', () => {
+    const p = makeProject({ story: '' });
+    try {
+      const r = run(['installments', '-c', p.configPath]);
+      assert.equal(r.code, 1);
+      assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+      assert.match(r.stderr, /story file .*story\.txt: is empty/);
+    } finally {
+      p.cleanup();
+    }
+  });
+
+  test('unknown config key names the key and the file', () => {
+    const p = makeProject();
+    try {
+      writeFileSync(p.configPath, 'story:\n  file: story.txt\n  titel: Oops\n');
+      const r = run(['installments', '-c', p.configPath]);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, new RegExp(`${p.configPath.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: unknown setting story\\.titel`));
+    } finally {
+      p.cleanup();
+    }
+  });
+});
