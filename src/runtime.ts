@@ -26,7 +26,8 @@ export interface Runtime {
 export function nextScheduledRun(config: App['config']): () => Date | null {
   if (!config.schedule.enabled) return () => null;
   const probe = cron.createTask(config.schedule.cron, () => undefined, { timezone: config.schedule.timezone });
-  return () => probe.getNextRun();
+  // getNextRun() answers null for a task that was never started; getNextRuns does not.
+  return () => probe.getNextRuns(1)[0] ?? null;
 }
 
 export function createRuntime(app: App, log: Logger): Runtime {

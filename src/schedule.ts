@@ -10,18 +10,21 @@ const LAST_TICK_KEY = 'schedule_last_tick';
 /** How far back a missed run is looked for: a server down longer than this just resumes. */
 const CATCH_UP_WINDOW_MS = 31 * 86_400_000;
 
-export type TickResult = { status: 'sent'; summary: SendSummary } | { status: 'busy' | 'complete' | 'stopped' };
+export type TickResult = { status: 'sent'; summary: SendSummary } | { status: 'busy' | 'complete' | 'stopped' } | { status: 'failed'; error: unknown };
 
 export class Scheduler {
   readonly task: ScheduledTask;
-  private running: Promise<TickResult> | undefined;
+  private readonly running = new Set<Promise<TickResult>>();
   private readonly abort = new AbortController();
+  /** Seconds of the minute the cron fires at ([0] for the usual five-field expression). */
+  private readonly seconds: number[];
 
   constructor(
     private readonly deps: { send: SendContext; log: Logger; clock?: () => Date },
   ) {
     const { schedule } = deps.send.app.config;
     this.task = cron.createTask(schedule.cron, () => this.tick('scheduled'), { timezone: schedule.timezone, name: 'feuilleton-send', noOverlap: true });
+    this.seconds = [...cron.parse(schedule.cron).second].sort((a, b) => b - a);
   }
 
   private now(): Date {
@@ -35,11 +38,15 @@ export class Scheduler {
   /** The latest scheduled time in (after, now], if any: a run the server missed. */
   missedSince(after: Date, now = this.now()): Date | null {
     const from = Math.max(after.getTime(), now.getTime() - CATCH_UP_WINDOW_MS);
-    // Cron resolution is a minute; walk whole minutes back from now.
-    const t = new Date(now);
-    t.setSeconds(0, 0);
-    for (; t.getTime() > from; t.setTime(t.getTime() - 60_000)) {
-      if (this.task.match(t)) return new Date(t);
+    // Walk whole minutes back from now, trying each second the expression allows, latest first.
+    const minute = new Date(now);
+    minute.setSeconds(0, 0);
+    for (; minute.getTime() + 59_000 > from; minute.setTime(minute.getTime() - 60_000)) {
+      for (const s of this.seconds) {
+        const t = minute.getTime() + s * 1000;
+        if (t > now.getTime() || t <= from) continue;
+        if (this.task.match(new Date(t))) return new Date(t);
+      }
     }
     return null;
   }
@@ -47,7 +54,14 @@ export class Scheduler {
   /** Starts the cron task, first making up (once) for a run missed while stopped. */
   async start(): Promise<TickResult | undefined> {
     const { app } = this.deps.send;
+    const { schedule } = app.config;
     const { meta } = app.store;
+    if (!schedule.enabled) {
+      // Times passed while the schedule is off are not "missed": enabling it starts afresh.
+      meta.delete(LAST_TICK_KEY);
+      this.deps.log.info('schedule.enabled is false: nothing is sent on a schedule (use "feuilleton send")');
+      return undefined;
+    }
     const last = meta.get(LAST_TICK_KEY);
     let caughtUp: TickResult | undefined;
     if (last === undefined) {
@@ -55,7 +69,7 @@ export class Scheduler {
       meta.set(LAST_TICK_KEY, this.now().toISOString());
     } else {
       const missed = this.missedSince(new Date(last));
-      if (missed && app.config.schedule.catchUp) {
+      if (missed && schedule.catchUp) {
         this.deps.log.info(`missed the scheduled run of ${missed.toISOString()} while stopped: catching up with one send now`);
         caughtUp = await this.tick('catch-up');
       } else if (missed) {
@@ -63,19 +77,22 @@ export class Scheduler {
         meta.set(LAST_TICK_KEY, this.now().toISOString());
       }
     }
-    if (app.config.schedule.enabled) {
-      await this.task.start();
-      this.deps.log.info(`schedule "${app.config.schedule.cron}" (${app.config.schedule.timezone}); next run ${this.nextRun()?.toISOString() ?? 'never'}`);
-    }
+    // stop() may have come during the catch-up: a stopped scheduler must not arm its timer.
+    if (this.abort.signal.aborted) return caughtUp;
+    await this.task.start();
+    this.deps.log.info(`schedule "${schedule.cron}" (${schedule.timezone}); next run ${this.nextRun()?.toISOString() ?? 'never'}`);
     return caughtUp;
   }
 
-  /** One scheduled send. A paused or crashed run is resumed first: nothing is skipped. */
+  /**
+   * One scheduled send. A paused or crashed run is resumed first: nothing is skipped.
+   * Never throws: a failed tick is logged, and the next one tries again.
+   */
   tick(kind: 'scheduled' | 'catch-up'): Promise<TickResult> {
-    this.running = (async (): Promise<TickResult> => {
+    const run = (async (): Promise<TickResult> => {
       const { send, log } = this.deps;
-      send.app.store.meta.set(LAST_TICK_KEY, this.now().toISOString());
       if (this.abort.signal.aborted) return { status: 'stopped' };
+      send.app.store.meta.set(LAST_TICK_KEY, this.now().toISOString());
       try {
         const summary = await sendRun(send, { kind, resume: 'auto', signal: this.abort.signal });
         if (summary.status === 'nothing-to-send') {
@@ -89,17 +106,19 @@ export class Scheduler {
           log.warn(`${kind} run skipped: ${err.message}`);
           return { status: 'busy' };
         }
-        log.error({ err }, `${kind} run failed`);
-        throw err;
+        log.error({ err }, `${kind} run failed: ${err instanceof Error ? err.message : String(err)}`);
+        return { status: 'failed', error: err };
       }
     })();
-    return this.running;
+    this.running.add(run);
+    void run.finally(() => this.running.delete(run));
+    return run;
   }
 
-  /** Stops the timer; an in-flight run checkpoints (pauses) and is awaited. */
+  /** Stops the timer; in-flight runs checkpoint (pause) and are awaited. */
   async stop(): Promise<void> {
-    await this.task.stop();
     this.abort.abort();
-    await this.running?.catch(() => undefined);
+    await this.task.destroy();
+    await Promise.all(this.running);
   }
 }

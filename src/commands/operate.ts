@@ -1,5 +1,5 @@
 // `backup` and `init`: the operator's housekeeping.
-import { cpSync, existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { CONFIG_FILE_NAME, PACKAGE_ROOT } from '../config.ts';
 import { UserError } from '../errors.ts';
@@ -15,6 +15,13 @@ export async function backup(store: Store, file: string): Promise<{ file: string
 }
 
 const SAMPLE_STORY = 'story/the-lamplighters-ledger.txt';
+const OWN_TEMPLATES = 'templatesDir: templates  # the copies made by "feuilleton init": adapt them freely';
+
+/** The scaffolded config points at the project's own template copies, not the package's. */
+function useOwnTemplates(configText: string): string {
+  const commented = /^#\s*templatesDir:.*$/m;
+  return commented.test(configText) ? configText.replace(commented, OWN_TEMPLATES) : `${configText.trimEnd()}\n${OWN_TEMPLATES}\n`;
+}
 
 /**
  * A new story project: the commented config, the sample story to replace, and copies of
@@ -22,11 +29,15 @@ const SAMPLE_STORY = 'story/the-lamplighters-ledger.txt';
  */
 export function init(dir: string): string[] {
   const root = path.resolve(dir);
+  if (existsSync(path.join(root, CONFIG_FILE_NAME))) {
+    throw new UserError(`${root} already holds a feuilleton project (${CONFIG_FILE_NAME}); "init" never overwrites one (pick a new folder)`);
+  }
+  if (existsSync(root) && !statSync(root).isDirectory()) throw new UserError(`${root} is a file; "init" needs a new folder`);
   if (existsSync(root) && readdirSync(root).length > 0) {
     throw new UserError(`${root} is not empty; "init" only creates new projects (pick a new folder)`);
   }
   mkdirSync(path.join(root, 'data'), { recursive: true });
-  cpSync(path.join(PACKAGE_ROOT, CONFIG_FILE_NAME), path.join(root, CONFIG_FILE_NAME));
+  writeFileSync(path.join(root, CONFIG_FILE_NAME), useOwnTemplates(readFileSync(path.join(PACKAGE_ROOT, CONFIG_FILE_NAME), 'utf8')));
   cpSync(path.join(PACKAGE_ROOT, SAMPLE_STORY), path.join(root, SAMPLE_STORY));
   cpSync(path.join(PACKAGE_ROOT, 'templates'), path.join(root, 'templates'), { recursive: true });
   writeFileSync(path.join(root, 'data', '.gitkeep'), '');

@@ -15,8 +15,8 @@ export function statusData(app: App) {
     subscribers: store.subscribers.countByStatus(),
     deliveries,
     lastRun: lastRun ?? null,
-    runInProgress: holder ? { pid: holder.pid, host: holder.host, since: holder.since } : null,
-    needsResume: unfinished && !holder ? { runId: unfinished.id, status: unfinished.status } : null,
+    runInProgress: holder && !holder.dead ? { pid: holder.pid, host: holder.host, since: holder.since } : null,
+    needsResume: unfinished && (!holder || holder.dead) ? { runId: unfinished.id, status: unfinished.status } : null,
     nextScheduledRun: config.schedule.enabled && !(complete && config.mode === 'broadcast') ? (nextScheduledRun(config)()?.toISOString() ?? null) : null,
     schedule: { enabled: config.schedule.enabled, cron: config.schedule.cron, timezone: config.schedule.timezone },
     mail: config.mail.smtpUrl ? 'smtp' : `outbox (${config.paths.outbox})`,
@@ -38,7 +38,7 @@ export function statusReport(app: App): string {
   ];
   if (s.needsResume) lines.push(`Needs resume:  run #${s.needsResume.runId} is ${s.needsResume.status}; continue it with: feuilleton send --resume`);
   lines.push(
-    `Schedule:      ${s.schedule.enabled ? `"${s.schedule.cron}" (${s.schedule.timezone}); next run ${s.nextScheduledRun ?? 'none (story complete)'}` : 'disabled'}`,
+    `Schedule:      ${s.schedule.enabled ? `"${s.schedule.cron}" (${s.schedule.timezone}); next run ${s.nextScheduledRun ?? 'none: the story is complete'}` : 'disabled'}`,
     `Mail:          ${s.mail}`,
   );
   return lines.join('\n');

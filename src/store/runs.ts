@@ -53,6 +53,8 @@ export interface LockHolder {
 }
 
 const LOCK_KEY = 'send_lock';
+/** Holders heartbeat every few seconds; one silent this long belongs to a dead process. */
+export const LOCK_STALE_MS = 60_000;
 
 /** Alive on this machine? (a lock from another host is trusted until its heartbeat goes stale) */
 const processAlive = (pid: number): boolean => {
@@ -63,6 +65,9 @@ const processAlive = (pid: number): boolean => {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 };
+
+const isDead = (holder: LockHolder, staleMs: number): boolean =>
+  (holder.host === hostname() && !processAlive(holder.pid)) || Date.now() - holder.heartbeat > staleMs;
 
 export class RunStore {
   constructor(private readonly db: DB) {}
@@ -105,13 +110,12 @@ export class RunStore {
    * Takes the single-sender lock, or returns who holds it. A holder whose process is gone
    * (same host) or whose heartbeat is older than staleMs is considered dead.
    */
-  acquireLock(owner: string, staleMs: number): { ok: true } | { ok: false; holder: LockHolder } {
+  acquireLock(owner: string, staleMs = LOCK_STALE_MS): { ok: true } | { ok: false; holder: LockHolder } {
     const take = this.db.transaction((): { ok: true } | { ok: false; holder: LockHolder } => {
       const row = this.db.prepare('SELECT value FROM meta WHERE key = ?').get(LOCK_KEY) as { value: string } | undefined;
       if (row) {
         const holder = JSON.parse(row.value) as LockHolder;
-        const dead = (holder.host === hostname() && !processAlive(holder.pid)) || Date.now() - holder.heartbeat > staleMs;
-        if (holder.owner !== owner && !dead) return { ok: false, holder };
+        if (holder.owner !== owner && !isDead(holder, staleMs)) return { ok: false, holder };
       }
       const mine: LockHolder = { owner, pid: process.pid, host: hostname(), since: nowIso(), heartbeat: Date.now() };
       this.db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value').run(LOCK_KEY, JSON.stringify(mine));
@@ -130,8 +134,11 @@ export class RunStore {
     this.db.prepare(`DELETE FROM meta WHERE key = ? AND json_extract(value, '$.owner') = ?`).run(LOCK_KEY, owner);
   }
 
-  lockHolder(): LockHolder | undefined {
+  /** Who holds the lock; `dead` when a crashed holder left it behind (the next sender takes it over). */
+  lockHolder(staleMs = LOCK_STALE_MS): (LockHolder & { dead: boolean }) | undefined {
     const row = this.db.prepare('SELECT value FROM meta WHERE key = ?').get(LOCK_KEY) as { value: string } | undefined;
-    return row && (JSON.parse(row.value) as LockHolder);
+    if (!row) return undefined;
+    const holder = JSON.parse(row.value) as LockHolder;
+    return { ...holder, dead: isDead(holder, staleMs) };
   }
 }

@@ -42,10 +42,13 @@ export class Subscriptions {
     const { store, config } = this.deps;
     const existing = store.subscribers.byEmail(email);
     const sub = existing ?? store.subscribers.create({ email, status: 'pending', consentIp: ip });
-    if (sub.status === 'unsubscribed' || sub.status === 'bounced') store.subscribers.renewConsent(sub.id, ip);
+    // Coming back after leaving is a new consent and gets its confirmation at once, even
+    // minutes after the last email; an outsider cannot unsubscribe or bounce an address to repeat it.
+    const renewed = sub.status === 'unsubscribed' || sub.status === 'bounced';
+    if (renewed) store.subscribers.renewConsent(sub.id, ip);
     const fresh = store.subscribers.get(sub.id)!;
     const quietMs = fresh.status === 'active' ? config.subscribe.resendIntervalHours * 3_600_000 : config.subscribe.confirmResendMinutes * 60_000;
-    const recentlyMailed = existing !== undefined && fresh.noticeSentAt !== null && Date.now() - Date.parse(fresh.noticeSentAt) < quietMs;
+    const recentlyMailed = existing !== undefined && !renewed && fresh.noticeSentAt !== null && Date.now() - Date.parse(fresh.noticeSentAt) < quietMs;
     if (recentlyMailed) {
       this.deps.log.info({ subscriber: fresh.id }, 'subscribe request for a recently mailed address; not mailing again');
       return;

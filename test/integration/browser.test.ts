@@ -1,0 +1,113 @@
+// A reader's first visit in a real browser (Debian's Chromium through playwright-core),
+// with no mail server: subscribe on the home page, read the confirmation in the local
+// outbox, follow its link and confirm.
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import { createServer } from 'node:net';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import type { App } from '../../src/app.ts';
+import { startServing, type Serving } from '../../src/commands/serve.ts';
+import { PACKAGE_ROOT } from '../../src/config.ts';
+import { createLogger } from '../../src/log.ts';
+import { makeProject, type Project } from '../helpers/project.ts';
+
+const OUTPUT_DIR = path.join(PACKAGE_ROOT, 'test-output');
+const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
+
+/** A port free right now: links in mail are built from baseUrl, so it must be known before the server starts. */
+async function freePort(): Promise<number> {
+  const probe = createServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const { port } = probe.address() as { port: number };
+  await new Promise((resolve) => probe.close(resolve));
+  return port;
+}
+
+describe('subscribing in a browser, confirming from the local outbox', () => {
+  let project: Project;
+  let app: App;
+  let serving: Serving;
+  let browser: Browser;
+  let page: Page;
+  const consoleErrors: string[] = [];
+  const failed: string[] = [];
+
+  before(async () => {
+    const port = await freePort();
+    project = makeProject({ settings: { baseUrl: `http://127.0.0.1:${port}`, story: { file: 'story.txt', rating: 'Mature' } } });
+    app = project.open();
+    serving = await startServing(app, createLogger({ level: 'silent', pretty: false }), { host: '127.0.0.1', port });
+    assert.equal(serving.runtime.transport.kind, 'outbox', 'no smtpUrl: mail goes to the local outbox');
+    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS, headless: true });
+    page = await browser.newPage({ viewport: { width: 390, height: 844 } });
+    // CSP violations and broken resources show up here.
+    page.on('console', (m) => {
+      if (m.type() === 'error') consoleErrors.push(`${m.text()} ${m.location().url}`);
+    });
+    page.on('pageerror', (e) => consoleErrors.push(String(e)));
+    page.on('response', (r) => {
+      if (r.status() >= 400) failed.push(`${r.request().method()} ${new URL(r.url()).pathname} ${r.status()}`);
+    });
+  });
+
+  after(async () => {
+    await browser?.close();
+    await serving?.stop();
+    project?.cleanup();
+  });
+
+  it('subscribe → outbox → confirmation link → confirm button → active', async () => {
+    await page.goto(serving.url);
+    await assertHeading(page, "The Lamplighter's Ledger");
+    mkdirSync(OUTPUT_DIR, { recursive: true });
+    await page.screenshot({ path: path.join(OUTPUT_DIR, 'home.png'), fullPage: true });
+
+    const email = 'browser.reader@example.org';
+    await page.getByLabel('Your email address').fill(email);
+    // The story is rated Mature: without the adult box the server refuses, and says why.
+    const adult = page.locator('input[name=adult]');
+    assert.equal(await adult.count(), 1, 'the form asks adult readers to confirm their age');
+    await page.getByRole('button', { name: 'Subscribe' }).click();
+    await page.waitForLoadState();
+    assert.match((await page.getByRole('alert').textContent()) ?? '', /please confirm you are an adult/);
+    assert.equal(app.store.subscribers.byEmail(email), undefined);
+
+    assert.equal(await page.getByLabel('Your email address').inputValue(), email, 'the address is kept');
+    await adult.check();
+    await Promise.all([page.waitForURL('**/subscribe/check-inbox'), page.getByRole('button', { name: 'Subscribe' }).click()]);
+    await assertHeading(page, 'Check your inbox');
+    assert.equal(app.store.subscribers.byEmail(email)?.status, 'pending');
+    await serving.runtime.subscriptions.settled();
+
+    await page.getByRole('link', { name: 'Local outbox' }).click();
+    await assertHeading(page, 'Local outbox');
+    await page.getByRole('row', { name: new RegExp(email.replace(/\./g, '\\.')) }).getByRole('link', { name: /^Confirm your subscription/ }).click();
+    await assertHeading(page, /^Confirm your subscription to /);
+    const frame = page.frameLocator('iframe[title="Email as HTML"]');
+    await frame.getByRole('link', { name: 'Confirm my subscription' }).waitFor();
+
+    await page.locator('ul.links').getByRole('link', { name: 'Confirm my subscription' }).click();
+    await page.waitForURL('**/confirm?token=*');
+    await assertHeading(page, 'Confirm your subscription');
+    assert.equal(app.store.subscribers.byEmail(email)?.status, 'pending', 'opening the link changes nothing');
+
+    await page.getByRole('button', { name: 'Confirm my subscription' }).click();
+    await assertHeading(page, "You're subscribed");
+    const sub = app.store.subscribers.byEmail(email);
+    assert.equal(sub?.status, 'active');
+    assert.equal(sub.confirmIp, '127.0.0.1');
+
+    await serving.runtime.subscriptions.settled();
+    await page.goto(new URL('/outbox', serving.url).href);
+    await page.getByRole('link', { name: /^Welcome to / }).first().waitFor();
+    assert.deepEqual(failed, ['POST /subscribe 400'], 'only the refusal without the adult box failed');
+    // The one console error: the browser reporting that refused POST.
+    assert.deepEqual(consoleErrors, [`Failed to load resource: the server responded with a status of 400 (Bad Request) ${new URL('/subscribe', serving.url).href}`]);
+  });
+});
+
+async function assertHeading(page: Page, name: string | RegExp): Promise<void> {
+  await page.getByRole('heading', { level: 1, name }).waitFor({ timeout: 10_000 });
+}
