@@ -2,10 +2,10 @@
 // for a demo subscriber, written to files the author can open (and optionally screenshot).
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { chromium } from 'playwright-core';
 import type { App } from '../app.ts';
 import { UserError } from '../errors.ts';
 import { Links } from '../links.ts';
+import { launchChromium } from '../render/chromium.ts';
 import { EmailRenderer } from '../render/email.ts';
 
 const DEMO_SUBSCRIBER = { id: 0, feedToken: 'preview' };
@@ -16,13 +16,8 @@ const VIEWPORTS = [
   { name: 'mobile', width: 375 },
 ] as const;
 
-const CHROMIUM = {
-  executablePath: '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-};
-
 async function screenshots(html: string, base: string): Promise<string[]> {
-  const browser = await chromium.launch(CHROMIUM);
+  const browser = await launchChromium();
   try {
     const files: string[] = [];
     for (const { name, width } of VIEWPORTS) {

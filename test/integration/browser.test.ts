@@ -3,28 +3,18 @@
 // outbox, follow its link and confirm.
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
-import { createServer } from 'node:net';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import type { App } from '../../src/app.ts';
 import { startServing, type Serving } from '../../src/commands/serve.ts';
 import { PACKAGE_ROOT } from '../../src/config.ts';
 import { createLogger } from '../../src/log.ts';
+import { launchChromium } from '../../src/render/chromium.ts';
+import { freePort } from '../helpers/net.ts';
 import { makeProject, type Project } from '../helpers/project.ts';
 
 const OUTPUT_DIR = path.join(PACKAGE_ROOT, 'test-output');
-const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
-
-/** A port free right now: links in mail are built from baseUrl, so it must be known before the server starts. */
-async function freePort(): Promise<number> {
-  const probe = createServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const { port } = probe.address() as { port: number };
-  await new Promise((resolve) => probe.close(resolve));
-  return port;
-}
-
 describe('subscribing in a browser, confirming from the local outbox', () => {
   let project: Project;
   let app: App;
@@ -40,7 +30,7 @@ describe('subscribing in a browser, confirming from the local outbox', () => {
     app = project.open();
     serving = await startServing(app, createLogger({ level: 'silent', pretty: false }), { host: '127.0.0.1', port });
     assert.equal(serving.runtime.transport.kind, 'outbox', 'no smtpUrl: mail goes to the local outbox');
-    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS, headless: true });
+    browser = await launchChromium();
     page = await browser.newPage({ viewport: { width: 390, height: 844 } });
     // CSP violations and broken resources show up here.
     page.on('console', (m) => {

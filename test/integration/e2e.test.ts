@@ -5,23 +5,14 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { PACKAGE_ROOT } from '../../src/config.ts';
+import { launchChromium } from '../../src/render/chromium.ts';
 import { Store } from '../../src/store/index.ts';
-
-const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
-
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
-  const { port } = srv.address() as { port: number };
-  await new Promise((resolve) => srv.close(resolve));
-  return port;
-}
+import { freePort } from '../helpers/net.ts';
 
 let dataDir: string;
 let env: NodeJS.ProcessEnv;
@@ -58,7 +49,7 @@ before(async () => {
     await new Promise((r) => setTimeout(r, 100));
   }
   mkdirSync(path.join(PACKAGE_ROOT, 'test-output'), { recursive: true });
-  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: CHROMIUM_ARGS });
+  browser = await launchChromium();
 });
 
 after(async () => {
