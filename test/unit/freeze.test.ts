@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { afterEach, describe, test } from 'node:test';
+import type { App } from '../../src/app.ts';
+import type { StoredInstallment } from '../../src/store/installments.ts';
 import { generatedStory, makeProject, type Project } from '../helpers/project.ts';
 
 // 45 paragraphs of 20–100 words, split at 500 words: about five installments.
@@ -10,6 +12,24 @@ let project: Project;
 afterEach(() => project?.cleanup());
 
 const paragraphsOf = (text: string): string[] => text.split('\n\n');
+
+/** Opens the project's app, runs `fn`, and always closes the database. */
+function withApp<T>(fn: (app: App) => T): T {
+  const app = project.open();
+  try {
+    return fn(app);
+  } finally {
+    app.store.close();
+  }
+}
+
+/** Publishes installments 1 and 2 and returns the split as it was then. */
+const publishFirstTwo = (): StoredInstallment[] =>
+  withApp((app) => {
+    app.store.installments.markPublished(1);
+    app.store.installments.markPublished(2);
+    return app.store.installments.all();
+  });
 
 describe('frozen installments', () => {
   test('the split is recorded in SQLite in WAL mode', () => {
@@ -25,11 +45,7 @@ describe('frozen installments', () => {
 
   test('an edit inside a published installment is reported by number and never applied', () => {
     project = makeProject({ story: STORY, settings });
-    let app = project.open();
-    const before = app.store.installments.all();
-    app.store.installments.markPublished(1);
-    app.store.installments.markPublished(2);
-    app.store.close();
+    const before = publishFirstTwo();
 
     const paras = paragraphsOf(STORY);
     const target = before[1]!.blocks[0]!.text; // first paragraph of installment 2
@@ -38,7 +54,7 @@ describe('frozen installments', () => {
     assert.equal(paragraphsOf(edited).length, paras.length);
     project.writeStory(edited);
 
-    app = project.open();
+    const app = project.open();
     try {
       assert.equal(app.warnings.length, 1);
       assert.match(app.warnings[0]!, /installment 2 \("Part 2"\).*published.*not applied/);
@@ -53,11 +69,7 @@ describe('frozen installments', () => {
 
   test('editing the unpublished remainder re-splits only the remainder', () => {
     project = makeProject({ story: STORY, settings });
-    let app = project.open();
-    const before = app.store.installments.all();
-    app.store.installments.markPublished(1);
-    app.store.installments.markPublished(2);
-    app.store.close();
+    const before = publishFirstTwo();
 
     // Append several paragraphs and delete one from the unpublished part.
     const paras = paragraphsOf(STORY.trimEnd());
@@ -66,7 +78,7 @@ describe('frozen installments', () => {
     const extra = paragraphsOf(generatedStory(8, 99, '').trim());
     project.writeStory([...paras.filter((p) => p !== removed), ...extra].join('\n\n') + '\n');
 
-    app = project.open();
+    const app = project.open();
     try {
       assert.deepEqual(app.warnings, []);
       const after = app.store.installments.all();
@@ -82,30 +94,19 @@ describe('frozen installments', () => {
 
   test('re-opening an unchanged story changes nothing', () => {
     project = makeProject({ story: STORY, settings });
-    const first = project.open();
-    const rows = first.store.installments.all();
-    first.store.close();
-    const second = project.open();
-    try {
-      assert.deepEqual(second.store.installments.all(), rows);
-      assert.deepEqual(second.warnings, []);
-    } finally {
-      second.store.close();
-    }
+    const rows = withApp((app) => app.store.installments.all());
+    withApp((app) => {
+      assert.deepEqual(app.store.installments.all(), rows);
+      assert.deepEqual(app.warnings, []);
+    });
   });
 
   test('a bad story file fails before the database is touched', () => {
     project = makeProject({ story: STORY, settings });
-    const app = project.open();
-    const rows = app.store.installments.all();
-    app.store.close();
+    const rows = withApp((app) => app.store.installments.all());
     project.writeStory('');
     assert.throws(() => project.open(), /is empty/);
-    const again = (project.writeStory(STORY), project.open());
-    try {
-      assert.deepEqual(again.store.installments.all(), rows);
-    } finally {
-      again.store.close();
-    }
+    project.writeStory(STORY);
+    withApp((app) => assert.deepEqual(app.store.installments.all(), rows));
   });
 });
