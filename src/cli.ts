@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // Command definitions only: each action loads config, opens the app and calls one module.
+import path from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { openApp, type App } from './app.ts';
 import { loadConfig, type Config } from './config.ts';
@@ -11,6 +12,7 @@ import { startServing } from './commands/serve.ts';
 import { statusData, statusReport } from './commands/status.ts';
 import { subscribersTable } from './commands/subscribers.ts';
 import { createLogger } from './log.ts';
+import { exportStatic } from './publish/export.ts';
 import { createRuntime } from './runtime.ts';
 import { addSubscriber, exportSubscribers, forgetSubscriber, importCsv, parseStatus, removeSubscriber, showSubscriber } from './subscribers/admin.ts';
 
@@ -62,7 +64,10 @@ program
     const shutdown = (signal: string) => {
       log.info(`${signal} received: shutting down`);
       serving.stop().then(
-        () => process.exit(0),
+        () => {
+          log.info('stopped cleanly: database closed');
+          process.exit(0);
+        },
         (err: unknown) => {
           log.error({ err }, 'shutdown failed');
           process.exit(1);
@@ -96,6 +101,30 @@ program
         process.off('SIGTERM', onSignal);
         runtime.transport.close();
       }
+    }),
+  );
+
+program
+  .command('preview')
+  .description('write an installment as the email a reader gets: HTML and text files, optionally PNG screenshots')
+  .argument('[n]', 'installment number (default: the next unpublished one)', positiveInt('N'))
+  .option('--png', 'also screenshot the email at desktop and phone widths (needs Chromium)')
+  .option('--out <dir>', 'folder for the files (default: DATA/preview)')
+  .action((n: number | undefined, opts: { png?: boolean; out?: string }) =>
+    withApp(async (app) => {
+      // Loaded here: playwright-core takes seconds to import, and only this command needs it.
+      const { preview } = await import('./commands/preview.ts');
+      for (const file of await preview(app, n, { png: !!opts.png, outDir: opts.out })) out(file);
+    }),
+  );
+
+program
+  .command('export <dir>')
+  .description('write the public site (feeds, home page, published installments) to DIR as static files')
+  .action((dir: string) =>
+    withApp(async (app) => {
+      const files = await exportStatic(app, dir);
+      out(`wrote ${files.length} files to ${path.resolve(dir)} (links point at ${app.config.baseUrl}: host the copy there)`);
     }),
   );
 

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
-import { validate as validateCron } from 'node-cron';
+import { validateDetailed as validateCron } from 'node-cron';
 import { UserError } from './errors.ts';
 
 export const CONFIG_FILE_NAME = 'feuilleton.yaml';
@@ -32,6 +32,17 @@ const absoluteHttpUrl = z.string().refine((v) => {
   }
 }, 'must be an absolute http(s) URL such as https://serial.example.org');
 
+// Links in emails, feeds and pages are this plus a path: a query or fragment would land in
+// the middle of every one of them.
+const baseUrl = absoluteHttpUrl.refine((v) => {
+  try {
+    const u = new URL(v);
+    return !u.search && !u.hash;
+  } catch {
+    return true; // reported by absoluteHttpUrl
+  }
+}, 'must not have a query (?…) or fragment (#…): every link is built by appending a path to it');
+
 const noLineBreaks = z.string().refine((v) => !/[\r\n]/.test(v), 'must not contain line breaks');
 
 const schema = z.strictObject({
@@ -57,7 +68,8 @@ const schema = z.strictObject({
     })
     .default({ targetMinutes: 5, wordsPerMinute: 230, partTitle: 'Part {n}' }),
   mode: z.enum(['broadcast', 'paced']).default('broadcast'),
-  baseUrl: absoluteHttpUrl.default('http://127.0.0.1:3000'),
+  /** Required in a config file; the default serves the zero-config local demo only. */
+  baseUrl: baseUrl.default('http://127.0.0.1:3000'),
   server: z
     .strictObject({
       host: z.string().min(1).default('127.0.0.1'),
@@ -117,8 +129,19 @@ const schema = z.strictObject({
   schedule: z
     .strictObject({
       enabled: z.boolean().default(true),
-      cron: z.string().refine((v) => validateCron(v), 'must be a cron expression such as "0 7 * * 1,4"').default('0 7 * * 1,4'),
-      timezone: z.string().refine(isTimeZone, 'must be an IANA time zone such as Europe/Paris').default('UTC'),
+      cron: z
+        .string()
+        .superRefine((v, ctx) => {
+          const problem = validateCron(v).errors[0];
+          if (problem) ctx.addIssue({ code: 'custom', message: `"${v}" is not a cron expression (${problem.message}); write minute hour day-of-month month day-of-week, such as "0 7 * * 1,4"` });
+        })
+        .default('0 7 * * 1,4'),
+      timezone: z
+        .string()
+        .superRefine((v, ctx) => {
+          if (!isTimeZone(v)) ctx.addIssue({ code: 'custom', message: `"${v}" is not a known time zone; use an IANA name such as Europe/Paris or UTC` });
+        })
+        .default('UTC'),
       /** On start, send once if a scheduled run was missed while the server was down. */
       catchUp: z.boolean().default(true),
     })
@@ -197,6 +220,11 @@ export function loadConfig(opts: { configPath?: string; cwd?: string; env?: Node
   const label = file ?? `${CONFIG_FILE_NAME} (built-in defaults)`;
   const result = schema.safeParse(raw);
   if (!result.success) throw new ConfigError(describeIssue(label, result.error.issues[0]!));
+  // A site configured for real but linking to 127.0.0.1 would send broken links to every
+  // reader and feed, with nothing failing here to say so.
+  if (file && raw.baseUrl === undefined) {
+    throw new ConfigError(`${file}: baseUrl is missing; set it to the site's public address, such as https://serial.example.org (or set FEUILLETON_BASE_URL)`);
+  }
   const c = result.data;
   const root = file ? path.dirname(file) : cwd;
   const resolve = (p: string) => path.resolve(root, p);

@@ -9,17 +9,11 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { App } from '../app.ts';
+import { UserError } from '../errors.ts';
 import { Links } from '../links.ts';
-import type { StoredInstallment } from '../store/installments.ts';
 import { installmentPage, type ArchiveDeps } from '../web/archive-routes.ts';
 import { Pages } from '../web/pages.ts';
 import { FeedCache } from './feeds.ts';
-
-/** home.eta always includes the form; cut out exactly the fragment it rendered there. */
-function homeWithoutForm(pages: Pages, published: StoredInstallment[], total: number): string {
-  const data = { published, total, csrf: '' };
-  return pages.render('home', data).replace(pages.render('subscribe-form', data), '');
-}
 
 /** Writes the site into `dir` (created if needed, nothing else in it touched); returns the files written, relative to `dir`. */
 export async function exportStatic(app: App, dir: string): Promise<string[]> {
@@ -31,13 +25,19 @@ export async function exportStatic(app: App, dir: string): Promise<string[]> {
     ['feed.xml', feeds.feed('rss').body()],
     ['atom.xml', feeds.feed('atom').body()],
     ['feed.json', feeds.feed('json').body()],
-    ['index.html', homeWithoutForm(deps.pages, published, app.store.installments.count().total)],
+    ['index.html', deps.pages.render('home', { published, total: app.store.installments.count().total, csrf: null })],
     ...published.map((i): [string, string] => [`installments/${i.number}/index.html`, installmentPage(deps, published, i.number, null)!]),
   ];
-  for (const [file, content] of files) {
-    const target = path.join(dir, file);
-    await mkdir(path.dirname(target), { recursive: true });
-    await writeFile(target, content);
+  try {
+    for (const [file, content] of files) {
+      const target = path.join(dir, file);
+      await mkdir(path.dirname(target), { recursive: true });
+      await writeFile(target, content);
+    }
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (!code) throw err;
+    throw new UserError(`${path.resolve(dir)}: cannot write the static site there (${code}); give a folder you can write to (it is created if missing)`);
   }
   return files.map(([file]) => file);
 }

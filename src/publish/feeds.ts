@@ -14,7 +14,7 @@ import { Feed, type Author, type Category, type Item } from 'feed';
 import { compile } from 'html-to-text';
 import type { App } from '../app.ts';
 import { Links } from '../links.ts';
-import { installmentHtml } from '../render/fragment.ts';
+import { escapeHtml, installmentHtml, ratingNotice } from '../render/fragment.ts';
 import type { StoredInstallment } from '../store/installments.ts';
 import type { Subscriber } from '../store/subscribers.ts';
 import type { StoryInfo } from '../story/info.ts';
@@ -30,19 +30,19 @@ export const FEED_CONTENT_TYPES: Record<FeedFormat, string> = {
 };
 
 /** An installment as one feed shows it; `date` is when it reached this feed's reader. */
-export interface FeedEntry {
+interface FeedEntry {
   installment: StoredInstallment;
   date: Date;
 }
 
 /** What a feed says about itself: Atom id, self links, and its last change. */
-export interface FeedIdentity {
+interface FeedIdentity {
   id: string;
   self: Partial<Record<FeedFormat, string>>;
   updated: Date;
 }
 
-export interface FeedContext {
+interface FeedContext {
   info: StoryInfo;
   links: Links;
   image: string | undefined;
@@ -59,15 +59,6 @@ export interface FeedDocument {
 }
 
 const SUMMARY_CHARS = 200;
-
-/** Also shown by the web page; the email words it the same way. */
-export function ratingNotice(info: StoryInfo): string | null {
-  if (!info.adult) return null;
-  return info.rating ? `Rated ${info.rating} — for adult readers` : 'For adult readers';
-}
-
-const HTML_ENTITIES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
-const escapeHtml = (s: string): string => s.replace(/[&<>"']/g, (c) => HTML_ENTITIES[c]!);
 
 // feed@6 writes titles, summaries and content as CDATA through xml-js, which splits only
 // the first "]]>" of a value; a second one would close the section early and break the
@@ -116,18 +107,43 @@ function storyContent(info: StoryInfo, blocks: Block[]): string {
 
 const categoriesOf = (info: StoryInfo): string[] => [...info.categories, ...(info.rating ? [`Rating: ${info.rating}`] : [])];
 
-// Atom takes title and summary as HTML and every XML value passes through CDATA; RSS titles
-// stay plain text (readers disagree on whether they are HTML, and plain text reads right in
-// both) while its description is HTML; JSON Feed titles and summaries are plain text.
-const ITEM_TEXT: Record<FeedFormat, { title(s: string): string; summary(s: string): string; content(s: string): string; category(s: string): Category }> = {
-  rss: { title: cdataSafe, summary: (s) => escapeHtml(s), content: cdataSafe, category: (name) => ({ name }) },
-  atom: { title: (s) => escapeHtml(s), summary: (s) => escapeHtml(s), content: cdataSafe, category: (name) => ({ term: attributeSafe(name) }) },
-  json: { title: (s) => s, summary: (s) => s, content: (s) => s, category: (name) => ({ name }) },
+// RSS 2.0 says nothing on whether a title is text or HTML, and readers split three ways:
+// newsboat shows it as text, browser-based readers as HTML, feedparser and SimplePie guess
+// (HTML when it holds a closing tag or an entity). Text that no HTML parser would take for
+// markup reads the same in all three, so it goes out as written ("Fish & Chips", "<3").
+// Text that would parse as a tag or a character reference ("<b>", "&amp;") is HTML-escaped:
+// HTML and guessing readers then show the author's characters, text-only readers show
+// entities, and no reader ever renders the author's words as markup.
+const LOOKS_LIKE_MARKUP = /<[A-Za-z/!?]|&(?:#|\w+;)/;
+const rssText = (s: string): string => (LOOKS_LIKE_MARKUP.test(s) ? s.replace(/[&<>]/g, escapeHtml) : s);
+
+// xml-js turns every "&amp;" in a text node back into "&" before escaping it (to undo
+// double escaping), so a literal "&amp;" would lose its "amp;". Escaping each "&" first
+// makes that undo exact. CDATA sections and attributes are written without it.
+const xmlText = (s: string): string => s.replaceAll('&', '&amp;');
+
+interface FormatText {
+  /** Plain text written as an XML text node: channel title and description, names. */
+  text(s: string): string;
+  title(s: string): string;
+  summary(s: string): string;
+  content(s: string): string;
+  /** A category as the format writes it: text node (RSS), attribute (Atom) or string (JSON). */
+  category(s: string): string;
+}
+
+// Atom titles and summaries are typed html (feed@6 writes them so) and every item value
+// passes through CDATA; RSS titles follow rssText and its description is HTML; JSON Feed
+// titles and summaries are plain text by the spec.
+const FORMAT_TEXT: Record<FeedFormat, FormatText> = {
+  rss: { text: (s) => xmlText(rssText(s)), title: (s) => cdataSafe(rssText(s)), summary: escapeHtml, content: cdataSafe, category: xmlText },
+  atom: { text: xmlText, title: escapeHtml, summary: escapeHtml, content: cdataSafe, category: attributeSafe },
+  json: { text: (s) => s, title: (s) => s, summary: (s) => s, content: (s) => s, category: (s) => s },
 };
 
 function item(format: FeedFormat, entry: FeedEntry, ctx: FeedContext, author: Author): Item {
   const { installment: inst, date } = entry;
-  const text = ITEM_TEXT[format];
+  const text = FORMAT_TEXT[format];
   const url = absolute(ctx.links.installment(inst.number));
   return {
     id: url,
@@ -138,11 +154,13 @@ function item(format: FeedFormat, entry: FeedEntry, ctx: FeedContext, author: Au
     published: date,
     description: text.summary(summarize(inst.blocks)),
     content: text.content(storyContent(ctx.info, inst.blocks)),
-    category: categoriesOf(ctx.info).map(text.category),
+    category: categoriesOf(ctx.info).map((c): Category => (format === 'atom' ? { term: text.category(c) } : { name: text.category(c) })),
     // RSS <author> must be an email address; a name goes in dc:creator (feed@6 declares dc).
     ...(format === 'rss' ? { extensions: [{ name: 'dc:creator', objects: { _text: author.name } }] } : { author: [author] }),
   };
 }
+
+const ATOM_ROOT = '<feed xmlns="http://www.w3.org/2005/Atom"';
 
 /** feed@6 writes JSON Feed 1.0; 1.1 adds `language` and replaces `author` with `authors`. */
 function jsonFeed11(json: string, language: string): string {
@@ -156,14 +174,15 @@ function jsonFeed11(json: string, language: string): string {
 }
 
 /** The feed as text, entries in the order given. */
-export function buildFeed(format: FeedFormat, entries: FeedEntry[], ctx: FeedContext, identity: FeedIdentity): string {
+function buildFeed(format: FeedFormat, entries: FeedEntry[], ctx: FeedContext, identity: FeedIdentity): string {
   const { info, links } = ctx;
+  const text = FORMAT_TEXT[format];
   // Atom requires an author; the story title is the only name there is without one.
-  const author: Author = { name: info.author ?? info.title };
+  const author: Author = { name: text.text(info.author ?? info.title) };
   const feed = new Feed({
     id: absolute(identity.id),
-    title: info.title,
-    description: info.summary ?? info.title,
+    title: text.text(info.title),
+    description: text.text(info.summary ?? info.title),
     link: absolute(links.home()),
     language: info.language,
     image: ctx.image && absolute(ctx.image),
@@ -172,20 +191,22 @@ export function buildFeed(format: FeedFormat, entries: FeedEntry[], ctx: FeedCon
     feedLinks: Object.fromEntries(Object.entries(identity.self).map(([format, url]) => [format, absolute(url)])),
     author,
   });
-  for (const c of categoriesOf(info)) feed.addCategory(format === 'atom' ? attributeSafe(c) : c);
+  for (const c of categoriesOf(info)) feed.addCategory(text.category(c));
   for (const e of entries) feed.addItem(item(format, e, ctx, author));
   switch (format) {
     case 'rss':
       return feed.rss2().replace(XML_ILLEGAL, '');
     case 'atom':
-      return feed.atom1().replace(XML_ILLEGAL, '');
+      // Atom states the language as xml:lang, which feed@6 does not write; the config allows
+      // only a language tag there, so it is safe in an attribute.
+      return feed.atom1().replace(ATOM_ROOT, `${ATOM_ROOT} xml:lang="${info.language}"`).replace(XML_ILLEGAL, '');
     case 'json':
       return jsonFeed11(feed.json1(), info.language);
   }
 }
 
 /** Published installments only, whatever the caller passed, newest first. */
-export function publishedEntries(installments: StoredInstallment[]): FeedEntry[] {
+function publishedEntries(installments: StoredInstallment[]): FeedEntry[] {
   return installments
     .flatMap((i) => (i.publishedAt ? [{ installment: i, date: new Date(i.publishedAt) }] : []))
     .sort((a, b) => b.installment.number - a.installment.number);

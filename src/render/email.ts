@@ -13,7 +13,7 @@ import type { Links } from '../links.ts';
 import type { StoredInstallment } from '../store/installments.ts';
 import type { StoryInfo } from '../story/info.ts';
 import type { Block } from '../story/types.ts';
-import { installmentHtml, SCENE_BREAK_LINE } from './fragment.ts';
+import { escapeHtml, installmentHtml, ratingNotice, SCENE_BREAK_LINE } from './fragment.ts';
 
 export type PlaceholderName = 'unsubscribeUrl' | 'nextUrl' | 'feedUrl' | 'confirmUrl';
 
@@ -32,9 +32,6 @@ export interface PreparedEmail {
 }
 
 const PREHEADER_CHARS = 100;
-
-const HTML_ENTITIES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
-const escapeHtml = (s: string): string => s.replace(/[&<>"']/g, (c) => HTML_ENTITIES[c]!);
 
 const sceneBreak: FormatCallback = (_elem, _walk, builder) => {
   builder.openBlock({ leadingLineBreaks: 2 });
@@ -143,7 +140,7 @@ export class EmailRenderer {
       this.prepare('installment', `${this.info.title} — ${inst.title}`, paced ? ['unsubscribeUrl', 'feedUrl', 'nextUrl'] : ['unsubscribeUrl', 'feedUrl'], {
         heading: inst.title,
         preheader: preheader(inst.blocks),
-        ratingNotice: this.info.adult ? (this.info.rating ? `Rated ${this.info.rating} — for adult readers` : 'For adult readers') : null,
+        ratingNotice: ratingNotice(this.info),
         readingTime: `About ${plural(Math.max(1, inst.minutes), 'minute')}`,
         fragment: installmentHtml(inst.blocks),
         readOnlineUrl: this.links.installment(inst.number),

@@ -5,6 +5,7 @@
 // Scene breaks render as a neutral ornament, not the author's marker: the marker (`#`,
 // `~~~`, `o0o`…) is markup like Markdown's `***`, not prose, and one ornament reads the same
 // in every client and format. The author's marker stays in `Block.text` for hashing.
+import type { StoryInfo } from '../story/info.ts';
 import type { Block } from '../story/types.ts';
 
 export const SCENE_BREAK_ORNAMENT = '* * *';
@@ -13,6 +14,15 @@ export const SCENE_BREAK_ORNAMENT = '* * *';
 export const SCENE_BREAK_LINE = SCENE_BREAK_ORNAMENT.padStart(Math.floor((72 + SCENE_BREAK_ORNAMENT.length) / 2));
 
 const SCENE_BREAK_HTML = `<p class="scene-break" role="separator" aria-label="scene break">${SCENE_BREAK_ORNAMENT}</p>`;
+
+const HTML_ENTITIES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
+export const escapeHtml = (s: string): string => s.replace(/[&<>"']/g, (c) => HTML_ENTITIES[c]!);
+
+/** The adult-content notice every rendering of an installment shows (email, feed item, web page), or null. */
+export function ratingNotice(info: StoryInfo): string | null {
+  if (!info.adult) return null;
+  return info.rating ? `Rated ${info.rating} — for adult readers` : 'For adult readers';
+}
 
 /** Block-level HTML; `Block.html` is already escaped inline HTML, so nothing is escaped here. */
 export function installmentHtml(blocks: Block[]): string {

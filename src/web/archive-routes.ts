@@ -4,8 +4,8 @@
 import type { FastifyInstance } from 'fastify';
 import type { App } from '../app.ts';
 import type { Links } from '../links.ts';
-import { feedCache, ratingNotice } from '../publish/feeds.ts';
-import { installmentHtml } from '../render/fragment.ts';
+import { feedCache } from '../publish/feeds.ts';
+import { installmentHtml, ratingNotice } from '../render/fragment.ts';
 import type { StoredInstallment } from '../store/installments.ts';
 import type { Pages } from './pages.ts';
 

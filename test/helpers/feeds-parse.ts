@@ -8,6 +8,8 @@ export interface ParsedEntry {
   id: string;
   title: string;
   link: string;
+  /** XML formats: the title element's character data exactly as an XML parser (ElementTree) reads it, before any HTML reading. */
+  rawTitle: string | null;
   /** The content as plain text. */
   content: string;
   published: string | null;
@@ -20,12 +22,18 @@ export interface ParsedFeed {
   problems: string[];
   version: string;
   title: string;
+  language: string | null;
+  /** The channel image (RSS image, Atom logo, JSON Feed icon). */
+  image: string | null;
   entries: ParsedEntry[];
 }
 
 const SCRIPT = String.raw`
 import html, json, re, sys
+import xml.etree.ElementTree as ET
 import feedparser
+
+ATOM = '{http://www.w3.org/2005/Atom}'
 
 BLOCK = re.compile(r'</?(?:p|h[1-6]|div|br|li|blockquote)\b[^>]*>', re.I)
 
@@ -51,10 +59,13 @@ def from_json(raw):
         'problems': problems,
         'version': doc.get('version'),
         'title': doc.get('title'),
+        'language': doc.get('language'),
+        'image': doc.get('icon'),
         'entries': [{
             'id': i['id'],
             'title': i.get('title', ''),
             'link': i.get('url', ''),
+            'rawTitle': None,
             'content': plain(i.get('content_html', '')),
             'published': i.get('date_published'),
             'tags': i.get('tags', []),
@@ -65,19 +76,24 @@ def from_xml(raw):
     d = feedparser.parse(raw)
     def text(detail):
         return plain(detail.value, detail.type)
+    root = ET.fromstring(raw)
+    raw_titles = [t.text or '' for t in (root.findall('./channel/item/title') if root.tag == 'rss' else root.findall(ATOM + 'entry/' + ATOM + 'title'))]
     return {
         'bozo': int(bool(d.bozo)),
         'problems': [str(d.get('bozo_exception'))] if d.bozo else [],
         'version': d.version,
         'title': text(d.feed.title_detail),
+        'language': d.feed.get('language'),
+        'image': d.feed.get('image', {}).get('href') or d.feed.get('logo'),
         'entries': [{
             'id': e.id,
             'title': text(e.title_detail),
             'link': e.link,
+            'rawTitle': raw_titles[k],
             'content': text(e.content[0]),
             'published': e.get('published'),
             'tags': [t.term for t in e.get('tags', [])],
-        } for e in d.entries],
+        } for k, e in enumerate(d.entries)],
     }
 
 raw = sys.stdin.buffer.read()

@@ -3,6 +3,7 @@
 import type { App } from '../../src/app.ts';
 import { startServing, type Serving } from '../../src/commands/serve.ts';
 import { createLogger } from '../../src/log.ts';
+import { normalizeForCompare } from '../../src/render/fragment.ts';
 import type { Project } from './project.ts';
 
 export interface Site {
@@ -34,12 +35,27 @@ function decodeEntity(entity: string, name: string): string {
 
 /** Markup removed, entities decoded, whitespace runs collapsed: how a reader sees the text. */
 export function plainText(html: string): string {
-  return html
-    .replace(BLOCK_TAG, ' ')
-    .replace(/<[^>]*>/g, '')
-    .replace(/&(#x[0-9a-f]+|#[0-9]+|[a-z]+);/gi, decodeEntity)
-    .replace(/\s+/g, ' ')
-    .trim();
+  return normalizeForCompare(
+    html
+      .replace(BLOCK_TAG, ' ')
+      .replace(/<[^>]*>/g, '')
+      .replace(/&(#x[0-9a-f]+|#[0-9]+|[a-z]+);/gi, decodeEntity),
+  );
+}
+
+/** The inner HTML of the email's story cell (`<mj-text css-class="story">` in installment.mjml). */
+export function emailStoryHtml(email: string): string {
+  const m = /<td[^>]*\bclass="story"[^>]*>([\s\S]*?)<\/td>/.exec(email);
+  if (!m) throw new Error('no story cell in the email HTML');
+  return m[1]!;
+}
+
+/** The story in an email's text part: the lines between the installment title and "Read online". */
+export function emailStoryText(text: string, title: string): string {
+  const start = text.indexOf(`\n${title}\n`);
+  const end = text.indexOf('\nRead online [', start);
+  if (start < 0 || end < 0) throw new Error(`no story between "${title}" and "Read online" in the text part`);
+  return normalizeForCompare(text.slice(start + title.length + 2, end));
 }
 
 /** The inner HTML of an installment page's `<div class="story">`. */
