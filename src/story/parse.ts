@@ -27,8 +27,6 @@ export function countWords(text: string): number {
 // Raw HTML in a story is shown as text, and quotes stay exactly as typed (no typographer).
 const markdown = new MarkdownIt({ html: false, linkify: false, typographer: false });
 
-const escapeHtml = (s: string): string =>
-  s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 
 function decode(file: string): string {
   let bytes: Buffer;
@@ -257,7 +255,7 @@ function takeFrontMatter(source: string, file: string, meta: StoryMeta): number 
 const HEADING = /^\s{0,3}(#{1,6})[ \t]+(.+?)(?:[ \t]+#+)?[ \t]*$/;
 
 function paragraph(text: string, format: Format): Block {
-  return { kind: 'paragraph', text, html: format === 'markdown' ? markdown.renderInline(text) : escapeHtml(text) };
+  return { kind: 'paragraph', text, html: format === 'markdown' ? markdown.renderInline(text) : markdown.utils.escapeHtml(text) };
 }
 
 function blocksOf(chunk: Chunk, format: Format): Block[] {
