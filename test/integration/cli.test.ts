@@ -8,6 +8,7 @@ import { PACKAGE_ROOT } from '../../src/config.ts';
 import { makeProject } from '../helpers/project.ts';
 
 const CLI = path.join(PACKAGE_ROOT, 'src', 'cli.ts');
+const COMMANDS = ['installments', 'serve', 'send', 'preview', 'status', 'subscribers', 'export', 'backup', 'init'];
 
 function run(args: string[], cwd = PACKAGE_ROOT): { code: number | null; stdout: string; stderr: string } {
   const r = spawnSync(process.execPath, ['--import', 'tsx', CLI, ...args], {
@@ -59,9 +60,9 @@ describe('help', () => {
   test('feuilleton --help lists the commands', () => {
     const r = run(['--help']);
     assert.equal(r.code, 0);
-    for (const cmd of ['installments', 'serve', 'send', 'status', 'subscribers', 'backup', 'init']) assert.match(r.stdout, new RegExp(`^  ${cmd}\\b`, 'm'));
+    for (const cmd of COMMANDS) assert.match(r.stdout, new RegExp(`^  ${cmd}\\b`, 'm'));
   });
-  for (const cmd of ['installments', 'serve', 'send', 'status', 'subscribers', 'backup', 'init']) {
+  for (const cmd of COMMANDS) {
     test(`feuilleton ${cmd} --help`, () => {
       const r = run([cmd, '--help']);
       assert.equal(r.code, 0, r.stderr);
