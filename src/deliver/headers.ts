@@ -5,10 +5,18 @@ import { createHash } from 'node:crypto';
 import addressparser from 'nodemailer/lib/addressparser/index.js';
 import type { Config } from '../config.ts';
 
+// Asked twice for every message of a send; parsing the From address each time showed in profiles.
+const domains = new WeakMap<Config, string>();
+
 export function senderDomain(config: Config): string {
-  const parsed = addressparser(config.mail.from, { flatten: true })[0];
-  const address = parsed && 'address' in parsed ? parsed.address : '';
-  return address.split('@')[1] || new URL(config.baseUrl).hostname;
+  let domain = domains.get(config);
+  if (domain === undefined) {
+    const parsed = addressparser(config.mail.from, { flatten: true })[0];
+    const address = parsed && 'address' in parsed ? parsed.address : '';
+    domain = address.split('@')[1] || new URL(config.baseUrl).hostname;
+    domains.set(config, domain);
+  }
+  return domain;
 }
 
 export function listId(config: Config, title: string): string {

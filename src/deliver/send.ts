@@ -1,16 +1,16 @@
 // One send run: decide who gets which installment, then deliver each message exactly once.
 // The CLI, the scheduler and the web's "next one now" all come through here.
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { App } from '../app.ts';
 import { UserError } from '../errors.ts';
 import type { Links } from '../links.ts';
-import type { EmailRenderer } from '../render/email.ts';
+import type { EmailRenderer, PreparedEmail } from '../render/email.ts';
 import type { StoredInstallment } from '../store/installments.ts';
 import type { Run, RunCounts, RunKind } from '../store/runs.ts';
 import type { Subscriber } from '../store/subscribers.ts';
 import { listHeaders, messageId } from './headers.ts';
-import type { MailTransport } from './transport.ts';
+import { preferredTextEncoding, type MailTransport, type TextEncoding } from './transport.ts';
 
 export interface SendContext {
   app: App;
@@ -45,21 +45,26 @@ export interface SendSummary extends RunCounts {
 
 export class SenderBusyError extends UserError {}
 
-/** Heartbeat every few seconds; a lock silent for this long belongs to a dead process. */
-const LOCK_STALE_MS = 60_000;
+/** Well inside the store's LOCK_STALE_MS, after which a silent lock counts as a dead process's. */
 const HEARTBEAT_MS = 5_000;
 
-type Failure = { kind: 'transient' | 'permanent' | 'fatal'; message: string };
+/** `hardBounce`: the address itself was refused, which counts towards delivery.bounceLimit. */
+type Failure = { kind: 'transient' | 'permanent' | 'fatal'; message: string; hardBounce?: boolean };
 
 /**
  * 4xx and connection trouble may pass; a 5xx on a recipient or message is that message's
- * fate; any other 5xx (authentication, policy) is the operator's to fix, so the run stops.
+ * fate; any other 5xx (sender refused at MAIL FROM, authentication, policy) would refuse
+ * every message alike and is the operator's to fix, so the run stops rather than failing,
+ * and bouncing, the whole list.
  */
 export function classify(err: unknown): Failure {
-  const e = err as { responseCode?: number; code?: string; response?: string; message?: string };
+  const e = err as { responseCode?: number; code?: string; command?: string; response?: string; message?: string };
   const message = (e.response ?? e.message ?? String(err)).replace(/\s+/g, ' ').slice(0, 500);
   if (typeof e.responseCode === 'number' && e.responseCode >= 500) {
-    return { kind: e.code === 'EENVELOPE' || e.code === 'EMESSAGE' ? 'permanent' : 'fatal', message };
+    if (e.code === 'EENVELOPE' && e.command === 'RCPT TO') return { kind: 'permanent', message, hardBounce: true };
+    // Refused after the data: a bad mailbox (5.1.x) or this message's content; only the first is the address's fault.
+    if (e.code === 'EMESSAGE') return { kind: 'permanent', message, hardBounce: /^5\d\d[ -]5\.1\./.test(e.response ?? '') };
+    return { kind: 'fatal', message };
   }
   if (e.code === 'EAUTH' || e.code === 'ETLS' || e.code === 'ECONFIG') return { kind: 'fatal', message };
   return { kind: 'transient', message };
@@ -75,38 +80,85 @@ interface Job {
 
 const zeroCounts = (): RunCounts => ({ planned: 0, sent: 0, failed: 0, retried: 0, skipped: 0, possibleDuplicates: 0 });
 
-/** Renders, fills and sends one installment to one subscriber (no bookkeeping). */
-export async function deliverMessage(ctx: SendContext, job: Job, to = job.sub.email, subjectPrefix = ''): Promise<string> {
+/** A test send: another address, a marked subject, and a Message-ID of its own (see sendTest). */
+interface TestSend {
+  to: string;
+}
+
+/** What every email of one run says alike, looked up once per run rather than per message. */
+interface RunFacts {
+  total: number;
+  /** ISO date of the next scheduled run, or null. */
+  nextDate: string | null;
+}
+
+function runFacts(ctx: SendContext): RunFacts {
+  const next = ctx.nextRunAt?.() ?? null;
+  return { total: ctx.app.store.installments.count().total, nextDate: next ? next.toISOString() : null };
+}
+
+const encodings = new WeakMap<PreparedEmail, TextEncoding>();
+
+/** One choice per compiled email: the text is the same for every reader but for their links. */
+function textEncodingOf(prepared: PreparedEmail, text: string): TextEncoding {
+  let encoding = encodings.get(prepared);
+  if (!encoding) encodings.set(prepared, (encoding = preferredTextEncoding(text)));
+  return encoding;
+}
+
+/** Fills and sends one installment to one subscriber (no bookkeeping); MJML runs once per installment, in the renderer. */
+async function deliverMessage(ctx: SendContext, facts: RunFacts, job: Job, test?: TestSend): Promise<string> {
   const { app, renderer, links } = ctx;
-  const isLast = job.inst.number >= app.store.installments.count().total;
-  const next = isLast ? null : (ctx.nextRunAt?.() ?? null);
-  const prepared = await renderer.installment(job.inst, { nextDate: next ? next.toISOString() : null });
+  const prepared = await renderer.installment(job.inst, { nextDate: job.inst.number >= facts.total ? null : facts.nextDate });
   const unsubscribeUrl = links.unsubscribe(job.sub);
-  const filled = prepared.fill({ unsubscribeUrl, nextUrl: links.next(job.sub), feedUrl: links.privateFeed(job.sub) });
+  const filled = prepared.fill({
+    unsubscribeUrl,
+    feedUrl: links.privateFeed(job.sub),
+    // Signing is the costly part of a link; broadcast emails have no "next one now".
+    ...(prepared.placeholders.includes('nextUrl') && { nextUrl: links.next(job.sub) }),
+  });
   const result = await ctx.transport.send({
-    to,
-    subject: subjectPrefix + filled.subject,
+    textEncoding: textEncodingOf(prepared, filled.text),
+    to: test?.to ?? job.sub.email,
+    subject: test ? `[TEST] ${filled.subject}` : filled.subject,
     html: filled.html,
     text: filled.text,
-    messageId: messageId(app.config, ['installment', job.inst.number, job.sub.id]),
+    // Receiving servers drop a second message with a Message-ID they have seen, so each
+    // test send needs a fresh one, while the real one stays the same across retries.
+    messageId: messageId(app.config, test ? ['test', job.inst.number, randomBytes(6).toString('hex')] : ['installment', job.inst.number, job.sub.id]),
     headers: listHeaders(app.config, app.info.title, unsubscribeUrl),
   });
   return result.messageId;
 }
 
+/**
+ * Messages claimed and not yet settled at any moment: enough to keep every pooled SMTP
+ * connection busy, and the most a crash can leave in `sending` (possible duplicates).
+ */
+export const sendConcurrency = (config: App['config']): number => Math.max(2, config.mail.maxConnections * 2);
+
 class Runner {
   readonly counts = zeroCounts();
   paused: string | undefined;
   private readonly inFlight = new Set<Promise<void>>();
+  private slotFreed: (() => void) | undefined;
   private readonly concurrency: number;
+  private readonly facts: RunFacts;
+  private readonly commitSent: (deliveryId: number, messageId: string, job: Job) => void;
 
   constructor(
     private readonly ctx: SendContext,
     private readonly run: Run,
     private readonly opts: SendOptions,
-    private readonly onSent: (job: Job) => void,
+    onSent: (job: Job) => void,
   ) {
-    this.concurrency = Math.max(2, ctx.app.config.mail.maxConnections * 2);
+    const { store } = ctx.app;
+    this.concurrency = sendConcurrency(ctx.app.config);
+    this.facts = runFacts(ctx);
+    this.commitSent = store.db.transaction((deliveryId: number, messageId: string, job: Job) => {
+      store.deliveries.markSent(deliveryId, messageId);
+      onSent(job);
+    });
   }
 
   async drain(jobs: Iterable<Job>): Promise<void> {
@@ -128,23 +180,24 @@ class Runner {
         continue;
       }
       if (claim.possibleDuplicate) this.counts.possibleDuplicates++;
-      const p = this.deliver(job, claim.id, claim.attempts).finally(() => this.inFlight.delete(p));
+      const p = this.deliver(job, claim.id).finally(() => {
+        this.inFlight.delete(p);
+        this.slotFreed?.();
+      });
       this.inFlight.add(p);
-      if (this.inFlight.size >= this.concurrency) await Promise.race(this.inFlight);
+      if (this.inFlight.size >= this.concurrency) await new Promise<void>((resolve) => (this.slotFreed = resolve));
     }
     await Promise.all(this.inFlight);
   }
 
-  private async deliver(job: Job, deliveryId: number, attempts: number): Promise<void> {
+  private async deliver(job: Job, deliveryId: number): Promise<void> {
     const { store, config } = this.ctx.app;
     const { maxAttempts, backoffBaseMs, backoffMaxMs, bounceLimit } = config.delivery;
-    for (;;) {
+    // The budget is per run: a row requeued by an outage starts afresh on --resume, while
+    // the ledger's `attempts` keeps counting every try for the record.
+    for (let tries = 1; ; tries++) {
       try {
-        const id = await deliverMessage(this.ctx, job);
-        store.db.transaction(() => {
-          store.deliveries.markSent(deliveryId, id);
-          this.onSent(job);
-        })();
+        this.commitSent(deliveryId, await deliverMessage(this.ctx, this.facts, job), job);
         if (job.sub.hardBounces > 0) store.subscribers.clearBounces(job.sub.id);
         this.counts.sent++;
         break;
@@ -153,21 +206,21 @@ class Runner {
         if (failure.kind === 'permanent') {
           store.deliveries.markFailed(deliveryId, failure.message);
           this.counts.failed++;
-          if (store.subscribers.recordHardBounce(job.sub.id, bounceLimit)) this.ctx.log?.(`${job.sub.email} marked bounced after ${bounceLimit} hard bounces`);
+          if (failure.hardBounce && store.subscribers.recordHardBounce(job.sub.id, bounceLimit)) this.ctx.log?.(`${job.sub.email} marked bounced after ${bounceLimit} hard bounces`);
           this.ctx.log?.(`failed: ${job.sub.email}, installment ${job.inst.number}: ${failure.message}`);
           break;
         }
-        if (failure.kind === 'fatal' || attempts >= maxAttempts || this.paused) {
+        if (failure.kind === 'fatal' || tries >= maxAttempts || this.paused) {
           store.deliveries.requeue(deliveryId, failure.message);
           this.paused ??=
             failure.kind === 'fatal'
               ? `the mail server refused the session: ${failure.message}; fix mail settings, then: feuilleton send --resume`
-              : `mail server unavailable after ${attempts} attempts (${failure.message}); resume with: feuilleton send --resume`;
+              : `mail server unavailable after ${tries} attempts (${failure.message}); resume with: feuilleton send --resume`;
           break;
         }
         this.counts.retried++;
-        await sleep(backoffMs(attempts, backoffBaseMs, backoffMaxMs));
-        attempts = store.deliveries.bumpAttempt(deliveryId, failure.message);
+        await sleep(backoffMs(tries, backoffBaseMs, backoffMaxMs));
+        store.deliveries.bumpAttempt(deliveryId, failure.message);
       } finally {
         this.opts.onProgress?.(this.counts);
       }
@@ -208,7 +261,7 @@ function broadcastTarget(app: App, asked: number | undefined): StoredInstallment
 async function withSendLock<T>(app: App, fn: () => Promise<T>): Promise<T> {
   const { store } = app;
   const owner = randomUUID();
-  const lock = store.runs.acquireLock(owner, LOCK_STALE_MS);
+  const lock = store.runs.acquireLock(owner);
   if (!lock.ok) {
     const h = lock.holder;
     throw new SenderBusyError(`another send is running (process ${h.pid} on ${h.host}, since ${h.since}); wait for it to finish and check "feuilleton status"`);
@@ -324,7 +377,7 @@ export async function sendTest(ctx: SendContext, to: string, number: number | un
   const inst = number === undefined ? (all.find((i) => !i.publishedAt) ?? all.at(-1)) : all.find((i) => i.number === number);
   if (!inst) throw new UserError(number === undefined ? 'the story has no installments' : `installment ${number} does not exist; the story has ${all.length} installments`);
   const testSubscriber = { id: 0, feedToken: 'test-send', email: to } as Subscriber;
-  const id = await deliverMessage(ctx, { sub: testSubscriber, inst }, to, '[TEST] ');
+  const id = await deliverMessage(ctx, runFacts(ctx), { sub: testSubscriber, inst }, { to });
   return { installment: inst.number, messageId: id };
 }
 

@@ -10,15 +10,31 @@ export interface Received {
   raw: Buffer;
 }
 
+export interface Refusal {
+  code: number;
+  message: string;
+}
+
 /** Return an SMTP reply to refuse a recipient, or undefined to accept it. */
-export type RcptRule = (address: string, attempt: number) => { code: number; message: string } | undefined;
+export type RcptRule = (address: string, attempt: number) => Refusal | undefined;
+
+const refuse = (refusal: Refusal): Error => Object.assign(new Error(refusal.message), { responseCode: refusal.code });
 
 export class SmtpSink {
   readonly received: Received[] = [];
+  /** Messages accepted, kept or not. */
+  count = 0;
+  /** Session errors (connection resets and the like). */
+  readonly errors: Error[] = [];
   rcptRule: RcptRule | undefined;
+  /** Return an SMTP reply to refuse the sender (MAIL FROM), or undefined to accept it. */
+  mailFromRule: ((address: string) => Refusal | undefined) | undefined;
   private readonly attempts = new Map<string, number>();
   private server: SMTPServer | undefined;
   port = 0;
+
+  /** `keep: false` only counts messages: benchmarks push more mail than memory holds. */
+  constructor(private readonly opts: { keep?: boolean } = {}) {}
 
   async start(port = 0): Promise<number> {
     this.server = new SMTPServer({
@@ -27,19 +43,26 @@ export class SmtpSink {
       disabledCommands: ['STARTTLS', 'AUTH'],
       logger: false,
       size: 10 * 1024 * 1024,
+      // stop() is an outage, not a drain: open sessions get 421 and are closed at once
+      // (smtp-server would otherwise wait 30 s for pooled clients to hang up).
+      closeTimeout: 1,
+      onMailFrom: (address: SMTPServerAddress, _session, cb) => {
+        const refusal = this.mailFromRule?.(address.address);
+        cb(refusal && refuse(refusal));
+      },
       onRcptTo: (address: SMTPServerAddress, _session, cb) => {
         const n = (this.attempts.get(address.address) ?? 0) + 1;
         this.attempts.set(address.address, n);
         const refusal = this.rcptRule?.(address.address, n);
-        if (!refusal) return cb();
-        const err = new Error(refusal.message) as Error & { responseCode: number };
-        err.responseCode = refusal.code;
-        cb(err);
+        cb(refusal && refuse(refusal));
       },
       onData: (stream, session, cb) => {
         const chunks: Buffer[] = [];
-        stream.on('data', (c: Buffer) => chunks.push(c));
+        const keep = this.opts.keep !== false;
+        stream.on('data', (c: Buffer) => keep && chunks.push(c));
         stream.on('end', () => {
+          this.count++;
+          if (!keep) return cb();
           this.received.push({
             from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
             to: session.envelope.rcptTo.map((r) => r.address),
@@ -49,6 +72,8 @@ export class SmtpSink {
         });
       },
     });
+    // A client that dies mid-session (a killed sender) resets its sockets; a server takes that in its stride.
+    this.server.on('error', (err) => this.errors.push(err));
     this.server.listen(port, '127.0.0.1');
     await once(this.server.server, 'listening');
     this.port = (this.server.server.address() as { port: number }).port;

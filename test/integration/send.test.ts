@@ -1,0 +1,556 @@
+// The delivery engine against a real SMTP server (smtp-server on 127.0.0.1) and a real
+// SQLite project: what every installment email carries, exactly-once bookkeeping, retries,
+// failures, an outage and its resume, and the send command's modes. Mail is read back
+// with mailparser, not with anything of ours.
+import assert from 'node:assert/strict';
+import { createHash, generateKeyPairSync, verify, type KeyObject } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterEach, describe, it } from 'node:test';
+import type { ParsedMail } from 'mailparser';
+import type { App } from '../../src/app.ts';
+import { startServing } from '../../src/commands/serve.ts';
+import { sendCommand, type SendCliOptions } from '../../src/commands/send.ts';
+import { messageId } from '../../src/deliver/headers.ts';
+import { sendNext, sendRun, type SendContext } from '../../src/deliver/send.ts';
+import { HeaderInjectionError } from '../../src/deliver/transport.ts';
+import { UserError } from '../../src/errors.ts';
+import { createLogger } from '../../src/log.ts';
+import { installmentText, normalizeForCompare } from '../../src/render/fragment.ts';
+import { createRuntime, type Runtime } from '../../src/runtime.ts';
+import type { StoredInstallment } from '../../src/store/installments.ts';
+import type { Subscriber } from '../../src/store/subscribers.ts';
+import { makeProject, type Project } from '../helpers/project.ts';
+import { SmtpSink, type Received } from '../helpers/smtp-sink.ts';
+
+const FROM = 'The Ledger <serial@example.org>';
+const silent = createLogger({ level: 'silent', pretty: false });
+
+interface Env {
+  sink: SmtpSink;
+  project: Project;
+  app: App;
+  runtime: Runtime;
+  ctx: SendContext;
+  /** What the engine logged (bounces, recoveries). */
+  log: string[];
+  subscribe(...emails: string[]): Subscriber[];
+  /** `feuilleton send` with these options: exit code and printed lines. */
+  command(opts?: SendCliOptions): Promise<{ code: number; lines: string[] }>;
+  close(): Promise<void>;
+}
+
+const open: Env[] = [];
+afterEach(async () => {
+  while (open.length) await open.pop()!.close();
+});
+
+async function setup(
+  opts: { mode?: 'broadcast' | 'paced'; story?: string; mail?: Record<string, unknown>; delivery?: Record<string, unknown>; files?: Record<string, string> } = {},
+): Promise<Env> {
+  const sink = new SmtpSink();
+  await sink.start();
+  const project = makeProject({
+    story: opts.story,
+    settings: {
+      mode: opts.mode ?? 'broadcast',
+      mail: { smtpUrl: sink.url, from: FROM, maxConnections: 2, ...opts.mail },
+      // Real backoff, short enough that a test waits milliseconds, not minutes.
+      delivery: { backoffBaseMs: 5, backoffMaxMs: 20, ...opts.delivery },
+    },
+  });
+  for (const [name, content] of Object.entries(opts.files ?? {})) writeFileSync(path.join(project.dir, name), content);
+  const app = project.open();
+  const runtime = createRuntime(app, silent);
+  const log: string[] = [];
+  const ctx: SendContext = { ...runtime.send, log: (line) => log.push(line) };
+  const env: Env = {
+    sink,
+    project,
+    app,
+    runtime,
+    ctx,
+    log,
+    subscribe: (...emails) => emails.map((email) => app.store.subscribers.create({ email, status: 'active' })),
+    async command(cli = {}) {
+      const lines: string[] = [];
+      const code = await sendCommand(ctx, cli, (l) => lines.push(l));
+      return { code, lines };
+    },
+    async close() {
+      runtime.close();
+      await sink.stop();
+      project.cleanup();
+    },
+  };
+  open.push(env);
+  return env;
+}
+
+const emails = (prefix: string, n: number): string[] => Array.from({ length: n }, (_, i) => `${prefix}${i + 1}@example.com`);
+
+/** Which installment a received message carries, from its deterministic Message-ID (undefined: not an installment). */
+function installmentOf(r: Received): number | undefined {
+  const m = /^Message-ID: <installment\.(\d+)\.\d+\./im.exec(r.raw.toString('latin1'));
+  return m ? Number(m[1]) : undefined;
+}
+
+/** Installment numbers each address received, in arrival order. */
+function receivedBy(sink: SmtpSink, addresses: string[]): Map<string, number[]> {
+  const got = new Map(addresses.map((a) => [a, [] as number[]]));
+  for (const r of sink.received) {
+    const n = installmentOf(r);
+    if (n !== undefined) for (const to of r.to) got.get(to)?.push(n);
+  }
+  return got;
+}
+
+const rawHeader = (mail: ParsedMail, name: string): string | undefined => {
+  const line = mail.headerLines.find((h) => h.key === name.toLowerCase())?.line;
+  return line?.slice(line.indexOf(':') + 1).replace(/\r?\n[ \t]+/g, ' ').trim();
+};
+
+const ENTITIES: Record<string, string> = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'", nbsp: ' ' };
+/** The visible text of an HTML email, by plain tag stripping (not the product's html-to-text). */
+function stripMarkup(html: string): string {
+  const body = html
+    .replace(/<head[\s\S]*?<\/head>/gi, ' ')
+    .replace(/<!--[\s\S]*?-->/g, ' ')
+    .replace(/<(style|script)[\s\S]*?<\/\1>/gi, ' ')
+    .replace(/<[^>]+>/g, ' ')
+    .replace(/&(#x[0-9a-f]+|#\d+|[a-z]+);/gi, (all, e: string) =>
+      e[0] === '#' ? String.fromCodePoint(e[1] === 'x' || e[1] === 'X' ? parseInt(e.slice(2), 16) : Number(e.slice(1))) : (ENTITIES[e.toLowerCase()] ?? all),
+    );
+  return normalizeForCompare(body);
+}
+
+/** The installment's story text inside a rendered email: from its heading to "Read online". */
+function storySpan(visible: string, inst: StoredInstallment): string {
+  const start = visible.indexOf(`${inst.title} `, visible.indexOf('About '));
+  const end = visible.indexOf('Read online', start);
+  assert.ok(start >= 0 && end > start, `the email shows "${inst.title}" then "Read online"`);
+  return visible.slice(start + inst.title.length, end).trim();
+}
+
+describe('feuilleton send over SMTP', () => {
+  it('gives every installment email a stable Message-ID, one-click List-Unsubscribe, List-Id, Date, From and a text part with the same text as the HTML', async () => {
+    const env = await setup({ mail: { unsubscribeMailto: 'leave@example.org' } });
+    const subs = env.subscribe(...emails('reader', 3));
+    const before = Date.now();
+    const summary = await sendRun(env.ctx);
+    assert.equal(summary.status, 'finished');
+    assert.equal(summary.sent, 3);
+
+    const inst = env.app.store.installments.get(1)!;
+    const expectedText = normalizeForCompare(installmentText(inst.blocks));
+    for (const sub of subs) {
+      const mine = env.sink.to(sub.email);
+      assert.equal(mine.length, 1);
+      const raw = mine[0]!.raw.toString('latin1');
+      const mail = await env.sink.parse(mine[0]!);
+
+      const id = messageId(env.app.config, ['installment', 1, sub.id]);
+      assert.equal(mail.messageId, id);
+      assert.equal(env.app.store.deliveries.get(sub.id, 1)!.messageId, id, 'the ledger keeps the Message-ID that went out');
+
+      const unsubscribeUrl = env.runtime.links.unsubscribe(sub);
+      assert.equal(rawHeader(mail, 'List-Unsubscribe'), `<${unsubscribeUrl}>, <mailto:leave@example.org?subject=unsubscribe>`);
+      const token = new URL(unsubscribeUrl).searchParams.get('token')!;
+      assert.ok(env.runtime.links.verify('unsubscribe', token, sub), 'the unsubscribe link is signed for this reader');
+      assert.equal(rawHeader(mail, 'List-Unsubscribe-Post'), 'List-Unsubscribe=One-Click');
+      assert.equal(rawHeader(mail, 'List-Id'), "The Lamplighter's Ledger <the-lamplighter-s-ledger.example.org>");
+
+      assert.ok(mail.date, 'Date header');
+      // The Date header has whole seconds.
+      assert.ok(mail.date.getTime() >= Math.floor(before / 1000) * 1000 && mail.date.getTime() <= Date.now(), `Date ${mail.date.toISOString()} is the time of sending`);
+      assert.deepEqual(mail.from?.value, [{ address: 'serial@example.org', name: 'The Ledger' }]);
+      assert.equal(mail.to && !Array.isArray(mail.to) ? mail.to.value[0]?.address : undefined, sub.email);
+      assert.equal(mail.subject, "The Lamplighter's Ledger — Part 1");
+
+      assert.match(raw, /^Content-Type: multipart\/alternative;/m);
+      assert.match(raw, /^Content-Type: text\/plain; charset=utf-8/m, 'a text/plain part');
+      assert.match(raw, /^Content-Type: text\/html; charset=utf-8/m);
+      assert.match(raw, /^Content-Transfer-Encoding: quoted-printable/m, 'Latin prose travels readable');
+      assert.ok(mail.text && typeof mail.html === 'string');
+      const inText = storySpan(normalizeForCompare(mail.text), inst);
+      const inHtml = storySpan(stripMarkup(mail.html), inst);
+      assert.equal(inText, inHtml, 'the text part carries the same installment text as the HTML part');
+      assert.equal(inText, expectedText, 'and it is the installment, whole');
+      assert.ok(inText.length > 3000);
+    }
+  });
+
+  it('sends a story in another script base64-encoded, and it reads back intact', async () => {
+    const paragraph = 'Фонарщик записывал в книгу каждый зажжённый фонарь, номер за номером, до самого мола.';
+    const env = await setup({ story: `Title: Книга фонарщика\nBy Автор\n\n${Array.from({ length: 6 }, () => paragraph).join('\n\n')}\n` });
+    env.subscribe('reader@example.com');
+    await sendRun(env.ctx);
+    const raw = env.sink.received[0]!.raw.toString('latin1');
+    assert.doesNotMatch(raw, /^Content-Transfer-Encoding: quoted-printable/m);
+    assert.equal(raw.match(/^Content-Transfer-Encoding: base64/gm)?.length, 2, 'both parts');
+    const mail = await env.sink.parse(env.sink.received[0]!);
+    assert.equal(mail.subject, 'Книга фонарщика — Part 1');
+    const inst = env.app.store.installments.get(1)!;
+    const expected = normalizeForCompare(installmentText(inst.blocks));
+    assert.equal(expected.split(paragraph).length - 1, 6);
+    assert.equal(storySpan(normalizeForCompare(mail.text!), inst), expected);
+    assert.equal(storySpan(stripMarkup(mail.html as string), inst), expected);
+  });
+
+  it('refuses a header value with a line break and sends nothing', async () => {
+    const env = await setup();
+    const mail = { to: 'reader@example.com', subject: 'Hello', html: '<p>x</p>', text: 'x', messageId: '<x@example.org>' };
+    await assert.rejects(env.runtime.transport.send({ ...mail, subject: 'Hello\r\nBcc: victim@example.com' }), HeaderInjectionError);
+    await assert.rejects(env.runtime.transport.send({ ...mail, headers: { 'List-Id': 'a\nb' } }), HeaderInjectionError);
+    await assert.rejects(env.runtime.transport.send({ ...mail, to: 'reader@example.com\nBcc: victim@example.com' }), HeaderInjectionError);
+    assert.equal(env.sink.count, 0);
+  });
+
+  it('broadcast: marks the installment published as its run starts and sends it to each subscriber exactly once', async () => {
+    const env = await setup();
+    const first = emails('early', 4);
+    env.subscribe(...first);
+    const { installments } = env.app.store;
+    const publishedWhenMailFlowed: boolean[] = [];
+    env.sink.rcptRule = () => {
+      publishedWhenMailFlowed.push(installments.get(1)!.publishedAt !== null && installments.get(2)!.publishedAt === null);
+      return undefined;
+    };
+    assert.equal(installments.get(1)!.publishedAt, null);
+    const one = await sendRun(env.ctx);
+    assert.deepEqual([one.installment, one.sent, one.skipped, one.failed], [1, 4, 0, 0]);
+    assert.ok(publishedWhenMailFlowed.length === 4 && publishedWhenMailFlowed.every(Boolean), 'installment 1 (only) was published before the first message');
+    env.sink.rcptRule = undefined;
+
+    const late = env.subscribe('late@example.com')[0]!;
+    const two = await sendRun(env.ctx);
+    assert.deepEqual([two.installment, two.sent, two.planned], [2, 5, 5], 'the second send is the next installment, to everyone active now');
+    const got = receivedBy(env.sink, [...first, late.email]);
+    for (const e of first) assert.deepEqual(got.get(e), [1, 2], e);
+    assert.deepEqual(got.get(late.email), [2]);
+
+    // Asking for installment 1 again reaches only the reader who never had it.
+    const again = await sendRun(env.ctx, { installment: 1 });
+    assert.deepEqual([again.sent, again.skipped], [1, 4]);
+    assert.deepEqual(receivedBy(env.sink, [late.email]).get(late.email), [2, 1]);
+    assert.equal(env.sink.count, 10);
+    assert.deepEqual(
+      { ...env.app.store.deliveries.countByStatus() },
+      { queued: 0, sending: 0, sent: 10, failed: 0, possibleDuplicates: 0 },
+    );
+    assert.deepEqual(
+      installments.all().map((i) => i.publishedAt !== null),
+      [true, true, false, false],
+    );
+  });
+
+  it('retries a 4xx reply with backoff until the server takes the message, under the same Message-ID', async () => {
+    const env = await setup({ delivery: { maxAttempts: 5 } });
+    const [grey, plain] = env.subscribe('grey@example.com', 'plain@example.com');
+    env.sink.rcptRule = (address, attempt) => (address === grey!.email && attempt <= 2 ? { code: 451, message: '4.7.1 Greylisted, try again later' } : undefined);
+    const summary = await sendRun(env.ctx);
+    assert.deepEqual([summary.status, summary.sent, summary.failed, summary.retried], ['finished', 2, 0, 2]);
+    const d = env.app.store.deliveries.get(grey!.id, 1)!;
+    assert.equal(d.status, 'sent');
+    assert.equal(d.attempts, 3);
+    assert.equal(env.sink.to(grey!.email).length, 1);
+    assert.equal(env.sink.to(plain!.email).length, 1);
+    assert.equal((await env.sink.parse(env.sink.to(grey!.email)[0]!)).messageId, messageId(env.app.config, ['installment', 1, grey!.id]));
+  });
+
+  it("marks a delivery failed with the server's 5xx reply, does not retry it, and still delivers to the others", async () => {
+    const env = await setup();
+    const [a, gone, b] = env.subscribe('a@example.com', 'gone@example.com', 'b@example.com');
+    let goneTries = 0;
+    env.sink.rcptRule = (address) => {
+      if (address !== gone!.email) return undefined;
+      goneTries++;
+      return { code: 550, message: '5.1.1 No such user here' };
+    };
+    const { code, lines } = await env.command();
+    assert.equal(code, 1, 'a failed delivery makes the command exit 1');
+    assert.match(lines.join('\n'), /sent 2, failed 1, retried 0/);
+    const d = env.app.store.deliveries.get(gone!.id, 1)!;
+    assert.equal(d.status, 'failed');
+    assert.match(d.lastError ?? '', /^550 5\.1\.1 No such user here/);
+    assert.equal(goneTries, 1);
+    assert.equal(env.sink.to(a!.email).length, 1);
+    assert.equal(env.sink.to(b!.email).length, 1);
+    assert.equal(env.sink.to(gone!.email).length, 0);
+    assert.equal(env.app.store.subscribers.get(gone!.id)!.status, 'active', 'one bounce is below delivery.bounceLimit');
+  });
+
+  it('marks a subscriber bounced after delivery.bounceLimit hard bounces and stops mailing them', async () => {
+    const env = await setup({ delivery: { bounceLimit: 2 } });
+    const [gone, fine] = env.subscribe('gone@example.com', 'fine@example.com');
+    let goneTries = 0;
+    env.sink.rcptRule = (address) => (address === gone!.email ? (goneTries++, { code: 550, message: '5.1.1 Mailbox unavailable' }) : undefined);
+
+    await sendRun(env.ctx);
+    assert.deepEqual([env.app.store.subscribers.get(gone!.id)!.status, env.app.store.subscribers.get(gone!.id)!.hardBounces], ['active', 1]);
+    await sendRun(env.ctx);
+    assert.equal(env.app.store.subscribers.get(gone!.id)!.status, 'bounced');
+    assert.ok(env.log.some((l) => l.includes('gone@example.com marked bounced after 2 hard bounces')));
+    const third = await sendRun(env.ctx);
+    assert.deepEqual([third.sent, third.failed, goneTries], [1, 0, 2], 'a bounced address is not tried again');
+    assert.deepEqual(receivedBy(env.sink, [fine!.email]).get(fine!.email), [1, 2, 3]);
+  });
+
+  it('pauses, rather than failing and bouncing the whole list, when the server refuses the sender (5xx at MAIL FROM)', async () => {
+    const env = await setup({ delivery: { bounceLimit: 1 } });
+    const all = emails('reader', 5);
+    const subs = env.subscribe(...all);
+    env.sink.mailFromRule = () => ({ code: 550, message: '5.7.1 Sender not allowed to relay' });
+    const refused = await env.command();
+    assert.equal(refused.code, 2, refused.lines.join(' | '));
+    assert.match(refused.lines.join('\n'), /the mail server refused the session: 550 5\.7\.1 Sender not allowed to relay; fix mail settings, then: feuilleton send --resume/);
+    for (const s of subs) assert.deepEqual(
+      [env.app.store.subscribers.get(s.id)!.status, env.app.store.subscribers.get(s.id)!.hardBounces],
+      ['active', 0],
+      `${s.email} is not blamed for the sender's refusal`,
+    );
+    assert.deepEqual([env.app.store.deliveries.countByStatus().failed, env.app.store.deliveries.countByStatus().sent], [0, 0]);
+
+    env.sink.mailFromRule = undefined;
+    const resumed = await env.command({ resume: true });
+    assert.equal(resumed.code, 0, resumed.lines.join(' | '));
+    for (const [e, got] of receivedBy(env.sink, all)) assert.deepEqual(got, [1], e);
+  });
+
+  it('pauses the run when the mail server goes away, and --resume after it is back sends the rest: nothing lost, nothing doubled', async () => {
+    const env = await setup({ delivery: { maxAttempts: 3 } });
+    const all = emails('reader', 40);
+    const subs = env.subscribe(...all);
+    const port = env.sink.port;
+    let outage: Promise<void> | undefined;
+    env.sink.rcptRule = () => {
+      if (env.sink.count >= 12) outage ??= env.sink.stop();
+      return undefined;
+    };
+    const paused = await env.command();
+    assert.equal(paused.code, 2, `paused exits 2: ${paused.lines.join(' | ')}`);
+    assert.match(paused.lines.join('\n'), /: paused\./);
+    assert.match(paused.lines.join('\n'), /mail server unavailable after \d+ attempts .*resume with: feuilleton send --resume/);
+    await outage;
+    const before = env.sink.count;
+    assert.ok(before >= 12 && before < 40, `the outage came mid-run (${before} delivered)`);
+
+    const ledger = env.app.store.deliveries.countByStatus();
+    assert.equal(ledger.sending, 0, 'nothing is left claimed');
+    assert.equal(ledger.sent, before, 'the ledger agrees with the server on what was delivered');
+    assert.equal(ledger.failed, 0, 'an outage fails nobody');
+    assert.equal(env.app.store.runs.unfinished()?.status, 'paused');
+    await assert.rejects(sendRun(env.ctx), (err: Error) => err instanceof UserError && /did not finish .* --resume/.test(err.message));
+
+    // The row that exhausted its tries gets a fresh budget on --resume: one 451 is retried, not a new pause.
+    const tired = subs.find((s) => {
+      const d = env.app.store.deliveries.get(s.id, 1);
+      return d?.status === 'queued' && d.attempts >= 3;
+    });
+    assert.ok(tired, 'a delivery was requeued after using up delivery.maxAttempts');
+    let greylisted = false;
+    env.sink.rcptRule = (address) => (address === tired.email && !greylisted ? ((greylisted = true), { code: 451, message: '4.3.2 Try again' }) : undefined);
+    await env.sink.start(port);
+    const resumed = await env.command({ resume: true });
+    assert.equal(resumed.code, 0, resumed.lines.join(' | '));
+    assert.match(resumed.lines.join('\n'), new RegExp(`sent ${40 - before}, failed 0, retried 1`));
+    assert.ok(greylisted);
+    const got = receivedBy(env.sink, all);
+    for (const e of all) assert.deepEqual(got.get(e), [1], `${e} has installment 1 exactly once`);
+    assert.equal(env.app.store.deliveries.countByStatus().sent, 40);
+    for (const s of subs) assert.equal(env.app.store.deliveries.get(s.id, 1)!.status, 'sent');
+    assert.equal(env.app.store.runs.unfinished(), undefined);
+    assert.equal(env.app.store.runs.latest()!.status, 'finished');
+  });
+
+  it('--dry-run lists who would get what, and sends and records nothing', async () => {
+    const env = await setup();
+    const all = emails('reader', 3);
+    env.subscribe(...all);
+    const { code, lines } = await env.command({ dryRun: true });
+    assert.equal(code, 0);
+    assert.deepEqual(lines, [...all.map((e) => `would send installment 1 to ${e}`), 'Dry run (broadcast): 3 message(s) would be sent; nothing was sent or recorded.']);
+    assert.equal(env.sink.count, 0);
+    assert.deepEqual({ ...env.app.store.deliveries.countByStatus() }, { queued: 0, sending: 0, sent: 0, failed: 0, possibleDuplicates: 0 });
+    assert.equal(env.app.store.runs.latest(), undefined);
+    assert.equal(env.app.store.installments.get(1)!.publishedAt, null);
+  });
+
+  it('--to sends one "[TEST]" message that is not recorded as a delivery', async () => {
+    const env = await setup();
+    const [reader] = env.subscribe('reader@example.com');
+    const first = await env.command({ to: 'Author@Example.org' });
+    assert.equal(first.code, 0);
+    const third = await env.command({ to: 'author@example.org', installment: 3 });
+    assert.equal(third.code, 0);
+    assert.equal(env.sink.count, 2);
+    const mails = await Promise.all(env.sink.received.map((r) => env.sink.parse(r)));
+    assert.deepEqual(
+      mails.map((m) => m.subject),
+      ["[TEST] The Lamplighter's Ledger — Part 1", "[TEST] The Lamplighter's Ledger — Part 3"],
+    );
+    assert.deepEqual(env.sink.received.map((r) => r.to), [['Author@example.org'], ['author@example.org']], 'the domain is normalized, the local part kept');
+    assert.ok(mails.every((m) => m.text && rawHeader(m, 'List-Unsubscribe-Post')), 'a test send looks like the real thing');
+    assert.notEqual(mails[0]!.messageId, messageId(env.app.config, ['installment', 1, 0]), 'test sends are not collapsed by Message-ID');
+    assert.equal(env.app.store.deliveries.forSubscriber(reader!.id).length, 0);
+    assert.deepEqual({ ...env.app.store.deliveries.countByStatus() }, { queued: 0, sending: 0, sent: 0, failed: 0, possibleDuplicates: 0 });
+    assert.equal(env.app.store.runs.latest(), undefined);
+    assert.equal(env.app.store.installments.get(1)!.publishedAt, null, 'a test send publishes nothing');
+  });
+
+  it('--limit N sends N messages and pauses; --resume sends the rest', async () => {
+    const env = await setup();
+    const all = emails('reader', 7);
+    env.subscribe(...all);
+    const limited = await env.command({ limit: 3 });
+    assert.equal(limited.code, 2);
+    assert.match(limited.lines.join('\n'), /sent 3, failed 0/);
+    assert.match(limited.lines.join('\n'), /stopped at --limit 3/);
+    assert.equal(env.sink.count, 3);
+    const rest = await env.command({ resume: true });
+    assert.equal(rest.code, 0);
+    assert.match(rest.lines.join('\n'), /sent 4, failed 0/);
+    const got = receivedBy(env.sink, all);
+    for (const e of all) assert.deepEqual(got.get(e), [1], e);
+  });
+
+  it('paced: each reader gets their own next installment per run, and "The End" once after the last', async () => {
+    const env = await setup({ mode: 'paced' });
+    const { subscribers, installments } = env.app.store;
+    const total = installments.count().total;
+    assert.equal(total, 4);
+    const [fresh, middle, nearEnd] = env.subscribe('fresh@example.com', 'middle@example.com', 'near-end@example.com');
+    subscribers.advance(middle!.id, 2);
+    subscribers.advance(nearEnd!.id, 3);
+    subscribers.create({ email: 'pending@example.com', status: 'pending' });
+    const addresses = [fresh!.email, middle!.email, nearEnd!.email, 'pending@example.com'];
+
+    const one = await sendRun(env.ctx);
+    assert.deepEqual([one.mode, one.sent, one.finishedReaders], ['paced', 3, 1]);
+    assert.deepEqual([...receivedBy(env.sink, addresses).values()], [[1], [3], [4], []]);
+    assert.deepEqual(
+      installments.all().map((i) => i.publishedAt !== null),
+      [true, false, false, false],
+      'the public feed moves one installment per run',
+    );
+    const theEnd = env.sink.received.filter((r) => /^Message-ID: <the-end\./im.test(r.raw.toString('latin1')));
+    assert.deepEqual(theEnd.map((r) => r.to), [[nearEnd!.email]]);
+
+    const two = await sendRun(env.ctx);
+    assert.deepEqual([two.sent, two.finishedReaders], [2, 1]);
+    const got = receivedBy(env.sink, [fresh!.email, middle!.email]);
+    assert.deepEqual([...got.values()], [[1, 2], [3, 4]]);
+    assert.equal(env.sink.count, 3 + 1 + 2 + 1, 'installments plus one "The End" per finished reader, nothing twice');
+    assert.deepEqual([subscribers.get(fresh!.id)!.position, subscribers.get(middle!.id)!.position, subscribers.get(nearEnd!.id)!.position], [2, 4, 4]);
+
+    // The paced email carries this reader's own "send me the next one now" link.
+    const mail = await env.sink.parse(env.sink.to(fresh!.email)[0]!);
+    assert.ok(typeof mail.html === 'string' && mail.html.includes(env.runtime.links.next(fresh!).replace(/&/g, '&amp;')));
+  });
+
+  it('paced: sendNext (and POST /next) sends the reader their next installment at once, through the same ledger', async () => {
+    const env = await setup({ mode: 'paced' });
+    const [reader, done] = env.subscribe('reader@example.com', 'done@example.com');
+    env.app.store.subscribers.advance(done!.id, 4);
+
+    assert.deepEqual(await sendNext(env.ctx, reader!.id), { status: 'sent', installment: 1 });
+    assert.deepEqual(await sendNext(env.ctx, reader!.id), { status: 'sent', installment: 2 });
+    assert.deepEqual(await sendNext(env.ctx, done!.id), { status: 'finished' });
+    const latestRun = env.app.store.runs.get(env.app.store.deliveries.get(reader!.id, 2)!.runId!)!;
+    assert.equal(latestRun.kind, 'on-demand');
+    assert.equal(env.app.store.installments.get(1)!.publishedAt, null, 'on demand follows the reader, not the public calendar');
+
+    // The scheduled run then continues after the on-demand ones, never repeating them.
+    const run = await sendRun(env.ctx);
+    assert.equal(run.sent, 1);
+    assert.deepEqual(receivedBy(env.sink, [reader!.email]).get(reader!.email), [1, 2, 3]);
+
+    // The "send me the next one now" button: a POST to /next on the real server.
+    const serving = await startServing(env.app, silent, { host: '127.0.0.1', port: 0 });
+    try {
+      const token = new URL(env.runtime.links.next(reader!)).searchParams.get('token')!;
+      const res = await fetch(new URL('/next', serving.url), {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ token }).toString(),
+      });
+      const page = await res.text();
+      assert.equal(res.status, 200, page);
+      assert.match(page, /Installment 4 is on its way to reader@example\.com/);
+    } finally {
+      // Closes the app's database too.
+      await serving.stop();
+    }
+    assert.deepEqual(receivedBy(env.sink, [reader!.email]).get(reader!.email), [1, 2, 3, 4]);
+    const reopened = env.project.open();
+    try {
+      assert.equal(reopened.store.subscribers.get(reader!.id)!.position, 4);
+      assert.equal(reopened.store.deliveries.get(reader!.id, 4)!.status, 'sent');
+    } finally {
+      reopened.store.close();
+    }
+  });
+
+  it('signs every email with DKIM when a key file is configured', async () => {
+    const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const env = await setup({
+      mail: { dkim: { domainName: 'example.org', keySelector: 'ledger', privateKeyFile: 'dkim.pem' } },
+      files: { 'dkim.pem': privateKey.export({ type: 'pkcs8', format: 'pem' }).toString() },
+    });
+    env.subscribe('reader@example.com');
+    await sendRun(env.ctx);
+    const check = verifyDkim(env.sink.received[0]!.raw, publicKey);
+    assert.equal(check.tags.d, 'example.org');
+    assert.equal(check.tags.s, 'ledger');
+    assert.equal(check.tags.a, 'rsa-sha256');
+    for (const h of ['from', 'subject', 'date', 'message-id', 'list-unsubscribe', 'list-unsubscribe-post']) {
+      assert.ok(check.signed.includes(h), `the signature covers ${h} (RFC 8058 wants both List-Unsubscribe headers signed)`);
+    }
+    assert.ok(check.bodyHashOk, 'bh= matches the body');
+    assert.ok(check.signatureOk, 'b= verifies with the public key');
+  });
+});
+
+/** Just enough of RFC 6376 (relaxed/relaxed, rsa-sha256) to check a signature with node:crypto. */
+function verifyDkim(raw: Buffer, publicKey: KeyObject): { tags: Record<string, string>; signed: string[]; bodyHashOk: boolean; signatureOk: boolean } {
+  const text = raw.toString('latin1');
+  const split = text.indexOf('\r\n\r\n');
+  const headers = text
+    .slice(0, split)
+    .split(/\r\n(?![ \t])/)
+    .map((h) => ({ name: h.slice(0, h.indexOf(':')), value: h.slice(h.indexOf(':') + 1) }));
+  const relaxedHeader = (name: string, value: string) => `${name.toLowerCase().trim()}:${value.replace(/\r\n/g, '').replace(/[ \t]+/g, ' ').trim()}`;
+
+  const sig = headers.find((h) => h.name.toLowerCase() === 'dkim-signature');
+  assert.ok(sig, 'a DKIM-Signature header');
+  const tags = Object.fromEntries(
+    sig.value
+      .replace(/\s+/g, '')
+      .split(';')
+      .filter(Boolean)
+      .map((t) => [t.slice(0, t.indexOf('=')), t.slice(t.indexOf('=') + 1)]),
+  );
+  assert.equal(tags.c, 'relaxed/relaxed');
+
+  const lines = text
+    .slice(split + 4)
+    .split('\r\n')
+    .map((l) => l.replace(/[ \t]+/g, ' ').replace(/ $/, ''));
+  while (lines.length && lines.at(-1) === '') lines.pop();
+  const body = lines.length ? lines.join('\r\n') + '\r\n' : '';
+  const bodyHashOk = createHash('sha256').update(body, 'latin1').digest('base64') === tags.bh;
+
+  const signed = (tags.h ?? '').toLowerCase().split(':');
+  const used = new Set<number>();
+  let data = '';
+  for (const name of signed) {
+    // Repeated names are taken from the bottom up; a name with no (more) instances signs nothing.
+    const i = headers.findLastIndex((h, k) => !used.has(k) && h.name.toLowerCase().trim() === name);
+    if (i < 0) continue;
+    used.add(i);
+    data += relaxedHeader(headers[i]!.name, headers[i]!.value) + '\r\n';
+  }
+  data += relaxedHeader(sig.name, sig.value.replace(/(^|;)(\s*b\s*=)[^;]*/, '$1$2'));
+  const signatureOk = verify('sha256', Buffer.from(data, 'latin1'), publicKey, Buffer.from(tags.b ?? '', 'base64'));
+  return { tags, signed, bodyHashOk, signatureOk };
+}
