@@ -8,11 +8,9 @@ import { UserError } from './errors.ts';
 import { installmentsReport } from './commands/installments.ts';
 import { backup, init } from './commands/operate.ts';
 import { sendCommand, type SendCliOptions } from './commands/send.ts';
-import { startServing } from './commands/serve.ts';
 import { statusData, statusReport } from './commands/status.ts';
 import { subscribersTable } from './commands/subscribers.ts';
 import { createLogger } from './log.ts';
-import { exportStatic } from './publish/export.ts';
 import { createRuntime } from './runtime.ts';
 import { addSubscriber, exportSubscribers, forgetSubscriber, importCsv, parseStatus, removeSubscriber, showSubscriber } from './subscribers/admin.ts';
 
@@ -59,6 +57,9 @@ program
     const app = openApp(config());
     const log = createLogger();
     for (const w of app.warnings) log.warn(w);
+    // serve and export load the web framework and feed writer only when run: a send
+    // holds its memory for the whole run and needs neither.
+    const { startServing } = await import('./commands/serve.ts');
     const serving = await startServing(app, log, opts);
     log.info(`serving "${app.info.title}" at ${serving.url}${serving.runtime.transport.kind === 'outbox' ? ` (no mail server: emails go to ${serving.url}outbox)` : ''}`);
     const shutdown = (signal: string) => {
@@ -123,6 +124,7 @@ program
   .description('write the public site (feeds, home page, published installments) to DIR as static files')
   .action((dir: string) =>
     withApp(async (app) => {
+      const { exportStatic } = await import('./publish/export.ts');
       const files = await exportStatic(app, dir);
       out(`wrote ${files.length} files to ${path.resolve(dir)} (links point at ${app.config.baseUrl}: host the copy there)`);
     }),

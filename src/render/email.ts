@@ -5,15 +5,17 @@
 // compiles the HTML once, html-to-text derives the text part from that same HTML, and both
 // are cut at their placeholders: filling for one of 100,000 recipients is a string join.
 import { randomBytes } from 'node:crypto';
+import path from 'node:path';
 import { Eta } from 'eta';
 import { compile, type FormatCallback } from 'html-to-text';
-import mjml2html from 'mjml';
 import type { Config } from '../config.ts';
+import { UserError } from '../errors.ts';
 import type { Links } from '../links.ts';
 import type { StoredInstallment } from '../store/installments.ts';
 import type { StoryInfo } from '../story/info.ts';
 import type { Block } from '../story/types.ts';
 import { escapeHtml, installmentHtml, ratingNotice, SCENE_BREAK_LINE } from './fragment.ts';
+import { compileMjml } from './mjml.ts';
 
 export type PlaceholderName = 'unsubscribeUrl' | 'nextUrl' | 'feedUrl' | 'confirmUrl';
 
@@ -106,6 +108,7 @@ function preheader(blocks: Block[]): string {
 
 export class EmailRenderer {
   private readonly eta: Eta;
+  private readonly templatesDir: string;
   private readonly info: StoryInfo;
   private readonly config: Config;
   private readonly links: Links;
@@ -116,6 +119,7 @@ export class EmailRenderer {
   private compilations = 0;
 
   constructor(opts: { templatesDir: string; info: StoryInfo; config: Config; links: Links }) {
+    this.templatesDir = opts.templatesDir;
     this.eta = new Eta({ views: opts.templatesDir, defaultExtension: '.mjml', cache: true, autoEscape: true });
     this.info = opts.info;
     this.config = opts.config;
@@ -202,7 +206,10 @@ export class EmailRenderer {
       ...data,
     });
     this.compilations++;
-    const { html } = await mjml2html(source, { validationLevel: 'strict', fonts: {}, keepComments: false });
+    const file = path.join(this.templatesDir, `${template}.mjml`);
+    const html = await compileMjml(source, file).catch((err: Error) => {
+      throw new UserError(`${file} is not valid MJML (${err.message.replace(/\s+/g, ' ').trim()}); fix the template and try again`);
+    });
     const cut = new RegExp(`ph${nonce}_([A-Za-z]+)_`);
     return new Prepared(subject, html.split(cut), htmlToText(html).split(cut));
   }

@@ -1,12 +1,15 @@
 import assert from 'node:assert/strict';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { convert } from 'html-to-text';
 import { loadConfig, PACKAGE_ROOT, type Config } from '../../src/config.ts';
 import { Links } from '../../src/links.ts';
+import { UserError } from '../../src/errors.ts';
 import { EmailRenderer } from '../../src/render/email.ts';
 import { installmentHtml, installmentText, normalizeForCompare, SCENE_BREAK_LINE } from '../../src/render/fragment.ts';
+import { compileMjml, mjmlWorkerRunning } from '../../src/render/mjml.ts';
 import type { StoredInstallment } from '../../src/store/installments.ts';
 import type { StoryInfo } from '../../src/story/info.ts';
 import type { Block } from '../../src/story/types.ts';
@@ -53,10 +56,10 @@ const baseInfo: StoryInfo = {
 const defaults = loadConfig({ cwd: tmpdir(), env: {} });
 const POSTAL = 'Feuilleton Press, 1 Rue de la Paix, Paris';
 
-function renderer(opts: { mode?: Config['mode']; info?: Partial<StoryInfo>; postalAddress?: string } = {}) {
+function renderer(opts: { mode?: Config['mode']; info?: Partial<StoryInfo>; postalAddress?: string; templatesDir?: string } = {}) {
   const config: Config = { ...defaults, mode: opts.mode ?? 'broadcast', mail: { ...defaults.mail, postalAddress: opts.postalAddress ?? POSTAL } };
   return new EmailRenderer({
-    templatesDir: path.join(PACKAGE_ROOT, 'templates'),
+    templatesDir: opts.templatesDir ?? path.join(PACKAGE_ROOT, 'templates'),
     info: { ...baseInfo, ...opts.info },
     config,
     links: new Links('https://serial.example.org', 'k'.repeat(32)),
@@ -219,5 +222,37 @@ describe('EmailRenderer notices', () => {
     assert.equal(subject, 'The Lamplighter’s Ledger — The End');
     assert.match(text, /The End/);
     assert.match(text, /Thank you/);
+  });
+});
+
+describe('MJML compiler (worker thread)', () => {
+  // Any existing file will do: MJML wants one for the errors it reports and for mj-include.
+  const TEMPLATE = path.join(PACKAGE_ROOT, 'templates', 'the-end.mjml');
+  const SIMPLE = (text: string) => `<mjml><mj-body><mj-section><mj-column><mj-text>${text}</mj-text></mj-column></mj-section></mj-body></mjml>`;
+
+  it('compiles concurrent sources in one worker, each to its own HTML, and stops the worker once idle', async () => {
+    const htmls = await Promise.all(['first', 'second', 'third'].map((t) => compileMjml(SIMPLE(t), TEMPLATE)));
+    htmls.forEach((html, i) => assert.match(html, new RegExp(['first', 'second', 'third'][i]!)));
+    assert.equal(mjmlWorkerRunning(), true, 'kept for the next template of the same send');
+    await new Promise((r) => setTimeout(r, 3_000));
+    assert.equal(mjmlWorkerRunning(), false, 'its memory is given back when idle');
+    assert.match(await compileMjml(SIMPLE('again'), TEMPLATE), /again/, 'and it starts again on demand');
+  });
+
+  it('an author\'s broken template fails with an error naming the file and the fault', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'feuilleton-templates-'));
+    try {
+      cpSync(path.join(PACKAGE_ROOT, 'templates'), dir, { recursive: true });
+      const file = path.join(dir, 'the-end.mjml');
+      writeFileSync(file, `${readFileSync(file, 'utf8')}<mj-bogus>x</mj-bogus>\n`);
+      await assert.rejects(renderer({ templatesDir: dir }).theEnd(), (err: Error) => {
+        assert.ok(err instanceof UserError);
+        assert.ok(err.message.startsWith(`${file} is not valid MJML`), err.message);
+        assert.match(err.message, /mj-bogus/);
+        return true;
+      });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
