@@ -144,7 +144,16 @@ class Runner {
   private slotFreed: (() => void) | undefined;
   private readonly concurrency: number;
   private readonly facts: RunFacts;
-  private readonly commitSent: (deliveryId: number, messageId: string, job: Job) => void;
+  /**
+   * Messages the server has accepted, marked `sent` in the same transaction as the next
+   * claim (or when the run ends): one commit per message rather than two, which halves
+   * what the ledger costs a send, while the rows in `sending` still never outnumber the
+   * messages in flight. A crash before that commit leaves them `sending`, as a crash just
+   * after the SMTP reply always could.
+   */
+  private settled: Array<{ deliveryId: number; messageId: string; job: Job }> = [];
+  private readonly claimNext: (job: Job) => ReturnType<App['store']['deliveries']['claim']>;
+  private readonly flushSettled: () => void;
 
   constructor(
     private readonly ctx: SendContext,
@@ -155,14 +164,30 @@ class Runner {
     const { store } = ctx.app;
     this.concurrency = sendConcurrency(ctx.app.config);
     this.facts = runFacts(ctx);
-    this.commitSent = store.db.transaction((deliveryId: number, messageId: string, job: Job) => {
-      store.deliveries.markSent(deliveryId, messageId);
-      onSent(job);
+    const markSettled = () => {
+      for (const { deliveryId, messageId, job } of this.settled.splice(0)) {
+        store.deliveries.markSent(deliveryId, messageId);
+        onSent(job);
+      }
+    };
+    this.flushSettled = store.db.transaction(markSettled);
+    // Claimed before the SMTP transaction: a crash from here on leaves a `sending` row.
+    this.claimNext = store.db.transaction((job: Job) => {
+      markSettled();
+      return store.deliveries.claim(job.sub.id, job.inst.number, this.run.id);
     });
   }
 
   async drain(jobs: Iterable<Job>): Promise<void> {
-    const { store } = this.ctx.app;
+    try {
+      await this.dispatch(jobs);
+    } finally {
+      await Promise.allSettled(this.inFlight);
+      this.flushSettled();
+    }
+  }
+
+  private async dispatch(jobs: Iterable<Job>): Promise<void> {
     for (const job of jobs) {
       if (this.paused) break;
       if (this.opts.signal?.aborted) {
@@ -173,8 +198,7 @@ class Runner {
         this.paused = `stopped at --limit ${this.opts.limit}; continue with: feuilleton send --resume`;
         break;
       }
-      // Claimed before the SMTP transaction: a crash from here on leaves a `sending` row.
-      const claim = store.deliveries.claim(job.sub.id, job.inst.number, this.run.id);
+      const claim = this.claimNext(job);
       if (!claim) {
         this.counts.skipped++;
         continue;
@@ -197,7 +221,7 @@ class Runner {
     // the ledger's `attempts` keeps counting every try for the record.
     for (let tries = 1; ; tries++) {
       try {
-        this.commitSent(deliveryId, await deliverMessage(this.ctx, this.facts, job), job);
+        this.settled.push({ deliveryId, messageId: await deliverMessage(this.ctx, this.facts, job), job });
         if (job.sub.hardBounces > 0) store.subscribers.clearBounces(job.sub.id);
         this.counts.sent++;
         break;

@@ -71,7 +71,14 @@ test('npm start → subscribe in Chromium → confirm via the outbox → send �
   await page.click('button[type=submit]');
   await page.waitForURL(/check-inbox/);
 
-  await page.goto(`${base}/outbox`);
+  // The confirmation is sent after the reply, as a reader would find it: refresh until it is there.
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    await page.goto(`${base}/outbox`);
+    if (await page.locator('text=/confirm/i').count()) break;
+    assert.ok(Date.now() < deadline, `no confirmation email in the outbox after 30 s:\n${output}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
   await page.click('text=/confirm/i');
   await page.click('ul.links a[href*="/confirm"]');
   await page.waitForURL(/\/confirm/);
