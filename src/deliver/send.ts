@@ -137,6 +137,8 @@ async function deliverMessage(ctx: SendContext, facts: RunFacts, job: Job, test?
  */
 export const sendConcurrency = (config: App['config']): number => Math.max(2, config.mail.maxConnections * 2);
 
+const STOPPED = 'stopped (shutdown); resume with: feuilleton send --resume';
+
 class Runner {
   readonly counts = zeroCounts();
   paused: string | undefined;
@@ -154,6 +156,10 @@ class Runner {
   private settled: Array<{ deliveryId: number; messageId: string; job: Job }> = [];
   private readonly claimNext: (job: Job) => ReturnType<App['store']['deliveries']['claim']>;
   private readonly flushSettled: () => void;
+  /** No more claims: from now on each accepted message is marked at once. */
+  private closing = false;
+  /** A bookkeeping failure inside a delivery: the run stops and rethrows it. */
+  private error: unknown;
 
   constructor(
     private readonly ctx: SendContext,
@@ -165,33 +171,45 @@ class Runner {
     this.concurrency = sendConcurrency(ctx.app.config);
     this.facts = runFacts(ctx);
     const markSettled = () => {
-      for (const { deliveryId, messageId, job } of this.settled.splice(0)) {
+      for (const { deliveryId, messageId, job } of this.settled) {
         store.deliveries.markSent(deliveryId, messageId);
         onSent(job);
       }
     };
-    this.flushSettled = store.db.transaction(markSettled);
+    const flush = store.db.transaction(markSettled);
     // Claimed before the SMTP transaction: a crash from here on leaves a `sending` row.
-    this.claimNext = store.db.transaction((job: Job) => {
+    const claim = store.db.transaction((job: Job) => {
       markSettled();
       return store.deliveries.claim(job.sub.id, job.inst.number, this.run.id);
     });
+    // Emptied only once the transaction has committed: a rolled-back one keeps its marks.
+    this.flushSettled = () => {
+      flush();
+      this.settled = [];
+    };
+    this.claimNext = (job) => {
+      const claimed = claim(job);
+      this.settled = [];
+      return claimed;
+    };
   }
 
   async drain(jobs: Iterable<Job>): Promise<void> {
     try {
       await this.dispatch(jobs);
     } finally {
-      await Promise.allSettled(this.inFlight);
+      this.closing = true;
       this.flushSettled();
+      await Promise.allSettled(this.inFlight);
     }
+    if (this.error) throw this.error;
   }
 
   private async dispatch(jobs: Iterable<Job>): Promise<void> {
     for (const job of jobs) {
       if (this.paused) break;
       if (this.opts.signal?.aborted) {
-        this.paused = 'stopped (shutdown); resume with: feuilleton send --resume';
+        this.paused = STOPPED;
         break;
       }
       if (this.opts.limit !== undefined && this.counts.sent + this.inFlight.size >= this.opts.limit) {
@@ -204,51 +222,74 @@ class Runner {
         continue;
       }
       if (claim.possibleDuplicate) this.counts.possibleDuplicates++;
-      const p = this.deliver(job, claim.id).finally(() => {
-        this.inFlight.delete(p);
-        this.slotFreed?.();
-      });
+      const p = this.deliver(job, claim.id)
+        .catch((err: unknown) => {
+          this.error ??= err;
+          this.paused ??= `stopped by an error: ${err instanceof Error ? err.message : String(err)}`;
+        })
+        .finally(() => {
+          this.inFlight.delete(p);
+          this.slotFreed?.();
+        });
       this.inFlight.add(p);
       if (this.inFlight.size >= this.concurrency) await new Promise<void>((resolve) => (this.slotFreed = resolve));
     }
-    await Promise.all(this.inFlight);
   }
 
   private async deliver(job: Job, deliveryId: number): Promise<void> {
-    const { store, config } = this.ctx.app;
-    const { maxAttempts, backoffBaseMs, backoffMaxMs, bounceLimit } = config.delivery;
     // The budget is per run: a row requeued by an outage starts afresh on --resume, while
     // the ledger's `attempts` keeps counting every try for the record.
     for (let tries = 1; ; tries++) {
+      let messageId: string;
       try {
-        this.settled.push({ deliveryId, messageId: await deliverMessage(this.ctx, this.facts, job), job });
-        if (job.sub.hardBounces > 0) store.subscribers.clearBounces(job.sub.id);
-        this.counts.sent++;
-        break;
+        messageId = await deliverMessage(this.ctx, this.facts, job);
       } catch (err) {
-        const failure = classify(err);
-        if (failure.kind === 'permanent') {
-          store.deliveries.markFailed(deliveryId, failure.message);
-          this.counts.failed++;
-          if (failure.hardBounce && store.subscribers.recordHardBounce(job.sub.id, bounceLimit)) this.ctx.log?.(`${job.sub.email} marked bounced after ${bounceLimit} hard bounces`);
-          this.ctx.log?.(`failed: ${job.sub.email}, installment ${job.inst.number}: ${failure.message}`);
-          break;
-        }
-        if (failure.kind === 'fatal' || tries >= maxAttempts || this.paused) {
-          store.deliveries.requeue(deliveryId, failure.message);
-          this.paused ??=
-            failure.kind === 'fatal'
-              ? `the mail server refused the session: ${failure.message}; fix mail settings, then: feuilleton send --resume`
-              : `mail server unavailable after ${tries} attempts (${failure.message}); resume with: feuilleton send --resume`;
-          break;
-        }
-        this.counts.retried++;
-        await sleep(backoffMs(tries, backoffBaseMs, backoffMaxMs));
-        store.deliveries.bumpAttempt(deliveryId, failure.message);
-      } finally {
-        this.opts.onProgress?.(this.counts);
+        const retry = await this.failed(err, job, deliveryId, tries);
+        if (retry) continue;
+        return;
       }
+      // Outside the try: a bookkeeping error must not pass for a mail error and send again.
+      this.settled.push({ deliveryId, messageId, job });
+      if (this.closing) this.flushSettled();
+      if (job.sub.hardBounces > 0) this.ctx.app.store.subscribers.clearBounces(job.sub.id);
+      this.counts.sent++;
+      this.opts.onProgress?.(this.counts);
+      return;
     }
+  }
+
+  /** Settles a failed try; true when it is worth another after the backoff. */
+  private async failed(err: unknown, job: Job, deliveryId: number, tries: number): Promise<boolean> {
+    const { store, config } = this.ctx.app;
+    const { maxAttempts, backoffBaseMs, backoffMaxMs, bounceLimit } = config.delivery;
+    const failure = classify(err);
+    if (failure.kind === 'permanent') {
+      store.deliveries.markFailed(deliveryId, failure.message);
+      this.counts.failed++;
+      if (failure.hardBounce && store.subscribers.recordHardBounce(job.sub.id, bounceLimit)) this.ctx.log?.(`${job.sub.email} marked bounced after ${bounceLimit} hard bounces`);
+      this.ctx.log?.(`failed: ${job.sub.email}, installment ${job.inst.number}: ${failure.message}`);
+      this.opts.onProgress?.(this.counts);
+      return false;
+    }
+    if (failure.kind === 'fatal' || tries >= maxAttempts || this.paused) {
+      store.deliveries.requeue(deliveryId, failure.message);
+      this.paused ??=
+        failure.kind === 'fatal'
+          ? `the mail server refused the session: ${failure.message}; fix mail settings, then: feuilleton send --resume`
+          : `mail server unavailable after ${tries} attempts (${failure.message}); resume with: feuilleton send --resume`;
+      return false;
+    }
+    this.counts.retried++;
+    this.opts.onProgress?.(this.counts);
+    // A shutdown does not wait out a backoff of up to a minute.
+    await sleep(backoffMs(tries, backoffBaseMs, backoffMaxMs), undefined, { signal: this.opts.signal }).catch(() => undefined);
+    if (this.opts.signal?.aborted) {
+      store.deliveries.requeue(deliveryId, failure.message);
+      this.paused ??= STOPPED;
+      return false;
+    }
+    store.deliveries.bumpAttempt(deliveryId, failure.message);
+    return true;
   }
 }
 

@@ -15,7 +15,7 @@ import type { StoredInstallment } from '../store/installments.ts';
 import type { StoryInfo } from '../story/info.ts';
 import type { Block } from '../story/types.ts';
 import { escapeHtml, installmentHtml, ratingNotice, SCENE_BREAK_LINE } from './fragment.ts';
-import { compileMjml } from './mjml.ts';
+import { compileMjml, MjmlError } from './mjml.ts';
 
 export type PlaceholderName = 'unsubscribeUrl' | 'nextUrl' | 'feedUrl' | 'confirmUrl';
 
@@ -208,6 +208,7 @@ export class EmailRenderer {
     this.compilations++;
     const file = path.join(this.templatesDir, `${template}.mjml`);
     const html = await compileMjml(source, file).catch((err: Error) => {
+      if (!(err instanceof MjmlError)) throw err;
       throw new UserError(`${file} is not valid MJML (${err.message.replace(/\s+/g, ' ').trim()}); fix the template and try again`);
     });
     const cut = new RegExp(`ph${nonce}_([A-Za-z]+)_`);

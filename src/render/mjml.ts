@@ -20,69 +20,70 @@ const mjml2html = require(workerData.mjml);
 parentPort.on('message', ({ id, source, filePath }) => {
   mjml2html(source, { validationLevel: 'strict', fonts: {}, keepComments: false, filePath }).then(
     ({ html }) => parentPort.postMessage({ id, html }),
-    (err) => parentPort.postMessage({ id, error: err.message }),
+    (err) => parentPort.postMessage({ id, error: String((err && err.message) || err) }),
   );
 });`;
 const MJML_PATH = createRequire(import.meta.url).resolve('mjml');
 
+/** MJML refused the source: the template's fault, unlike a worker that failed to run. */
+export class MjmlError extends Error {}
+
 type Pending = { resolve: (html: string) => void; reject: (err: Error) => void };
 
-let worker: Worker | undefined;
-let idle: NodeJS.Timeout | undefined;
+/** A worker and the jobs sent to it: a worker that dies fails its own jobs, never a successor's. */
+interface Compiler {
+  worker: Worker;
+  pending: Map<number, Pending>;
+  idle?: NodeJS.Timeout;
+}
+
+let current: Compiler | undefined;
 let nextId = 0;
-const pending = new Map<number, Pending>();
 
-function failAll(err: Error): void {
-  for (const p of pending.values()) p.reject(err);
-  pending.clear();
+function retire(c: Compiler, err?: Error): void {
+  if (current === c) current = undefined;
+  clearTimeout(c.idle);
+  if (err) for (const p of c.pending.values()) p.reject(err);
+  c.pending.clear();
 }
 
-function start(): Worker {
-  const w = new Worker(WORKER_SOURCE, { eval: true, workerData: { mjml: MJML_PATH } });
-  w.on('message', (m: { id: number; html?: string; error?: string }) => {
-    const p = pending.get(m.id);
-    pending.delete(m.id);
-    if (m.error !== undefined) p?.reject(new Error(m.error));
+function start(): Compiler {
+  const c: Compiler = { worker: new Worker(WORKER_SOURCE, { eval: true, workerData: { mjml: MJML_PATH } }), pending: new Map() };
+  c.worker.on('message', (m: { id: number; html?: string; error?: string }) => {
+    const p = c.pending.get(m.id);
+    c.pending.delete(m.id);
+    if (m.error !== undefined) p?.reject(new MjmlError(m.error));
     else p?.resolve(m.html!);
-    if (!pending.size) {
+    if (!c.pending.size) {
       // Idle, it must not keep a finished process alive while the stop timer runs.
-      w.unref();
-      scheduleStop(w);
+      c.worker.unref();
+      c.idle = setTimeout(() => {
+        retire(c);
+        void c.worker.terminate();
+      }, IDLE_MS);
+      c.idle.unref();
     }
   });
-  w.on('error', (err) => failAll(err));
-  w.on('exit', (code) => {
-    if (worker === w) worker = undefined;
-    if (pending.size) failAll(new Error(`the MJML worker stopped (exit code ${code})`));
-  });
-  return w;
-}
-
-function scheduleStop(w: Worker): void {
-  clearTimeout(idle);
-  idle = setTimeout(() => {
-    if (worker === w && !pending.size) {
-      worker = undefined;
-      void w.terminate();
-    }
-  }, IDLE_MS);
-  idle.unref();
+  c.worker.on('error', (err) => retire(c, err));
+  c.worker.on('exit', (code) => retire(c, new Error(`the MJML worker stopped (exit code ${code})`)));
+  return c;
 }
 
 /**
  * The HTML MJML makes of `source` (strict validation, no web fonts, no comments).
  * `filePath` is the template it came from: errors name it, and mj-include is relative to it.
+ * Rejects with MjmlError when MJML refuses the source.
  */
 export function compileMjml(source: string, filePath: string): Promise<string> {
-  clearTimeout(idle);
-  worker ??= start();
-  worker.ref();
+  const c = (current ??= start());
+  clearTimeout(c.idle);
+  c.worker.ref();
   const id = nextId++;
   return new Promise((resolve, reject) => {
-    pending.set(id, { resolve, reject });
-    worker!.postMessage({ id, source, filePath });
+    c.pending.set(id, { resolve, reject });
+    c.worker.postMessage({ id, source, filePath });
   });
 }
 
 /** Whether the compiler is loaded now: it should not be, a moment after the last compile. */
-export const mjmlWorkerRunning = (): boolean => worker !== undefined;
+export const mjmlWorkerRunning = (): boolean => current !== undefined;

@@ -258,6 +258,30 @@ describe('feuilleton send over SMTP', () => {
     assert.equal((await env.sink.parse(env.sink.to(grey!.email)[0]!)).messageId, messageId(env.app.config, ['installment', 1, grey!.id]));
   });
 
+  it('a shutdown during a long backoff stops the run at once: sent marked, the waiting one queued for --resume', async () => {
+    const env = await setup({ delivery: { maxAttempts: 5, backoffBaseMs: 60_000, backoffMaxMs: 60_000 } });
+    const [grey, plain] = env.subscribe('grey@example.com', 'plain@example.com');
+    env.sink.rcptRule = (address) => (address === grey!.email ? { code: 451, message: '4.7.1 Greylisted, try again later' } : undefined);
+    const abort = new AbortController();
+    const started = Date.now();
+    const run = sendRun(env.ctx, {
+      signal: abort.signal,
+      // Both messages are settled one way or the other by the first retry: now shut down.
+      onProgress: (c) => c.retried === 1 && c.sent === 1 && abort.abort(),
+    });
+    const summary = await run;
+    assert.ok(Date.now() - started < 10_000, 'did not wait out the one-minute backoff');
+    assert.deepEqual([summary.status, summary.sent, summary.retried], ['paused', 1, 1]);
+    assert.match(summary.reason ?? '', /stopped \(shutdown\); resume with: feuilleton send --resume/);
+    assert.equal(env.app.store.deliveries.get(plain!.id, 1)!.status, 'sent', 'the accepted message is marked sent before the run returns');
+    assert.equal(env.app.store.deliveries.get(grey!.id, 1)!.status, 'queued');
+    env.sink.rcptRule = undefined;
+    const resumed = await sendRun(env.ctx, { resume: true });
+    assert.deepEqual([resumed.status, resumed.sent, resumed.possibleDuplicates], ['finished', 1, 0]);
+    assert.equal(env.sink.to(grey!.email).length, 1);
+    assert.equal(env.sink.to(plain!.email).length, 1);
+  });
+
   it("marks a delivery failed with the server's 5xx reply, does not retry it, and still delivers to the others", async () => {
     const env = await setup();
     const [a, gone, b] = env.subscribe('a@example.com', 'gone@example.com', 'b@example.com');
