@@ -16,9 +16,8 @@ import { fileURLToPath } from 'node:url';
 import nodemailer from 'nodemailer';
 import type { App } from '../src/app.ts';
 import { PACKAGE_ROOT } from '../src/config.ts';
-import { listHeaders, messageId } from '../src/deliver/headers.ts';
+import { listMail, messageId } from '../src/deliver/headers.ts';
 import { sendConcurrency, sendRun } from '../src/deliver/send.ts';
-import { preferredTextEncoding } from '../src/deliver/transport.ts';
 import { createLogger } from '../src/log.ts';
 import { EmailRenderer } from '../src/render/email.ts';
 import { createRuntime } from '../src/runtime.ts';
@@ -79,17 +78,9 @@ async function bareRate(app: App, smtpUrl: string, count: number): Promise<numbe
   const unsubscribeUrl = runtime.links.unsubscribe(sub);
   const filled = (await renderer.installment(inst, { nextDate: null })).fill({ unsubscribeUrl, feedUrl: runtime.links.privateFeed(sub), nextUrl: runtime.links.next(sub) });
   runtime.transport.close();
-  const mail = {
-    from: config.mail.from,
-    to: sub.email,
-    subject: filled.subject,
-    html: filled.html,
-    text: filled.text,
-    messageId: messageId(config, ['installment', inst.number, sub.id]),
-    headers: listHeaders(config, app.info.title, unsubscribeUrl),
-    // As the feuilleton transport passes it: the ratio is then our overhead alone, not a nodemailer setting.
-    textEncoding: preferredTextEncoding(filled.text),
-  };
+  // The message the feuilleton transport would hand over, text encoding included: the ratio
+  // is then our overhead alone, not a nodemailer setting.
+  const mail = { from: config.mail.from, ...listMail(app, filled, sub.email, unsubscribeUrl, messageId(config, ['installment', inst.number, sub.id])) };
   const transporter = nodemailer.createTransport({ url: smtpUrl, pool: true, maxConnections: config.mail.maxConnections, maxMessages: Infinity });
   let started = 0;
   const start = performance.now();

@@ -3,7 +3,10 @@
 // receiving server (or reader) can collapse a duplicate left by a crash.
 import { createHash } from 'node:crypto';
 import addressparser from 'nodemailer/lib/addressparser/index.js';
+import type { App } from '../app.ts';
 import type { Config } from '../config.ts';
+import type { FilledEmail } from '../render/email.ts';
+import type { OutgoingMail } from './transport.ts';
 
 // Asked twice for every message of a send; parsing the From address each time showed in profiles.
 const domains = new WeakMap<Config, string>();
@@ -25,7 +28,7 @@ export function listId(config: Config, title: string): string {
   return `${title.replace(/[<>"\r\n]/g, '')} <${slug}.${senderDomain(config)}>`;
 }
 
-export function listHeaders(config: Config, title: string, unsubscribeUrl: string): Record<string, string> {
+function listHeaders(config: Config, title: string, unsubscribeUrl: string): Record<string, string> {
   const targets = [`<${unsubscribeUrl}>`];
   if (config.mail.unsubscribeMailto) targets.push(`<mailto:${config.mail.unsubscribeMailto}?subject=unsubscribe>`);
   return {
@@ -39,4 +42,17 @@ export function listHeaders(config: Config, title: string, unsubscribeUrl: strin
 export function messageId(config: Config, parts: Array<string | number>): string {
   const digest = createHash('sha256').update(parts.join('|')).update(config.baseUrl).digest('hex').slice(0, 12);
   return `<${parts.join('.')}.${digest}@${senderDomain(config)}>`;
+}
+
+/** A filled email addressed to one reader of the list, with the list's headers. */
+export function listMail(app: App, filled: FilledEmail, to: string, unsubscribeUrl: string, id: string): OutgoingMail {
+  return {
+    to,
+    subject: filled.subject,
+    html: filled.html,
+    text: filled.text,
+    textEncoding: filled.textEncoding,
+    messageId: id,
+    headers: listHeaders(app.config, app.info.title, unsubscribeUrl),
+  };
 }

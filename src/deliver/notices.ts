@@ -7,7 +7,7 @@ import type { Links } from '../links.ts';
 import type { EmailRenderer, PreparedEmail } from '../render/email.ts';
 import type { Subscriber } from '../store/subscribers.ts';
 import type { Notices } from '../subscribers/service.ts';
-import { listHeaders, messageId } from './headers.ts';
+import { listMail, messageId } from './headers.ts';
 import type { MailTransport } from './transport.ts';
 
 export function createNotices(deps: { app: App; renderer: EmailRenderer; transport: MailTransport; links: Links }): Notices {
@@ -16,14 +16,7 @@ export function createNotices(deps: { app: App; renderer: EmailRenderer; transpo
   const send = async (kind: string, prepared: PreparedEmail, sub: Subscriber, values: Record<string, string>) => {
     const unsubscribeUrl = links.unsubscribe(sub);
     const filled = prepared.fill({ unsubscribeUrl, feedUrl: links.privateFeed(sub), ...values });
-    await transport.send({
-      to: sub.email,
-      subject: filled.subject,
-      html: filled.html,
-      text: filled.text,
-      messageId: messageId(app.config, [kind, sub.id, randomBytes(6).toString('hex')]),
-      headers: listHeaders(app.config, app.info.title, unsubscribeUrl),
-    });
+    await transport.send(listMail(app, filled, sub.email, unsubscribeUrl, messageId(app.config, [kind, sub.id, randomBytes(6).toString('hex')])));
   };
 
   return {

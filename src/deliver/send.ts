@@ -5,12 +5,12 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { App } from '../app.ts';
 import { UserError } from '../errors.ts';
 import type { Links } from '../links.ts';
-import type { EmailRenderer, PreparedEmail } from '../render/email.ts';
+import type { EmailRenderer } from '../render/email.ts';
 import type { StoredInstallment } from '../store/installments.ts';
 import type { Run, RunCounts, RunKind } from '../store/runs.ts';
 import type { Subscriber } from '../store/subscribers.ts';
-import { listHeaders, messageId } from './headers.ts';
-import { preferredTextEncoding, type MailTransport, type TextEncoding } from './transport.ts';
+import { listMail, messageId } from './headers.ts';
+import type { MailTransport } from './transport.ts';
 
 export interface SendContext {
   app: App;
@@ -97,15 +97,6 @@ function runFacts(ctx: SendContext): RunFacts {
   return { total: ctx.app.store.installments.count().total, nextDate: next ? next.toISOString() : null };
 }
 
-const encodings = new WeakMap<PreparedEmail, TextEncoding>();
-
-/** One choice per compiled email: the text is the same for every reader but for their links. */
-function textEncodingOf(prepared: PreparedEmail, text: string): TextEncoding {
-  let encoding = encodings.get(prepared);
-  if (!encoding) encodings.set(prepared, (encoding = preferredTextEncoding(text)));
-  return encoding;
-}
-
 /** Fills and sends one installment to one subscriber (no bookkeeping); MJML runs once per installment, in the renderer. */
 async function deliverMessage(ctx: SendContext, facts: RunFacts, job: Job, test?: TestSend): Promise<string> {
   const { app, renderer, links } = ctx;
@@ -117,17 +108,11 @@ async function deliverMessage(ctx: SendContext, facts: RunFacts, job: Job, test?
     // Signing is the costly part of a link; broadcast emails have no "next one now".
     ...(prepared.placeholders.includes('nextUrl') && { nextUrl: links.next(job.sub) }),
   });
-  const result = await ctx.transport.send({
-    textEncoding: textEncodingOf(prepared, filled.text),
-    to: test?.to ?? job.sub.email,
-    subject: test ? `[TEST] ${filled.subject}` : filled.subject,
-    html: filled.html,
-    text: filled.text,
-    // Receiving servers drop a second message with a Message-ID they have seen, so each
-    // test send needs a fresh one, while the real one stays the same across retries.
-    messageId: messageId(app.config, test ? ['test', job.inst.number, randomBytes(6).toString('hex')] : ['installment', job.inst.number, job.sub.id]),
-    headers: listHeaders(app.config, app.info.title, unsubscribeUrl),
-  });
+  // Receiving servers drop a second message with a Message-ID they have seen, so each
+  // test send needs a fresh one, while the real one stays the same across retries.
+  const id = messageId(app.config, test ? ['test', job.inst.number, randomBytes(6).toString('hex')] : ['installment', job.inst.number, job.sub.id]);
+  const mail = listMail(app, filled, test?.to ?? job.sub.email, unsubscribeUrl, id);
+  const result = await ctx.transport.send(test ? { ...mail, subject: `[TEST] ${mail.subject}` } : mail);
   return result.messageId;
 }
 
@@ -297,21 +282,24 @@ function* broadcastJobs(app: App, inst: StoredInstallment): Generator<Job> {
   for (const sub of app.store.subscribers.iterate({ status: 'active' })) yield { sub, inst };
 }
 
-function* pacedJobs(app: App, runId: number, installments: StoredInstallment[]): Generator<Job> {
-  const total = installments.length;
-  for (const sub of app.store.subscribers.iterate({ status: 'active', maxPosition: total - 1 })) {
-    // One installment per reader per run, also across a --resume of the same run.
-    if (app.store.deliveries.sentInRun(sub.id, runId)) continue;
+function* pacedJobs(app: App, runId: number, resuming: boolean, installments: StoredInstallment[]): Generator<Job> {
+  const frozen = new Set<number>();
+  for (const sub of app.store.subscribers.iterate({ status: 'active', maxPosition: installments.length - 1 })) {
+    // One installment per reader per run, also across a --resume of the same run (a new
+    // run has no deliveries yet, so only a resumed one needs to ask).
+    if (resuming && app.store.deliveries.sentInRun(sub.id, runId)) continue;
     const inst = installments[sub.position];
     if (!inst) continue;
-    app.store.installments.freeze(inst.number);
+    if (!frozen.has(inst.number)) {
+      app.store.installments.freeze(inst.number);
+      frozen.add(inst.number);
+    }
     yield { sub, inst };
   }
 }
 
 /** Which broadcast installment a new run sends: the one asked for, else the first unpublished. */
-function broadcastTarget(app: App, asked: number | undefined): StoredInstallment | undefined {
-  const all = app.store.installments.all();
+function broadcastTarget(all: StoredInstallment[], asked: number | undefined): StoredInstallment | undefined {
   if (asked === undefined) return all.find((i) => !i.publishedAt);
   const inst = all.find((i) => i.number === asked);
   if (!inst) throw new UserError(`installment ${asked} does not exist; the story has ${all.length} installments (see "feuilleton installments")`);
@@ -360,18 +348,16 @@ export async function sendRun(ctx: SendContext, opts: SendOptions = {}): Promise
 
     const resumeNote = unfinished?.note ? (JSON.parse(unfinished.note) as { installment?: number }) : undefined;
     const kind = opts.kind ?? 'manual';
+    const installments = store.installments.all();
     let run: Run;
     let installment: StoredInstallment | undefined;
     if (mode === 'broadcast') {
-      installment = broadcastTarget(app, unfinished ? resumeNote?.installment : opts.installment);
-      if (!installment) {
-        const total = store.installments.count().total;
-        return nothingToSend(mode, recovered.length, `the story is complete: all ${total} installments are published`);
-      }
+      installment = broadcastTarget(installments, unfinished ? resumeNote?.installment : opts.installment);
+      if (!installment) return nothingToSend(mode, recovered.length, `the story is complete: all ${installments.length} installments are published`);
       store.installments.markPublished(installment.number);
     } else if (!unfinished && kind !== 'on-demand') {
       // The public feed follows the story's own calendar: one more installment per run.
-      const nextPublic = store.installments.all().find((i) => !i.publishedAt);
+      const nextPublic = installments.find((i) => !i.publishedAt);
       if (nextPublic) store.installments.markPublished(nextPublic.number);
     }
     const planned = mode === 'broadcast' ? store.subscribers.countByStatus().active - store.deliveries.countSent(installment!.number) : store.subscribers.countByStatus().active;
@@ -382,12 +368,11 @@ export async function sendRun(ctx: SendContext, opts: SendOptions = {}): Promise
       run = store.runs.start(kind, JSON.stringify({ mode, installment: installment?.number ?? null }), { ...zeroCounts(), planned });
     }
 
-    const installments = store.installments.all();
     const runner = new Runner(ctx, run, opts, (job) => {
       if (mode === 'paced') store.subscribers.advance(job.sub.id, job.inst.number);
     });
     runner.counts.planned = Math.max(0, planned);
-    await runner.drain(mode === 'broadcast' ? broadcastJobs(app, installment!) : pacedJobs(app, run.id, installments));
+    await runner.drain(mode === 'broadcast' ? broadcastJobs(app, installment!) : pacedJobs(app, run.id, unfinished !== undefined, installments));
     const finishedReaders = mode === 'paced' && !runner.paused ? await sendTheEnd(ctx, installments.length) : 0;
 
     const counts = { ...runner.counts };
@@ -420,14 +405,7 @@ async function sendTheEnd(ctx: SendContext, total: number): Promise<number> {
     const unsubscribeUrl = links.unsubscribe(sub);
     const filled = prepared.fill({ unsubscribeUrl });
     try {
-      await ctx.transport.send({
-        to: sub.email,
-        subject: filled.subject,
-        html: filled.html,
-        text: filled.text,
-        messageId: messageId(app.config, ['the-end', sub.id]),
-        headers: listHeaders(app.config, app.info.title, unsubscribeUrl),
-      });
+      await ctx.transport.send(listMail(app, filled, sub.email, unsubscribeUrl, messageId(app.config, ['the-end', sub.id])));
       n++;
     } catch (err) {
       ctx.log?.(`could not send "The End" to ${sub.email}: ${classify(err).message}`);
@@ -452,7 +430,7 @@ export function planRun(app: App, opts: { installment?: number } = {}): { mode: 
   if (config.mode === 'broadcast') {
     const unfinished = store.runs.unfinished();
     const asked = opts.installment ?? (unfinished?.note ? ((JSON.parse(unfinished.note) as { installment?: number }).installment ?? undefined) : undefined);
-    const inst = broadcastTarget(app, asked);
+    const inst = broadcastTarget(store.installments.all(), asked);
     if (!inst) return { mode: 'broadcast', lines: [], note: 'the story is complete: nothing to send' };
     const lines: Array<{ email: string; installment: number }> = [];
     for (const sub of store.subscribers.iterate({ status: 'active' })) {
@@ -479,8 +457,7 @@ export async function sendNext(ctx: SendContext, subscriberId: number): Promise<
   return withSendLock(app, async () => {
     const sub = app.store.subscribers.get(subscriberId);
     if (!sub || sub.status !== 'active') return { status: 'not-active' };
-    const installments = app.store.installments.all();
-    const inst = installments[sub.position];
+    const inst = app.store.installments.get(sub.position + 1);
     if (!inst) return { status: 'finished' };
     app.store.installments.freeze(inst.number);
     const run = app.store.runs.start('on-demand', JSON.stringify({ mode: 'paced', installment: inst.number, subscriber: sub.id }), { ...zeroCounts(), planned: 1 });

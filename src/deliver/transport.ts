@@ -8,6 +8,7 @@ import path from 'node:path';
 import nodemailer, { type SendMailOptions } from 'nodemailer';
 import type SMTPPool from 'nodemailer/lib/smtp-pool/index.js';
 import type { Config } from '../config.ts';
+import type { TextEncoding } from '../render/email.ts';
 import { ConfigError } from '../config.ts';
 import { UserError } from '../errors.ts';
 
@@ -19,22 +20,8 @@ export interface OutgoingMail {
   /** Without angle brackets' contents being random per attempt: retries keep the same id. */
   messageId: string;
   headers?: Record<string, string>;
-  /** Decided once per installment by the sender (see preferredTextEncoding); nodemailer otherwise decides per message. */
+  /** Decided once per compiled email (see FilledEmail); nodemailer otherwise decides per message. */
   textEncoding?: TextEncoding;
-}
-
-export type TextEncoding = 'quoted-printable' | 'base64';
-
-/**
- * Quoted-printable keeps mostly-Latin text readable and small; base64 is smaller for other
- * scripts. nodemailer would work this out by scanning every body several times per message,
- * a fifth or more of a send's CPU time in profiles, for a choice that is the same for every
- * reader of an installment.
- */
-export function preferredTextEncoding(text: string): TextEncoding {
-  const latin = text.length - text.replace(/[A-Za-z]/g, '').length;
-  const other = text.length - text.replace(/[^\t\n\r\x20-\x7e]/g, '').length;
-  return other < latin ? 'quoted-printable' : 'base64';
 }
 
 export interface SendResult {

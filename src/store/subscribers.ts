@@ -70,7 +70,12 @@ export interface NewSubscriber {
 }
 
 export class SubscriberStore {
-  constructor(private readonly db: DB) {}
+  /** Prepared once: a paced send runs it for every reader. */
+  private readonly advanceStmt;
+
+  constructor(private readonly db: DB) {
+    this.advanceStmt = db.prepare('UPDATE subscribers SET position = max(position, ?) WHERE id = ?');
+  }
 
   get(id: number): Subscriber | undefined {
     const row = this.db.prepare('SELECT * FROM subscribers WHERE id = ?').get(id) as Row | undefined;
@@ -128,6 +133,16 @@ export class SubscriberStore {
     );
   }
 
+  /**
+   * Any status → active, on the author's word (`subscribers add`): confirmed now if never
+   * confirmed, bounces forgiven, and the reader's place in the story kept.
+   */
+  reactivate(id: number): void {
+    this.db
+      .prepare(`UPDATE subscribers SET status = 'active', confirmed_at = coalesce(confirmed_at, ?), hard_bounces = 0, unsubscribed_at = NULL WHERE id = ?`)
+      .run(nowIso(), id);
+  }
+
   setStatus(id: number, status: SubscriberStatus): void {
     this.db.prepare('UPDATE subscribers SET status = ? WHERE id = ?').run(status, id);
   }
@@ -147,7 +162,7 @@ export class SubscriberStore {
   }
 
   advance(id: number, position: number): void {
-    this.db.prepare('UPDATE subscribers SET position = max(position, ?) WHERE id = ?').run(position, id);
+    this.advanceStmt.run(position, id);
   }
 
   markFinished(id: number): boolean {

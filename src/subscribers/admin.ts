@@ -140,9 +140,7 @@ export function addSubscriber(store: Store, emailInput: string): { subscriber: S
   const email = normalizeEmail(emailInput);
   const existing = store.subscribers.byEmail(email);
   if (existing) {
-    if (existing.status !== 'active') {
-      store.subscribers.setStatus(existing.id, 'active');
-    }
+    if (existing.status !== 'active') store.subscribers.reactivate(existing.id);
     return { subscriber: store.subscribers.get(existing.id)!, created: false };
   }
   return { subscriber: store.subscribers.create({ email, status: 'active', source: 'cli' }), created: true };

@@ -8,6 +8,7 @@ import { feedCache } from '../publish/feeds.ts';
 import { installmentHtml, ratingNotice } from '../render/fragment.ts';
 import type { StoredInstallment } from '../store/installments.ts';
 import type { Pages } from './pages.ts';
+import { sendHtml } from './reply.ts';
 
 export interface ArchiveDeps {
   app: App;
@@ -45,7 +46,7 @@ export function archiveRoutes(deps: ArchiveDeps) {
     server.get<{ Params: { n: string } }>('/installments/:n', (req, reply) => {
       const page = INSTALLMENT_NUMBER.test(req.params.n) ? installmentPage(deps, feeds.published(), Number(req.params.n), reply.generateCsrf()) : null;
       if (!page) return reply.callNotFound();
-      return reply.type('text/html; charset=utf-8').send(page);
+      return sendHtml(reply, 200, page);
     });
   };
 }

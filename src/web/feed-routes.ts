@@ -4,6 +4,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { App } from '../app.ts';
 import { FEED_CONTENT_TYPES, feedCache, type FeedDocument, type FeedFormat } from '../publish/feeds.ts';
 import type { Pages } from './pages.ts';
+import { sendHtml } from './reply.ts';
 
 const PUBLIC_FEEDS: Array<[string, FeedFormat]> = [
   ['/feed.xml', 'rss'],
@@ -52,10 +53,11 @@ export function feedRoutes(deps: { app: App; pages: Pages }) {
       // Pending readers have not been given the URL yet: to them it does not exist either.
       if (!sub || sub.status === 'pending') return reply.callNotFound();
       if (sub.status !== 'active') {
-        return reply
-          .code(410)
-          .type('text/html; charset=utf-8')
-          .send(pages.message({ pageTitle: 'Feed ended', heading: 'This feed has ended', paragraphs: [`This private feed of ${app.info.title} belonged to a subscription that has ended. The public feeds are linked below.`] }));
+        return sendHtml(
+          reply,
+          410,
+          pages.message({ pageTitle: 'Feed ended', heading: 'This feed has ended', paragraphs: [`This private feed of ${app.info.title} belonged to a subscription that has ended. The public feeds are linked below.`] }),
+        );
       }
       return sendFeed(req, reply, feeds.privateFeed(sub, m![2] ? 'atom' : 'rss'), PRIVATE_CACHE);
     });

@@ -6,16 +6,16 @@ import { SenderBusyError, sendNext, type SendContext } from '../deliver/send.ts'
 import { Links } from '../links.ts';
 import type { Subscriptions } from '../subscribers/service.ts';
 import type { Pages } from './pages.ts';
+import { sendHtml, tokenOf } from './reply.ts';
 
 export function nextRoutes(deps: { app: App; pages: Pages; subscriptions: Subscriptions; send: SendContext }) {
   const { app, pages, subscriptions, send } = deps;
   const page = (reply: FastifyReply, status: number, heading: string, text: string, token?: string) =>
-    reply
-      .code(status)
-      .type('text/html; charset=utf-8')
-      .send(pages.message({ pageTitle: heading, heading, paragraphs: [text], action: token ? { url: '/next', label: 'Send me the next installment', fields: { token } } : undefined }));
-
-  const tokenOf = (req: { query: unknown; body: unknown }): unknown => (req.query as { token?: unknown }).token ?? (req.body as { token?: unknown } | undefined)?.token;
+    sendHtml(
+      reply,
+      status,
+      pages.message({ pageTitle: heading, heading, paragraphs: [text], action: token ? { url: '/next', label: 'Send me the next installment', fields: { token } } : undefined }),
+    );
 
   return (server: FastifyInstance) => {
     if (app.config.mode !== 'paced') return;

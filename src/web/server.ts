@@ -8,6 +8,7 @@ import rateLimit from '@fastify/rate-limit';
 import type { Logger } from 'pino';
 import type { Config } from '../config.ts';
 import type { Pages } from './pages.ts';
+import { sendHtml } from './reply.ts';
 
 export type RouteModule = (server: FastifyInstance) => void | Promise<void>;
 
@@ -52,10 +53,7 @@ export async function createServer(opts: ServerOptions): Promise<FastifyInstance
   for (const route of opts.routes) await route(server);
 
   server.setNotFoundHandler((req, reply) => {
-    reply
-      .code(404)
-      .type('text/html; charset=utf-8')
-      .send(pages.message({ pageTitle: 'Not found', heading: 'Page not found', paragraphs: [`There is nothing at ${req.url.split('?')[0]}.`] }));
+    sendHtml(reply, 404, pages.message({ pageTitle: 'Not found', heading: 'Page not found', paragraphs: [`There is nothing at ${req.url.split('?')[0]}.`] }));
   });
 
   server.setErrorHandler((err: { statusCode?: number; message: string }, req, reply) => {
@@ -69,10 +67,7 @@ export async function createServer(opts: ServerOptions): Promise<FastifyInstance
           : status >= 500
             ? 'Something went wrong on our side. Please try again later.'
             : err.message;
-    reply
-      .code(status)
-      .type('text/html; charset=utf-8')
-      .send(pages.message({ pageTitle: 'Error', heading: status === 403 ? 'Please try again' : 'Sorry', paragraphs: [text] }));
+    sendHtml(reply, status, pages.message({ pageTitle: 'Error', heading: status === 403 ? 'Please try again' : 'Sorry', paragraphs: [text] }));
   });
 
   return server;

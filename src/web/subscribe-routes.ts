@@ -1,17 +1,14 @@
 // Home page, subscribe form, confirmation and unsubscribe. Links in emails only ever show
 // a page on GET: mail scanners prefetch them, so every change needs a POST.
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { App } from '../app.ts';
+import { feedCache } from '../publish/feeds.ts';
 import { InvalidEmailError } from '../subscribers/address.ts';
 import type { Subscriptions } from '../subscribers/service.ts';
 import type { Pages } from './pages.ts';
+import { sendHtml, tokenOf } from './reply.ts';
 
 type Form = Record<string, unknown>;
-
-const html = (reply: FastifyReply, status: number, body: string) => reply.code(status).type('text/html; charset=utf-8').send(body);
-
-/** A token may come in the query string (links, List-Unsubscribe) or a form field (our buttons). */
-const tokenOf = (req: FastifyRequest): unknown => (req.query as Form).token ?? ((req.body as Form | undefined) ?? {}).token;
 
 const CONFIRM_FAILURES = {
   unknown: 'This confirmation link is not valid. Check that you copied the whole link, or subscribe again.',
@@ -24,9 +21,9 @@ export function subscribeRoutes(deps: { app: App; pages: Pages; subscriptions: S
   const { config } = app;
 
   const home = (reply: FastifyReply, status: number, form: { formError?: string; email?: string } = {}) => {
-    const all = app.store.installments.all();
-    const published = all.filter((i) => i.publishedAt);
-    return html(reply, status, pages.render('home', { published, total: all.length, csrf: reply.generateCsrf(), ...form }));
+    // The feed cache holds the published list until something is published: no story text is read per request.
+    const published = feedCache(app).published();
+    return sendHtml(reply, status, pages.render('home', { published, total: app.store.installments.count().total, csrf: reply.generateCsrf(), ...form }));
   };
 
   return (server: FastifyInstance) => {
@@ -65,7 +62,7 @@ export function subscribeRoutes(deps: { app: App; pages: Pages; subscriptions: S
     );
 
     server.get('/subscribe/check-inbox', (_req, reply) =>
-      html(
+      sendHtml(
         reply,
         200,
         pages.message({
@@ -82,8 +79,8 @@ export function subscribeRoutes(deps: { app: App; pages: Pages; subscriptions: S
     server.get('/confirm', (req, reply) => {
       const token = tokenOf(req);
       const checked = subscriptions.checkConfirm(token);
-      if (!checked.ok) return html(reply, checked.reason === 'unknown' ? 400 : 410, pages.message({ pageTitle: 'Confirm', heading: 'This link cannot be used', paragraphs: [CONFIRM_FAILURES[checked.reason]] }));
-      return html(
+      if (!checked.ok) return sendHtml(reply, checked.reason === 'unknown' ? 400 : 410, pages.message({ pageTitle: 'Confirm', heading: 'This link cannot be used', paragraphs: [CONFIRM_FAILURES[checked.reason]] }));
+      return sendHtml(
         reply,
         200,
         pages.message({
@@ -97,25 +94,25 @@ export function subscribeRoutes(deps: { app: App; pages: Pages; subscriptions: S
 
     server.post('/confirm', async (req, reply) => {
       const outcome = await subscriptions.confirm(tokenOf(req), req.ip);
-      if (!outcome.ok) return html(reply, outcome.reason === 'unknown' ? 400 : 410, pages.message({ pageTitle: 'Confirm', heading: 'This link cannot be used', paragraphs: [CONFIRM_FAILURES[outcome.reason]] }));
+      if (!outcome.ok) return sendHtml(reply, outcome.reason === 'unknown' ? 400 : 410, pages.message({ pageTitle: 'Confirm', heading: 'This link cannot be used', paragraphs: [CONFIRM_FAILURES[outcome.reason]] }));
       const next =
         config.mode === 'paced'
           ? 'Installment 1 is on its way to your inbox; the next ones follow on the schedule, and each email lets you ask for the next one sooner.'
           : 'New installments will arrive in your inbox as they are published. Earlier ones can be read on this site.';
-      return html(reply, 200, pages.message({ pageTitle: 'Subscribed', heading: "You're subscribed", paragraphs: [`Thank you: ${outcome.subscriber.email} is now subscribed to ${app.info.title}.`, next] }));
+      return sendHtml(reply, 200, pages.message({ pageTitle: 'Subscribed', heading: "You're subscribed", paragraphs: [`Thank you: ${outcome.subscriber.email} is now subscribed to ${app.info.title}.`, next] }));
     });
 
     const badUnsubscribe = (reply: FastifyReply) =>
-      html(reply, 400, pages.message({ pageTitle: 'Unsubscribe', heading: 'This link cannot be used', paragraphs: ['This unsubscribe link is not valid. Use the link from your most recent email, or reply to it and ask to be removed.'] }));
+      sendHtml(reply, 400, pages.message({ pageTitle: 'Unsubscribe', heading: 'This link cannot be used', paragraphs: ['This unsubscribe link is not valid. Use the link from your most recent email, or reply to it and ask to be removed.'] }));
 
     server.get('/unsubscribe', (req, reply) => {
       const token = tokenOf(req);
       const sub = subscriptions.bySignedToken('unsubscribe', token);
       if (!sub) return badUnsubscribe(reply);
       if (sub.status === 'unsubscribed') {
-        return html(reply, 200, pages.message({ pageTitle: 'Unsubscribe', heading: 'You are unsubscribed', paragraphs: [`${sub.email} no longer receives ${app.info.title}.`] }));
+        return sendHtml(reply, 200, pages.message({ pageTitle: 'Unsubscribe', heading: 'You are unsubscribed', paragraphs: [`${sub.email} no longer receives ${app.info.title}.`] }));
       }
-      return html(
+      return sendHtml(
         reply,
         200,
         pages.message({
@@ -132,7 +129,7 @@ export function subscribeRoutes(deps: { app: App; pages: Pages; subscriptions: S
     server.post('/unsubscribe', (req, reply) => {
       const sub = subscriptions.unsubscribe(tokenOf(req));
       if (!sub) return badUnsubscribe(reply);
-      return html(
+      return sendHtml(
         reply,
         200,
         pages.message({

@@ -237,6 +237,29 @@ describe('subscribers admin', () => {
       assert.equal(addSubscriber(app.store, 'reader@example.org').created, true);
     });
   });
+
+  describe('add', () => {
+    it('makes a pending, bounced or unsubscribed reader active again: confirmed, bounces forgiven, place in the story kept', () => {
+      const pending = app.store.subscribers.create({ email: 'pending@example.org', status: 'pending' });
+      const bounced = app.store.subscribers.create({ email: 'bounced@example.org', status: 'active' });
+      app.store.subscribers.advance(bounced.id, 2);
+      assert.equal(app.store.subscribers.recordHardBounce(bounced.id, 1), true);
+      const gone = app.store.subscribers.create({ email: 'gone@example.org', status: 'active' });
+      app.store.subscribers.unsubscribe(gone.id);
+
+      for (const { id, email } of [pending, bounced, gone]) {
+        const { subscriber, created } = addSubscriber(app.store, email.toUpperCase());
+        assert.equal(created, false);
+        assert.equal(subscriber.id, id);
+        assert.equal(subscriber.status, 'active');
+        assert.ok(subscriber.confirmedAt, `${email} counts as confirmed`);
+        assert.equal(subscriber.hardBounces, 0);
+        assert.equal(subscriber.unsubscribedAt, null);
+      }
+      assert.equal(app.store.subscribers.get(bounced.id)!.position, 2, 'a returning reader is not sent the story again from the start');
+      assert.equal(app.store.subscribers.recordHardBounce(bounced.id, 2), false, 'one new bounce does not count the forgiven ones');
+    });
+  });
 });
 
 function escape(s: string): string {
