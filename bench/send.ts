@@ -8,7 +8,7 @@
 //      memory stays flat as the list grows.
 //   node --import tsx bench/send.ts [N=20000] [M=100000]
 // The sink runs in a process of its own, so that sender and server each have a core.
-import { execFileSync, fork, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, fork, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -22,6 +22,7 @@ import { createLogger } from '../src/log.ts';
 import { EmailRenderer } from '../src/render/email.ts';
 import { createRuntime } from '../src/runtime.ts';
 import { makeProject, type Project } from '../test/helpers/project.ts';
+import { spawnCli } from '../test/helpers/cli.ts';
 import { SmtpSink } from '../test/helpers/smtp-sink.ts';
 
 const SELF = fileURLToPath(import.meta.url);
@@ -115,15 +116,9 @@ async function cliSend(smtpUrl: string, subscribers: number): Promise<{ maxRssMb
   const project = projectWith(smtpUrl, subscribers);
   try {
     const start = performance.now();
-    const cli = spawn(process.execPath, [...V8_OPTIONS, '--import', REPORT_PEAK, CLI, '--config', project.configPath, 'send'], {
-      cwd: PACKAGE_ROOT,
-      env: Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('FEUILLETON_'))),
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let output = '';
-    cli.stdout.on('data', (c: Buffer) => (output += c.toString()));
-    cli.stderr.on('data', (c: Buffer) => (output += c.toString()));
-    const [code] = (await once(cli, 'exit')) as [number | null];
+    const cli = spawnCli(['--config', project.configPath, 'send'], { node: [...V8_OPTIONS, '--import', REPORT_PEAK, CLI] });
+    const { code } = await cli.done;
+    const output = cli.output();
     const seconds = (performance.now() - start) / 1000;
     const sent = /^  sent (\d+), failed 0,/m.exec(output)?.[1];
     const peak = /^maxRSS (\d+)$/m.exec(output)?.[1];

@@ -1,6 +1,6 @@
 // The CLI as an operator runs it: a separate process (so it has its own pid, database
 // connection and exit code), without the developer's FEUILLETON_* settings.
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { PACKAGE_ROOT } from '../../src/config.ts';
 
@@ -18,15 +18,33 @@ export function cleanEnv(): NodeJS.ProcessEnv {
   return env;
 }
 
-/** Runs `feuilleton ARGS` asynchronously, so this process keeps answering (its locks, its db) meanwhile. */
-export function runCli(args: string[], cwd = PACKAGE_ROOT): Promise<CliResult> {
-  const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], { cwd, env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+export interface CliProcess {
+  child: ChildProcess;
+  /** stdout and stderr as they came, interleaved. */
+  output(): string;
+  /** Resolves when the process has exited, with what it printed. */
+  done: Promise<CliResult>;
+}
+
+/**
+ * Starts `feuilleton ARGS` and hands back the child (to signal it) with its output.
+ * `node` is what comes before ARGS: by default the TypeScript sources through tsx.
+ */
+export function spawnCli(args: string[], opts: { cwd?: string; node?: string[] } = {}): CliProcess {
+  const child = spawn(process.execPath, [...(opts.node ?? ['--import', 'tsx', CLI]), ...args], { cwd: opts.cwd ?? PACKAGE_ROOT, env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
-  child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-  return new Promise((resolve, reject) => {
+  let output = '';
+  child.stdout!.setEncoding('utf8').on('data', (c: string) => ((stdout += c), (output += c)));
+  child.stderr!.setEncoding('utf8').on('data', (c: string) => ((stderr += c), (output += c)));
+  const done = new Promise<CliResult>((resolve, reject) => {
     child.on('error', reject);
     child.on('close', (code) => resolve({ code, stdout, stderr }));
   });
+  return { child, output: () => output, done };
+}
+
+/** Runs `feuilleton ARGS` asynchronously, so this process keeps answering (its locks, its db) meanwhile. */
+export function runCli(args: string[], cwd = PACKAGE_ROOT): Promise<CliResult> {
+  return spawnCli(args, { cwd }).done;
 }

@@ -10,6 +10,12 @@ export interface Received {
   raw: Buffer;
 }
 
+/** A header as it was sent (folded lines joined), not as mailparser interprets it. */
+export function headerValue(mail: ParsedMail, name: string): string | undefined {
+  const line = mail.headerLines.find((h) => h.key === name.toLowerCase())?.line;
+  return line?.slice(line.indexOf(':') + 1).replace(/\r?\n[ \t]+/g, ' ').trim();
+}
+
 export interface Refusal {
   code: number;
   message: string;

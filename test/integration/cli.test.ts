@@ -1,30 +1,23 @@
 // The CLI as a user runs it: a child process, its output and its exit code.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readdirSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
-import { PACKAGE_ROOT } from '../../src/config.ts';
+import { runCli } from '../helpers/cli.ts';
 import { makeProject } from '../helpers/project.ts';
 
-const CLI = path.join(PACKAGE_ROOT, 'src', 'cli.ts');
 const COMMANDS = ['installments', 'serve', 'send', 'preview', 'status', 'subscribers', 'export', 'backup', 'init'];
 
-function run(args: string[], cwd = PACKAGE_ROOT): { code: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', CLI, ...args], {
-    cwd,
-    encoding: 'utf8',
-    env: { ...process.env, FEUILLETON_SMTP_URL: '', NO_COLOR: '1' },
-  });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+/** Every file below `dir`, with its size: what a failed command must leave as it was. */
+const filesIn = (dir: string): string[] =>
+  (readdirSync(dir, { recursive: true }) as string[]).sort().map((f) => `${f} ${statSync(path.join(dir, f)).size}`);
 
 describe('feuilleton installments', () => {
   const project = makeProject();
   after(() => project.cleanup());
 
-  test('prints a table: number, title, words, minutes, first words, published', () => {
-    const r = run(['installments', '-c', project.configPath]);
+  test('prints a table: number, title, words, minutes, first words, published', async () => {
+    const r = await runCli(['installments', '-c', project.configPath]);
     assert.equal(r.code, 0, r.stderr);
     const lines = r.stdout.trim().split('\n');
     assert.match(lines[0]!, /^The Lamplighter's Ledger by Odile Marchetti \(title from story header\); \d+ installments/);
@@ -32,9 +25,9 @@ describe('feuilleton installments', () => {
     assert.match(lines[3]!, /^1\s+Part 1\s+\d+\s+\d+\s+The ledger hung on a nail in the …\s+no$/);
   });
 
-  test('--json prints the same as JSON', () => {
-    const table = run(['installments', '-c', project.configPath]).stdout;
-    const r = run(['installments', '--json', '-c', project.configPath]);
+  test('--json prints the same as JSON', async () => {
+    const table = (await runCli(['installments', '-c', project.configPath])).stdout;
+    const r = await runCli(['installments', '--json', '-c', project.configPath]);
     assert.equal(r.code, 0, r.stderr);
     const data = JSON.parse(r.stdout) as { installments: { number: number; title: string; words: number; minutes: number; published: boolean }[] };
     assert.ok(data.installments.length >= 3);
@@ -44,10 +37,10 @@ describe('feuilleton installments', () => {
     }
   });
 
-  test('a story without a title line: the user is told where the title came from', () => {
+  test('a story without a title line: the user is told where the title came from', async () => {
     const p = makeProject({ story: 'It was raining.\n\nIt rained all week.\n', storyFile: 'wet-week.txt' });
     try {
-      const r = run(['installments', '-c', p.configPath]);
+      const r = await runCli(['installments', '-c', p.configPath]);
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stdout, /^Wet week \(title from file name\)/);
     } finally {
@@ -56,15 +49,16 @@ describe('feuilleton installments', () => {
   });
 });
 
-describe('help', () => {
-  test('feuilleton --help lists the commands', () => {
-    const r = run(['--help']);
+// Ten separate processes that only print: side by side, not one after another.
+describe('help', { concurrency: true }, () => {
+  test('feuilleton --help lists the commands', async () => {
+    const r = await runCli(['--help']);
     assert.equal(r.code, 0);
     for (const cmd of COMMANDS) assert.match(r.stdout, new RegExp(`^  ${cmd}\\b`, 'm'));
   });
   for (const cmd of COMMANDS) {
-    test(`feuilleton ${cmd} --help`, () => {
-      const r = run([cmd, '--help']);
+    test(`feuilleton ${cmd} --help`, async () => {
+      const r = await runCli([cmd, '--help']);
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stdout, new RegExp(`^Usage: feuilleton ${cmd}`));
     });
@@ -72,24 +66,28 @@ describe('help', () => {
 });
 
 describe('user errors: one line, non-zero exit, nothing changed', () => {
-  test('bad story file', () => {
+  test('bad story file', async () => {
     const p = makeProject({ story: '' });
     try {
-      const r = run(['installments', '-c', p.configPath]);
+      const before = filesIn(p.dir);
+      const r = await runCli(['installments', '-c', p.configPath]);
       assert.equal(r.code, 1);
       assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
       assert.match(r.stderr, /story file .*story\.txt: is empty/);
+      assert.deepEqual(filesIn(p.dir), before, 'no database or other file was created');
     } finally {
       p.cleanup();
     }
   });
 
-  test('unknown config key names the key and the file', () => {
+  test('unknown config key names the key and the file', async () => {
     const p = makeProject();
     try {
       writeFileSync(p.configPath, 'story:\n  file: story.txt\n  titel: Oops\n');
-      const r = run(['installments', '-c', p.configPath]);
+      const before = filesIn(p.dir);
+      const r = await runCli(['installments', '-c', p.configPath]);
       assert.equal(r.code, 1);
+      assert.deepEqual(filesIn(p.dir), before, 'no database or other file was created');
       assert.match(r.stderr, new RegExp(`${p.configPath.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: unknown setting story\\.titel`));
     } finally {
       p.cleanup();

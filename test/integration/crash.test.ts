@@ -3,34 +3,16 @@
 // own record shows every reader got the installment once, except the few that were in
 // flight at the kill, which may have it twice and are reported as possible duplicates.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { PACKAGE_ROOT } from '../../src/config.ts';
 import { sendConcurrency } from '../../src/deliver/send.ts';
 import { Store } from '../../src/store/index.ts';
+import { spawnCli } from '../helpers/cli.ts';
 import { generatedStory, makeProject, type Project } from '../helpers/project.ts';
 import { SmtpSink, type Received } from '../helpers/smtp-sink.ts';
 
 const READERS = 2000;
-const CLI = path.join(PACKAGE_ROOT, 'src', 'cli.ts');
-// The developer's FEUILLETON_SMTP_URL and friends must not redirect the child's mail.
-const childEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('FEUILLETON_')));
-
-interface Cli {
-  child: ChildProcess;
-  output: () => string;
-}
-
-function feuilleton(configPath: string, ...args: string[]): Cli {
-  const child = spawn(process.execPath, ['--import', 'tsx', CLI, '--config', configPath, ...args], { cwd: PACKAGE_ROOT, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  child.stdout!.on('data', (c: Buffer) => (output += c.toString()));
-  child.stderr!.on('data', (c: Buffer) => (output += c.toString()));
-  return { child, output: () => output };
-}
-
 const exited = async (child: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null }> => {
   if (child.exitCode !== null || child.signalCode !== null) return { code: child.exitCode, signal: child.signalCode };
   const [code, signal] = (await once(child, 'exit')) as [number | null, NodeJS.Signals | null];
@@ -82,7 +64,7 @@ describe('a send killed with SIGKILL and resumed', () => {
     const config = project.config();
     const inFlightMax = sendConcurrency(config);
 
-    const first = feuilleton(project.configPath, 'send');
+    const first = spawnCli(['--config', project.configPath, 'send']);
     await Promise.race([
       sink.waitFor((r) => r.length >= 300, 60_000),
       exited(first.child).then(() => assert.fail(`send ended before it could be killed:\n${first.output()}`)),
@@ -112,7 +94,7 @@ describe('a send killed with SIGKILL and resumed', () => {
       }
     }
 
-    const resumed = feuilleton(project.configPath, 'send', '--resume');
+    const resumed = spawnCli(['--config', project.configPath, 'send', '--resume']);
     const { code } = await exited(resumed.child);
     const report = resumed.output();
     assert.equal(code, 0, report);

@@ -12,6 +12,7 @@ import type { Browser } from 'playwright-core';
 import { PACKAGE_ROOT } from '../../src/config.ts';
 import { launchChromium } from '../../src/render/chromium.ts';
 import { Store } from '../../src/store/index.ts';
+import { cleanEnv } from '../helpers/cli.ts';
 import { freePort } from '../helpers/net.ts';
 
 let dataDir: string;
@@ -27,15 +28,8 @@ before(async () => {
   dataDir = mkdtempSync(path.join(tmpdir(), 'feuilleton-e2e-'));
   const port = await freePort();
   base = `http://127.0.0.1:${port}`;
-  env = {
-    ...process.env,
-    FEUILLETON_DATA_DIR: dataDir,
-    FEUILLETON_PORT: String(port),
-    FEUILLETON_BASE_URL: `${base}/`,
-    FEUILLETON_SMTP_URL: '',
-    FEUILLETON_CONFIG: '',
-    NO_COLOR: '1',
-  };
+  // None of the developer's FEUILLETON_* settings: only the ones that move data and port aside.
+  env = { ...cleanEnv(), FEUILLETON_DATA_DIR: dataDir, FEUILLETON_PORT: String(port), FEUILLETON_BASE_URL: `${base}/` };
   // Its own process group, so SIGTERM reaches npm and the server as Ctrl-C or systemd would.
   server = spawn('npm', ['start'], { cwd: PACKAGE_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   closed = new Promise((resolve) => server.stdout!.once('close', resolve));

@@ -308,7 +308,7 @@ describe('missed runs', () => {
     const starting = b.start();
     await b.stop();
     assert.equal((await starting)?.status, 'sent', 'the catch-up send had begun and checkpointed');
-    assert.notEqual(b.task.getStatus(), 'idle', 'no timer armed after stop()');
+    assert.equal(b.task.getStatus(), 'destroyed', 'no timer armed after stop(): the task is gone, not idle or running');
   });
 
   test('missedSince follows the time zone across a DST change and honours a seconds field', () => {

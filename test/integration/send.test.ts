@@ -21,7 +21,8 @@ import { createRuntime, type Runtime } from '../../src/runtime.ts';
 import type { StoredInstallment } from '../../src/store/installments.ts';
 import type { Subscriber } from '../../src/store/subscribers.ts';
 import { makeProject, type Project } from '../helpers/project.ts';
-import { SmtpSink, type Received } from '../helpers/smtp-sink.ts';
+import { emailStoryHtml, emailStoryText, plainText } from '../helpers/feeds-site.ts';
+import { headerValue, SmtpSink, type Received } from '../helpers/smtp-sink.ts';
 
 const FROM = 'The Ledger <serial@example.org>';
 const silent = createLogger({ level: 'silent', pretty: false });
@@ -105,32 +106,9 @@ function receivedBy(sink: SmtpSink, addresses: string[]): Map<string, number[]> 
   return got;
 }
 
-const rawHeader = (mail: ParsedMail, name: string): string | undefined => {
-  const line = mail.headerLines.find((h) => h.key === name.toLowerCase())?.line;
-  return line?.slice(line.indexOf(':') + 1).replace(/\r?\n[ \t]+/g, ' ').trim();
-};
-
-const ENTITIES: Record<string, string> = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'", nbsp: ' ' };
-/** The visible text of an HTML email, by plain tag stripping (not the product's html-to-text). */
-function stripMarkup(html: string): string {
-  const body = html
-    .replace(/<head[\s\S]*?<\/head>/gi, ' ')
-    .replace(/<!--[\s\S]*?-->/g, ' ')
-    .replace(/<(style|script)[\s\S]*?<\/\1>/gi, ' ')
-    .replace(/<[^>]+>/g, ' ')
-    .replace(/&(#x[0-9a-f]+|#\d+|[a-z]+);/gi, (all, e: string) =>
-      e[0] === '#' ? String.fromCodePoint(e[1] === 'x' || e[1] === 'X' ? parseInt(e.slice(2), 16) : Number(e.slice(1))) : (ENTITIES[e.toLowerCase()] ?? all),
-    );
-  return normalizeForCompare(body);
-}
-
-/** The installment's story text inside a rendered email: from its heading to "Read online". */
-function storySpan(visible: string, inst: StoredInstallment): string {
-  const start = visible.indexOf(`${inst.title} `, visible.indexOf('About '));
-  const end = visible.indexOf('Read online', start);
-  assert.ok(start >= 0 && end > start, `the email shows "${inst.title}" then "Read online"`);
-  return visible.slice(start + inst.title.length, end).trim();
-}
+/** The installment's story as a reader sees it in each part of an email. */
+const storyInHtml = (mail: ParsedMail): string => plainText(emailStoryHtml(mail.html as string));
+const storyInText = (mail: ParsedMail, inst: StoredInstallment): string => emailStoryText(mail.text!, inst.title);
 
 describe('feuilleton send over SMTP', () => {
   it('gives every installment email a stable Message-ID, one-click List-Unsubscribe, List-Id, Date, From and a text part with the same text as the HTML', async () => {
@@ -154,11 +132,11 @@ describe('feuilleton send over SMTP', () => {
       assert.equal(env.app.store.deliveries.get(sub.id, 1)!.messageId, id, 'the ledger keeps the Message-ID that went out');
 
       const unsubscribeUrl = env.runtime.links.unsubscribe(sub);
-      assert.equal(rawHeader(mail, 'List-Unsubscribe'), `<${unsubscribeUrl}>, <mailto:leave@example.org?subject=unsubscribe>`);
+      assert.equal(headerValue(mail, 'List-Unsubscribe'), `<${unsubscribeUrl}>, <mailto:leave@example.org?subject=unsubscribe>`);
       const token = new URL(unsubscribeUrl).searchParams.get('token')!;
       assert.ok(env.runtime.links.verify('unsubscribe', token, sub), 'the unsubscribe link is signed for this reader');
-      assert.equal(rawHeader(mail, 'List-Unsubscribe-Post'), 'List-Unsubscribe=One-Click');
-      assert.equal(rawHeader(mail, 'List-Id'), "The Lamplighter's Ledger <the-lamplighter-s-ledger.example.org>");
+      assert.equal(headerValue(mail, 'List-Unsubscribe-Post'), 'List-Unsubscribe=One-Click');
+      assert.equal(headerValue(mail, 'List-Id'), "The Lamplighter's Ledger <the-lamplighter-s-ledger.example.org>");
 
       assert.ok(mail.date, 'Date header');
       // The Date header has whole seconds.
@@ -172,8 +150,8 @@ describe('feuilleton send over SMTP', () => {
       assert.match(raw, /^Content-Type: text\/html; charset=utf-8/m);
       assert.match(raw, /^Content-Transfer-Encoding: quoted-printable/m, 'Latin prose travels readable');
       assert.ok(mail.text && typeof mail.html === 'string');
-      const inText = storySpan(normalizeForCompare(mail.text), inst);
-      const inHtml = storySpan(stripMarkup(mail.html), inst);
+      const inText = storyInText(mail, inst);
+      const inHtml = storyInHtml(mail);
       assert.equal(inText, inHtml, 'the text part carries the same installment text as the HTML part');
       assert.equal(inText, expectedText, 'and it is the installment, whole');
       assert.ok(inText.length > 3000);
@@ -193,8 +171,8 @@ describe('feuilleton send over SMTP', () => {
     const inst = env.app.store.installments.get(1)!;
     const expected = normalizeForCompare(installmentText(inst.blocks));
     assert.equal(expected.split(paragraph).length - 1, 6);
-    assert.equal(storySpan(normalizeForCompare(mail.text!), inst), expected);
-    assert.equal(storySpan(stripMarkup(mail.html as string), inst), expected);
+    assert.equal(storyInText(mail, inst), expected);
+    assert.equal(storyInHtml(mail), expected);
   });
 
   it('refuses a header value with a line break and sends nothing', async () => {
@@ -414,7 +392,7 @@ describe('feuilleton send over SMTP', () => {
       ["[TEST] The Lamplighter's Ledger — Part 1", "[TEST] The Lamplighter's Ledger — Part 3"],
     );
     assert.deepEqual(env.sink.received.map((r) => r.to), [['Author@example.org'], ['author@example.org']], 'the domain is normalized, the local part kept');
-    assert.ok(mails.every((m) => m.text && rawHeader(m, 'List-Unsubscribe-Post')), 'a test send looks like the real thing');
+    assert.ok(mails.every((m) => m.text && headerValue(m, 'List-Unsubscribe-Post')), 'a test send looks like the real thing');
     assert.notEqual(mails[0]!.messageId, messageId(env.app.config, ['installment', 1, 0]), 'test sends are not collapsed by Message-ID');
     assert.equal(env.app.store.deliveries.forSubscriber(reader!.id).length, 0);
     assert.deepEqual({ ...env.app.store.deliveries.countByStatus() }, { queued: 0, sending: 0, sent: 0, failed: 0, possibleDuplicates: 0 });

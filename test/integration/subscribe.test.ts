@@ -8,7 +8,7 @@ import { createTransport, HeaderInjectionError } from '../../src/deliver/transpo
 import type { Subscriber } from '../../src/store/subscribers.ts';
 import { startSite, type Site } from '../helpers/feeds-site.ts';
 import { makeProject, type Project } from '../helpers/project.ts';
-import { SmtpSink } from '../helpers/smtp-sink.ts';
+import { headerValue, SmtpSink } from '../helpers/smtp-sink.ts';
 
 const HOSTILE_TITLE = `<script>alert("title")</script> Tales & "Co"`;
 
@@ -61,11 +61,6 @@ class Client {
 }
 
 /** mailparser folds List-* headers into one object; the raw line is what a mail client reads. */
-function headerValue(mail: ParsedMail, name: string): string {
-  const line = mail.headerLines.find((h) => h.key === name)?.line ?? '';
-  return line.slice(line.indexOf(':') + 1).replace(/\r?\n[ \t]+/g, ' ').trim();
-}
-
 const CONFIRM_LINK = /https?:\/\/[^\s\]]+\/confirm\?token=[A-Za-z0-9_-]+/;
 
 describe('subscribe, confirm, unsubscribe over HTTP with real mail', () => {
@@ -94,7 +89,7 @@ describe('subscribe, confirm, unsubscribe over HTTP with real mail', () => {
   }
 
   const unsubscribeLinkIn = (mail: ParsedMail): string => {
-    const header = headerValue(mail, 'list-unsubscribe');
+    const header = headerValue(mail, 'list-unsubscribe') ?? '';
     const m = /<(https?:[^>]+)>/.exec(header);
     assert.ok(m, `List-Unsubscribe holds an http(s) link: ${header}`);
     return m[1]!;

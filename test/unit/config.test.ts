@@ -55,7 +55,7 @@ describe('config defaults and environment', () => {
   });
 
   test('targetWords wins over minutes when given', () => {
-    const c = loadConfig({ configPath: configFile('baseUrl: http://127.0.0.1:3000\nsplit:\n  targetWords: 600\n'), env: {} });
+    const c = loadConfig({ configPath: configFile('baseUrl: http://127.0.0.1:3000\nsplit:\n  targetWords: 600\n  targetMinutes: 2\n  wordsPerMinute: 230\n'), env: {} });
     assert.equal(c.split.targetWords, 600);
   });
 
