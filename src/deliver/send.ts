@@ -122,6 +122,17 @@ async function deliverMessage(ctx: SendContext, facts: RunFacts, job: Job, test?
  */
 export const sendConcurrency = (config: App['config']): number => Math.max(2, config.mail.maxConnections * 2);
 
+/** Pulls up to `n` jobs. */
+function take<T>(jobs: Iterator<T>, n: number): T[] {
+  const out: T[] = [];
+  while (out.length < n) {
+    const next = jobs.next();
+    if (next.done) break;
+    out.push(next.value);
+  }
+  return out;
+}
+
 const STOPPED = 'stopped (shutdown); resume with: feuilleton send --resume';
 
 class Runner {
@@ -133,13 +144,12 @@ class Runner {
   private readonly facts: RunFacts;
   /**
    * Messages the server has accepted, marked `sent` in the same transaction as the next
-   * claim (or when the run ends): one commit per message rather than two, which halves
-   * what the ledger costs a send, while the rows in `sending` still never outnumber the
-   * messages in flight. A crash before that commit leaves them `sending`, as a crash just
-   * after the SMTP reply always could.
+   * batch of claims (or when the run ends), so the ledger commits once per batch, while
+   * the rows in `sending` still never outnumber the slots. A crash before that commit
+   * leaves them `sending`, as a crash just after the SMTP reply always could.
    */
   private settled: Array<{ deliveryId: number; messageId: string; job: Job }> = [];
-  private readonly claimNext: (job: Job) => ReturnType<App['store']['deliveries']['claim']>;
+  private readonly claimBatch: (jobs: Job[]) => Array<ReturnType<App['store']['deliveries']['claim']>>;
   private readonly flushSettled: () => void;
   /** No more claims: from now on each accepted message is marked at once. */
   private closing = false;
@@ -163,17 +173,17 @@ class Runner {
     };
     const flush = store.db.transaction(markSettled);
     // Claimed before the SMTP transaction: a crash from here on leaves a `sending` row.
-    const claim = store.db.transaction((job: Job) => {
+    const claim = store.db.transaction((jobs: Job[]) => {
       markSettled();
-      return store.deliveries.claim(job.sub.id, job.inst.number, this.run.id);
+      return jobs.map((job) => store.deliveries.claim(job.sub.id, job.inst.number, this.run.id));
     });
     // Emptied only once the transaction has committed: a rolled-back one keeps its marks.
     this.flushSettled = () => {
       flush();
       this.settled = [];
     };
-    this.claimNext = (job) => {
-      const claimed = claim(job);
+    this.claimBatch = (jobs) => {
+      const claimed = claim(jobs);
       this.settled = [];
       return claimed;
     };
@@ -190,34 +200,47 @@ class Runner {
     if (this.error) throw this.error;
   }
 
+  /**
+   * Claims in batches, half the slots at a time: one commit per batch instead of one per
+   * message, which is most of what the ledger costs. The slots are refilled when as many
+   * messages are in flight as the pool has connections, so no connection waits for work,
+   * and the rows in `sending` still never outnumber the slots.
+   */
   private async dispatch(jobs: Iterable<Job>): Promise<void> {
-    for (const job of jobs) {
+    const pending = jobs[Symbol.iterator]();
+    const refillAt = Math.floor(this.concurrency / 2);
+    for (;;) {
       if (this.paused) break;
       if (this.opts.signal?.aborted) {
         this.paused = STOPPED;
         break;
       }
-      if (this.opts.limit !== undefined && this.counts.sent + this.inFlight.size >= this.opts.limit) {
+      const allowed = this.opts.limit === undefined ? Infinity : this.opts.limit - this.counts.sent - this.inFlight.size;
+      const batch = take(pending, Math.min(this.concurrency - this.inFlight.size, Math.max(allowed, 1)));
+      if (batch.length === 0) break;
+      if (allowed <= 0) {
+        // Unclaimed, so the resumed run sends it.
         this.paused = `stopped at --limit ${this.opts.limit}; continue with: feuilleton send --resume`;
         break;
       }
-      const claim = this.claimNext(job);
-      if (!claim) {
-        this.counts.skipped++;
-        continue;
-      }
-      if (claim.possibleDuplicate) this.counts.possibleDuplicates++;
-      const p = this.deliver(job, claim.id)
-        .catch((err: unknown) => {
-          this.error ??= err;
-          this.paused ??= `stopped by an error: ${err instanceof Error ? err.message : String(err)}`;
-        })
-        .finally(() => {
-          this.inFlight.delete(p);
-          this.slotFreed?.();
-        });
-      this.inFlight.add(p);
-      if (this.inFlight.size >= this.concurrency) await new Promise<void>((resolve) => (this.slotFreed = resolve));
+      this.claimBatch(batch).forEach((claim, i) => {
+        if (!claim) {
+          this.counts.skipped++;
+          return;
+        }
+        if (claim.possibleDuplicate) this.counts.possibleDuplicates++;
+        const p = this.deliver(batch[i]!, claim.id)
+          .catch((err: unknown) => {
+            this.error ??= err;
+            this.paused ??= `stopped by an error: ${err instanceof Error ? err.message : String(err)}`;
+          })
+          .finally(() => {
+            this.inFlight.delete(p);
+            this.slotFreed?.();
+          });
+        this.inFlight.add(p);
+      });
+      while (this.inFlight.size > refillAt) await new Promise<void>((resolve) => (this.slotFreed = resolve));
     }
   }
 

@@ -416,6 +416,17 @@ describe('feuilleton send over SMTP', () => {
     for (const e of all) assert.deepEqual(got.get(e), [1], e);
   });
 
+  it('--limit as large as the list finishes the run rather than pausing it', async () => {
+    const env = await setup();
+    env.subscribe(...emails('reader', 4));
+    const run = await env.command({ limit: 4 });
+    assert.equal(run.code, 0, run.lines.join('\n'));
+    assert.match(run.lines.join('\n'), /sent 4, failed 0/);
+    assert.doesNotMatch(run.lines.join('\n'), /stopped at --limit/);
+    assert.equal(env.sink.count, 4);
+    assert.equal(env.app.store.runs.unfinished(), undefined);
+  });
+
   it('paced: each reader gets their own next installment per run, and "The End" once after the last', async () => {
     const env = await setup({ mode: 'paced' });
     const { subscribers, installments } = env.app.store;
