@@ -44,6 +44,16 @@ describe('splitStory', () => {
     assert.equal(parts.reduce((a, p) => a + p.blockCount, 0), 42, 'every paragraph in exactly one installment');
   });
 
+  test('~2,000 words at the default target (1,150 words) makes 2 balanced installments', () => {
+    // The issue asks for 3 or 4 "with the default target", which no split within ±25% of
+    // 1,150 words can give for 2,000 words; the test above asks it of half that target.
+    const { text, sizes } = twoThousandWords();
+    const total = sizes.reduce((a, b) => a + b, 0);
+    const parts = splitStory(parseStoryText(text, 'gen.txt').blocks, { ...opts, targetWords: 1150 });
+    assert.equal(parts.length, 2, `${words(parts)}`);
+    for (const p of parts) assert.ok(Math.abs(p.wordCount - total / 2) / (total / 2) <= 0.25, `balanced: ${words(parts)}`);
+  });
+
   test('every installment within ±25% of the target when paragraph sizes allow', () => {
     const parts = splitStory(parseStory(SAMPLE_STORY).blocks, { ...opts, targetWords: 800 });
     for (const p of parts) assert.ok(Math.abs(p.wordCount - 800) <= 200, `${words(parts)}`);
