@@ -139,7 +139,10 @@ class Runner {
   readonly counts = zeroCounts();
   paused: string | undefined;
   private readonly inFlight = new Set<Promise<void>>();
+  /** Wakes the dispatcher: a message settled or started a backoff. */
   private slotFreed: (() => void) | undefined;
+  /** Messages in flight that are waiting out a backoff, not using a connection. */
+  private backingOff = 0;
   private readonly concurrency: number;
   private readonly facts: RunFacts;
   /**
@@ -201,10 +204,11 @@ class Runner {
   }
 
   /**
-   * Claims in batches, half the slots at a time: one commit per batch instead of one per
-   * message, which is most of what the ledger costs. The slots are refilled when as many
-   * messages are in flight as the pool has connections, so no connection waits for work,
-   * and the rows in `sending` still never outnumber the slots.
+   * Claims in batches, one commit per batch instead of one per message (most of what the
+   * ledger costs). A batch fills every free slot once no more messages are on the wire
+   * than the pool has connections (half the slots), so no connection waits for work; a
+   * message waiting out a backoff holds its slot but no connection. The rows in `sending`
+   * never outnumber the slots.
    */
   private async dispatch(jobs: Iterable<Job>): Promise<void> {
     const pending = jobs[Symbol.iterator]();
@@ -215,8 +219,14 @@ class Runner {
         this.paused = STOPPED;
         break;
       }
+      const room = this.concurrency - this.inFlight.size;
       const allowed = this.opts.limit === undefined ? Infinity : this.opts.limit - this.counts.sent - this.inFlight.size;
-      const batch = take(pending, Math.min(this.concurrency - this.inFlight.size, Math.max(allowed, 1)));
+      // Under --limit, messages in flight may still fail: the limit is reached only once they have settled.
+      if (room <= 0 || this.inFlight.size - this.backingOff > refillAt || (allowed <= 0 && this.inFlight.size > 0)) {
+        await new Promise<void>((resolve) => (this.slotFreed = resolve));
+        continue;
+      }
+      const batch = take(pending, Math.min(room, Math.max(allowed, 1)));
       if (batch.length === 0) break;
       if (allowed <= 0) {
         // Unclaimed, so the resumed run sends it.
@@ -240,7 +250,6 @@ class Runner {
           });
         this.inFlight.add(p);
       });
-      while (this.inFlight.size > refillAt) await new Promise<void>((resolve) => (this.slotFreed = resolve));
     }
   }
 
@@ -289,8 +298,11 @@ class Runner {
     }
     this.counts.retried++;
     this.opts.onProgress?.(this.counts);
+    this.backingOff++;
+    this.slotFreed?.();
     // A shutdown does not wait out a backoff of up to a minute.
     await sleep(backoffMs(tries, backoffBaseMs, backoffMaxMs), undefined, { signal: this.opts.signal }).catch(() => undefined);
+    this.backingOff--;
     if (this.opts.signal?.aborted) {
       store.deliveries.requeue(deliveryId, failure.message);
       this.paused ??= STOPPED;

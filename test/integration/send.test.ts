@@ -12,7 +12,7 @@ import type { App } from '../../src/app.ts';
 import { startServing } from '../../src/commands/serve.ts';
 import { sendCommand, type SendCliOptions } from '../../src/commands/send.ts';
 import { messageId } from '../../src/deliver/headers.ts';
-import { sendNext, sendRun, type SendContext } from '../../src/deliver/send.ts';
+import { sendConcurrency, sendNext, sendRun, type SendContext } from '../../src/deliver/send.ts';
 import { HeaderInjectionError } from '../../src/deliver/transport.ts';
 import { UserError } from '../../src/errors.ts';
 import { createLogger } from '../../src/log.ts';
@@ -236,6 +236,40 @@ describe('feuilleton send over SMTP', () => {
     assert.equal((await env.sink.parse(env.sink.to(grey!.email)[0]!)).messageId, messageId(env.app.config, ['installment', 1, grey!.id]));
   });
 
+  it('keeps the other readers flowing while more messages wait out a backoff than the pool has connections', async () => {
+    // Pool of 2: 4 slots. Three greylisted readers come first; their backoff (at least a
+    // second) must not hold up the twenty readers behind them.
+    const env = await setup({ delivery: { maxAttempts: 3, backoffBaseMs: 2_000, backoffMaxMs: 2_000 } });
+    const grey = env.subscribe(...emails('grey', 3));
+    const plain = env.subscribe(...emails('plain', 20));
+    env.sink.rcptRule = (address, attempt) => (address.startsWith('grey') && attempt === 1 ? { code: 451, message: '4.7.1 Greylisted, try again later' } : undefined);
+    const summary = await sendRun(env.ctx);
+    assert.deepEqual([summary.status, summary.sent, summary.retried], ['finished', 23, 3]);
+    const order = env.sink.received.map((r) => r.to[0]!);
+    assert.deepEqual(new Set(order.slice(0, 20)), new Set(plain.map((s) => s.email)), `every other reader was sent before the first retry: ${order.join(' ')}`);
+    assert.deepEqual(new Set(order.slice(20)), new Set(grey.map((s) => s.email)));
+  });
+
+  it('never has more rows in sending than messages in flight allow, through batches and retries', async () => {
+    const env = await setup({ mail: { maxConnections: 3 }, delivery: { maxAttempts: 4 } });
+    const readers = env.subscribe(...emails('reader', 40));
+    env.sink.rcptRule = (address, attempt) => (/^reader\d*[37]@/.test(address) && attempt <= 2 ? { code: 451, message: '4.7.1 Greylisted, try again later' } : undefined);
+    const { transport } = env.ctx;
+    const seen: number[] = [];
+    env.ctx.transport = {
+      ...transport,
+      send: (mail) => {
+        seen.push(env.app.store.deliveries.countByStatus().sending);
+        return transport.send(mail);
+      },
+    };
+    const summary = await sendRun(env.ctx);
+    assert.deepEqual([summary.status, summary.sent], ['finished', readers.length]);
+    assert.ok(seen.length > readers.length, 'retries went through the transport too');
+    assert.ok(Math.max(...seen) <= sendConcurrency(env.app.config), `rows in sending at each send: ${seen.join(' ')}`);
+    assert.equal(env.app.store.deliveries.countByStatus().sending, 0);
+  });
+
   it('a shutdown during a long backoff stops the run at once: sent marked, the waiting one queued for --resume', async () => {
     const env = await setup({ delivery: { maxAttempts: 5, backoffBaseMs: 60_000, backoffMaxMs: 60_000 } });
     const [grey, plain] = env.subscribe('grey@example.com', 'plain@example.com');
@@ -414,6 +448,21 @@ describe('feuilleton send over SMTP', () => {
     assert.match(rest.lines.join('\n'), /sent 4, failed 0/);
     const got = receivedBy(env.sink, all);
     for (const e of all) assert.deepEqual(got.get(e), [1], e);
+  });
+
+  it('--limit N counts only messages the server took: a refusal in the last batch is made up from the next reader', async () => {
+    const env = await setup({ mail: { maxConnections: 3 } });
+    const all = emails('reader', 10);
+    env.subscribe(...all);
+    env.sink.rcptRule = (address) => (address === 'reader5@example.com' ? { code: 550, message: '5.1.1 No such mailbox' } : undefined);
+    const limited = await env.command({ limit: 5 });
+    assert.match(limited.lines.join('\n'), /sent 5, failed 1/);
+    assert.match(limited.lines.join('\n'), /stopped at --limit 5/);
+    assert.equal(env.sink.count, 5);
+    const rest = await env.command({ resume: true });
+    assert.match(rest.lines.join('\n'), /sent 4, failed 0/);
+    const got = receivedBy(env.sink, all);
+    for (const e of all) assert.deepEqual(got.get(e), e === 'reader5@example.com' ? [] : [1], e);
   });
 
   it('--limit as large as the list finishes the run rather than pausing it', async () => {
