@@ -153,7 +153,6 @@ class Runner {
    */
   private settled: Array<{ deliveryId: number; messageId: string; job: Job }> = [];
   private readonly claimBatch: (jobs: Job[]) => Array<ReturnType<App['store']['deliveries']['claim']>>;
-  private readonly flushSettled: () => void;
   /** No more claims: from now on each accepted message is marked at once. */
   private closing = false;
   /** A bookkeeping failure inside a delivery: the run stops and rethrows it. */
@@ -168,28 +167,25 @@ class Runner {
     const { store } = ctx.app;
     this.concurrency = sendConcurrency(ctx.app.config);
     this.facts = runFacts(ctx);
-    const markSettled = () => {
+    // Claimed before the SMTP transaction: a crash from here on leaves a `sending` row.
+    // The accepted messages' marks ride along; with no jobs it only marks them.
+    const claim = store.db.transaction((jobs: Job[]) => {
       for (const { deliveryId, messageId, job } of this.settled) {
         store.deliveries.markSent(deliveryId, messageId);
         onSent(job);
       }
-    };
-    const flush = store.db.transaction(markSettled);
-    // Claimed before the SMTP transaction: a crash from here on leaves a `sending` row.
-    const claim = store.db.transaction((jobs: Job[]) => {
-      markSettled();
       return jobs.map((job) => store.deliveries.claim(job.sub.id, job.inst.number, this.run.id));
     });
     // Emptied only once the transaction has committed: a rolled-back one keeps its marks.
-    this.flushSettled = () => {
-      flush();
-      this.settled = [];
-    };
     this.claimBatch = (jobs) => {
       const claimed = claim(jobs);
       this.settled = [];
       return claimed;
     };
+  }
+
+  private flushSettled(): void {
+    this.claimBatch([]);
   }
 
   async drain(jobs: Iterable<Job>): Promise<void> {

@@ -88,6 +88,8 @@ async function setup(
   return env;
 }
 
+const GREYLISTED = { code: 451, message: '4.7.1 Greylisted, try again later' };
+
 const emails = (prefix: string, n: number): string[] => Array.from({ length: n }, (_, i) => `${prefix}${i + 1}@example.com`);
 
 /** Which installment a received message carries, from its deterministic Message-ID (undefined: not an installment). */
@@ -225,7 +227,7 @@ describe('feuilleton send over SMTP', () => {
   it('retries a 4xx reply with backoff until the server takes the message, under the same Message-ID', async () => {
     const env = await setup({ delivery: { maxAttempts: 5 } });
     const [grey, plain] = env.subscribe('grey@example.com', 'plain@example.com');
-    env.sink.rcptRule = (address, attempt) => (address === grey!.email && attempt <= 2 ? { code: 451, message: '4.7.1 Greylisted, try again later' } : undefined);
+    env.sink.rcptRule = (address, attempt) => (address === grey!.email && attempt <= 2 ? GREYLISTED : undefined);
     const summary = await sendRun(env.ctx);
     assert.deepEqual([summary.status, summary.sent, summary.failed, summary.retried], ['finished', 2, 0, 2]);
     const d = env.app.store.deliveries.get(grey!.id, 1)!;
@@ -242,7 +244,7 @@ describe('feuilleton send over SMTP', () => {
     const env = await setup({ delivery: { maxAttempts: 3, backoffBaseMs: 2_000, backoffMaxMs: 2_000 } });
     const grey = env.subscribe(...emails('grey', 3));
     const plain = env.subscribe(...emails('plain', 20));
-    env.sink.rcptRule = (address, attempt) => (address.startsWith('grey') && attempt === 1 ? { code: 451, message: '4.7.1 Greylisted, try again later' } : undefined);
+    env.sink.rcptRule = (address, attempt) => (address.startsWith('grey') && attempt === 1 ? GREYLISTED : undefined);
     const summary = await sendRun(env.ctx);
     assert.deepEqual([summary.status, summary.sent, summary.retried], ['finished', 23, 3]);
     const order = env.sink.received.map((r) => r.to[0]!);
@@ -253,7 +255,7 @@ describe('feuilleton send over SMTP', () => {
   it('never has more rows in sending than messages in flight allow, through batches and retries', async () => {
     const env = await setup({ mail: { maxConnections: 3 }, delivery: { maxAttempts: 4 } });
     const readers = env.subscribe(...emails('reader', 40));
-    env.sink.rcptRule = (address, attempt) => (/^reader\d*[37]@/.test(address) && attempt <= 2 ? { code: 451, message: '4.7.1 Greylisted, try again later' } : undefined);
+    env.sink.rcptRule = (address, attempt) => (/^reader\d*[37]@/.test(address) && attempt <= 2 ? GREYLISTED : undefined);
     const { transport } = env.ctx;
     const seen: number[] = [];
     env.ctx.transport = {
@@ -273,7 +275,7 @@ describe('feuilleton send over SMTP', () => {
   it('a shutdown during a long backoff stops the run at once: sent marked, the waiting one queued for --resume', async () => {
     const env = await setup({ delivery: { maxAttempts: 5, backoffBaseMs: 60_000, backoffMaxMs: 60_000 } });
     const [grey, plain] = env.subscribe('grey@example.com', 'plain@example.com');
-    env.sink.rcptRule = (address) => (address === grey!.email ? { code: 451, message: '4.7.1 Greylisted, try again later' } : undefined);
+    env.sink.rcptRule = (address) => (address === grey!.email ? GREYLISTED : undefined);
     const abort = new AbortController();
     const started = Date.now();
     const run = sendRun(env.ctx, {

@@ -60,7 +60,6 @@ class Client {
   }
 }
 
-/** mailparser folds List-* headers into one object; the raw line is what a mail client reads. */
 const CONFIRM_LINK = /https?:\/\/[^\s\]]+\/confirm\?token=[A-Za-z0-9_-]+/;
 
 describe('subscribe, confirm, unsubscribe over HTTP with real mail', () => {
