@@ -4,6 +4,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseDocument } from 'yaml';
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { validateDetailed as validateCron } from 'node-cron';
 import { UserError } from './errors.ts';
@@ -43,6 +44,24 @@ const baseUrl = absoluteHttpUrl.refine((v) => {
   }
 }, 'must not have a query (?…) or fragment (#…): every link is built by appending a path to it');
 
+/** A proxy address or CIDR range, as fastify's trustProxy takes it. */
+const proxyAddress = z.string().refine((v) => {
+  const [addr, bits, extra] = v.split('/');
+  if (extra !== undefined || !addr) return false;
+  const family = isIP(addr);
+  if (family === 0) return false;
+  if (bits === undefined) return true;
+  const n = Number(bits);
+  return /^\d+$/.test(bits) && n >= 0 && n <= (family === 4 ? 32 : 128);
+}, 'must be an IP address or CIDR range such as 127.0.0.1 or 10.0.0.0/8');
+
+// `true` would trust an X-Forwarded-For written by anyone: rate limits and the consent
+// record would take a forged address. The proxy must be named.
+const trustProxy = z
+  .union([z.literal(false), z.literal(true), proxyAddress, z.array(proxyAddress).min(1)])
+  .refine((v) => v !== true, 'true would trust any client\'s X-Forwarded-For; list your reverse proxy\'s address instead, such as 127.0.0.1 (or [127.0.0.1, "10.0.0.0/8"])')
+  .transform((v) => v as false | string | string[]);
+
 const noLineBreaks = z.string().refine((v) => !/[\r\n]/.test(v), 'must not contain line breaks');
 
 const schema = z.strictObject({
@@ -74,10 +93,12 @@ const schema = z.strictObject({
     .strictObject({
       host: z.string().min(1).default('127.0.0.1'),
       port: z.number().int().min(0).max(65535).default(3000),
-      /** Behind a reverse proxy, take the client IP from X-Forwarded-For (rate limits, consent record). */
-      trustProxy: z.boolean().default(false),
+      /** Behind a reverse proxy: its address(es) or CIDR range(s); X-Forwarded-For is believed only from them. */
+      trustProxy: trustProxy.default(false),
+      /** Who may open /outbox when the outbox is the transport: loopback clients only, anyone, or nobody. */
+      outboxPage: z.enum(['loopback', 'public', 'off']).default('loopback'),
     })
-    .default({ host: '127.0.0.1', port: 3000, trustProxy: false }),
+    .default({ host: '127.0.0.1', port: 3000, trustProxy: false, outboxPage: 'loopback' }),
   mail: z
     .strictObject({
       from: noLineBreaks.default('Feuilleton <serial@localhost>'),
@@ -97,8 +118,17 @@ const schema = z.strictObject({
       unsubscribeMailto: z.email().optional(),
       postalAddress: z.string().default(''),
       listId: noLineBreaks.optional(),
+      /** In production the outbox (no smtpUrl) is refused unless this names the choice. */
+      outboxInProduction: z.boolean().default(false),
+      /** The relay signs with DKIM itself (SES Easy DKIM, Postmark): `check` then does not ask for mail.dkim. */
+      relaySignsDkim: z.boolean().default(false),
     })
-    .default({ from: 'Feuilleton <serial@localhost>', maxConnections: 5, postalAddress: '' }),
+    .default({ from: 'Feuilleton <serial@localhost>', maxConnections: 5, postalAddress: '', outboxInProduction: false, relaySignsDkim: false }),
+  /**
+   * Going live: the outbox is refused, `check` problems are errors. Unset, it is on when
+   * NODE_ENV=production or baseUrl is not a loopback address.
+   */
+  production: z.boolean().optional(),
   /** Signs unsubscribe links and form tokens. Env: FEUILLETON_SECRET. Generated and kept in the db when unset. */
   secret: z.string().min(16, 'must be at least 16 characters').optional(),
   subscribe: z
@@ -111,8 +141,10 @@ const schema = z.strictObject({
       /** A pending address gets a new confirmation email at most once per this many minutes. */
       confirmResendMinutes: z.number().nonnegative().default(10),
       maxBodyBytes: z.number().int().min(256).default(8192),
+      /** Readers who never confirmed are deleted (with their consent record) after this many days. */
+      pendingDays: z.number().positive().default(7),
     })
-    .default({ rateLimitMax: 5, rateLimitWindowSeconds: 600, tokenTtlHours: 48, resendIntervalHours: 24, confirmResendMinutes: 10, maxBodyBytes: 8192 }),
+    .default({ rateLimitMax: 5, rateLimitWindowSeconds: 600, tokenTtlHours: 48, resendIntervalHours: 24, confirmResendMinutes: 10, maxBodyBytes: 8192, pendingDays: 7 }),
   delivery: z
     .strictObject({
       maxAttempts: z.number().int().min(1).max(50).default(6),
@@ -124,8 +156,21 @@ const schema = z.strictObject({
       bounceLimit: z.number().int().min(1).default(3),
       /** Paced mode: "send me the next one now" requests per subscriber per hour. */
       nextNowPerHour: z.number().int().min(0).default(3),
+      /** This many permanent refusals in a row with the same reply class pause the run as a relay problem. */
+      breakerThreshold: z.number().int().min(2).default(20),
+      /** On SIGTERM, how long mail in flight may take before the process exits anyway (the rest stays queued). */
+      shutdownGraceSeconds: z.number().int().min(1).max(300).default(10),
     })
-    .default({ maxAttempts: 6, backoffBaseMs: 1000, backoffMaxMs: 60_000, inFlightPolicy: 'resend', bounceLimit: 3, nextNowPerHour: 3 }),
+    .default({
+      maxAttempts: 6,
+      backoffBaseMs: 1000,
+      backoffMaxMs: 60_000,
+      inFlightPolicy: 'resend',
+      bounceLimit: 3,
+      nextNowPerHour: 3,
+      breakerThreshold: 20,
+      shutdownGraceSeconds: 10,
+    }),
   schedule: z
     .strictObject({
       enabled: z.boolean().default(true),
@@ -146,13 +191,32 @@ const schema = z.strictObject({
       catchUp: z.boolean().default(true),
     })
     .default({ enabled: true, cron: '0 7 * * 1,4', timezone: 'UTC', catchUp: true }),
+  /** Bounce and complaint notifications from the relay (POST /webhooks/ses, /webhooks/postmark). */
+  webhooks: z
+    .strictObject({
+      ses: z
+        .strictObject({
+          /** Only notifications from these SNS topics are believed. */
+          topicArns: z.array(z.string().regex(/^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$/, 'must be an SNS topic ARN such as arn:aws:sns:eu-west-1:123456789012:feuilleton-bounces')).min(1),
+        })
+        .optional(),
+      postmark: z
+        .strictObject({
+          /** Sent by Postmark as the basic-auth password (any user name) of the webhook URL. Env: FEUILLETON_POSTMARK_TOKEN. */
+          token: z.string().min(16, 'must be at least 16 random characters'),
+        })
+        .optional(),
+    })
+    .default({}),
   dataDir: z.string().min(1).default('data'),
   templatesDir: z.string().min(1).optional(),
 });
 
 type Raw = z.infer<typeof schema>;
 
-export interface Config extends Omit<Raw, 'split'> {
+export interface Config extends Omit<Raw, 'split' | 'production'> {
+  /** Going live (see the `production` setting): decided once here. */
+  production: boolean;
   /** Absolute path of the config file, or undefined when running on built-in defaults. */
   file: string | undefined;
   /** Folder relative paths in the config are resolved against. */
@@ -167,7 +231,14 @@ const ENV_OVERRIDES: Array<[string, (raw: Record<string, any>, value: string) =>
   ['FEUILLETON_BASE_URL', (raw, v) => (raw.baseUrl = v)],
   ['FEUILLETON_DATA_DIR', (raw, v) => (raw.dataDir = v)],
   ['FEUILLETON_PORT', (raw, v) => ((raw.server ??= {}).port = Number(v))],
+  ['FEUILLETON_POSTMARK_TOKEN', (raw, v) => (((raw.webhooks ??= {}).postmark ??= {}).token = v)],
 ];
+
+/** 127.0.0.0/8, ::1 and localhost names: a site only this machine can reach. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
+  return h === 'localhost' || h.endsWith('.localhost') || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h) || h === '::ffff:127.0.0.1';
+}
 
 /** Finds the config: an explicit path, FEUILLETON_CONFIG, or feuilleton.yaml in the working directory. */
 export function locateConfig(explicit?: string, cwd = process.cwd()): string | undefined {
@@ -233,6 +304,7 @@ export function loadConfig(opts: { configPath?: string; cwd?: string; env?: Node
   const targetWords = c.split.targetWords ?? Math.round(c.split.targetMinutes * c.split.wordsPerMinute);
   return {
     ...c,
+    production: c.production ?? (env.NODE_ENV === 'production' || !isLoopbackHost(new URL(c.baseUrl).hostname)),
     file,
     root,
     split: { ...c.split, targetWords },

@@ -85,6 +85,54 @@ const MIGRATIONS: string[] = [
     note        TEXT
   );
   `,
+  // Going live: durable notices, the circuit breaker's reason, relay feedback (bounces, complaints).
+  `
+  ALTER TABLE runs ADD COLUMN reason TEXT;
+  -- 1: paused for the operator to fix (relay policy, storm of refusals); not resumed by the schedule
+  ALTER TABLE runs ADD COLUMN needs_operator INTEGER NOT NULL DEFAULT 0;
+
+  -- why the status is what it is: 'complaint', 'bounce', 'reader', 'author'
+  ALTER TABLE subscribers ADD COLUMN status_reason TEXT;
+
+  CREATE INDEX deliveries_message_id ON deliveries (message_id);
+  CREATE INDEX deliveries_run ON deliveries (run_id, status);
+
+  -- Confirmation, welcome and "The End": queued before the HTTP answer, sent by a worker,
+  -- retried on 4xx, resumed after a crash (a lease that runs out gives the row back).
+  CREATE TABLE notices (
+    id            INTEGER PRIMARY KEY,
+    subscriber_id INTEGER NOT NULL REFERENCES subscribers (id) ON DELETE CASCADE,
+    kind          TEXT NOT NULL CHECK (kind IN ('confirm', 'welcome', 'the-end')),
+    status        TEXT NOT NULL CHECK (status IN ('queued', 'sending', 'sent', 'failed')),
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    last_error    TEXT,
+    -- the confirmation link (its token is stored hashed in tokens); erased once sent
+    confirm_url   TEXT,
+    message_id    TEXT NOT NULL,
+    created_at    TEXT NOT NULL,
+    next_attempt_at TEXT NOT NULL,
+    lease_until   TEXT,
+    sent_at       TEXT
+  );
+  CREATE INDEX notices_due ON notices (status, next_attempt_at);
+  CREATE INDEX notices_subscriber ON notices (subscriber_id, id);
+  CREATE INDEX notices_message_id ON notices (message_id);
+  CREATE UNIQUE INDEX notices_the_end ON notices (subscriber_id) WHERE kind = 'the-end';
+
+  -- What relays told us after accepting a message: bounces and spam complaints.
+  CREATE TABLE feedback (
+    id            INTEGER PRIMARY KEY,
+    received_at   TEXT NOT NULL,
+    provider      TEXT NOT NULL,
+    type          TEXT NOT NULL CHECK (type IN ('bounce', 'soft-bounce', 'complaint')),
+    email         TEXT NOT NULL,
+    message_id    TEXT,
+    subscriber_id INTEGER REFERENCES subscribers (id) ON DELETE SET NULL,
+    delivery_id   INTEGER REFERENCES deliveries (id) ON DELETE SET NULL,
+    detail        TEXT
+  );
+  CREATE INDEX feedback_subscriber ON feedback (subscriber_id);
+  `,
 ];
 
 export function openDb(file: string): DB {
