@@ -6,13 +6,16 @@ import type { Logger } from 'pino';
 import type { App } from '../app.ts';
 import { createRuntime, type Runtime } from '../runtime.ts';
 import { Scheduler } from '../schedule.ts';
+import { Feedback } from '../subscribers/feedback.ts';
 import { archiveRoutes } from '../web/archive-routes.ts';
 import { feedRoutes } from '../web/feed-routes.ts';
 import { healthRoutes } from '../web/health-routes.ts';
 import { nextRoutes } from '../web/next-routes.ts';
 import { outboxRoutes } from '../web/outbox-routes.ts';
 import { createServer } from '../web/server.ts';
+import type { FetchText } from '../web/sns.ts';
 import { subscribeRoutes } from '../web/subscribe-routes.ts';
+import { webhookRoutes } from '../web/webhook-routes.ts';
 
 export interface Serving {
   server: FastifyInstance;
@@ -22,7 +25,7 @@ export interface Serving {
   stop(): Promise<void>;
 }
 
-export async function startServing(app: App, log: Logger, opts: { port?: number; host?: string; clock?: () => Date } = {}): Promise<Serving> {
+export async function startServing(app: App, log: Logger, opts: { port?: number; host?: string; clock?: () => Date; fetchText?: FetchText } = {}): Promise<Serving> {
   const runtime = createRuntime(app, log);
   const { pages, subscriptions, transport } = runtime;
   const server = await createServer({
@@ -36,6 +39,7 @@ export async function startServing(app: App, log: Logger, opts: { port?: number;
       feedRoutes({ app, pages }),
       archiveRoutes({ app, pages, links: runtime.links }),
       ...(transport.kind === 'outbox' ? [outboxRoutes({ dir: app.config.paths.outbox, pages })] : []),
+      webhookRoutes({ webhooks: app.config.webhooks, feedback: new Feedback({ store: app.store.feedback, log }), fetchText: opts.fetchText }),
     ],
   });
   const host = opts.host ?? app.config.server.host;

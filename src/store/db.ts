@@ -133,6 +133,12 @@ const MIGRATIONS: string[] = [
   );
   CREATE INDEX feedback_subscriber ON feedback (subscriber_id);
   `,
+  // Relays retry a notification until answered 2xx: the provider's own event id (SNS
+  // MessageId, Postmark ID) lets a repeat be recognised and counted once.
+  `
+  ALTER TABLE feedback ADD COLUMN event_id TEXT;
+  CREATE UNIQUE INDEX feedback_event ON feedback (provider, event_id, email);
+  `,
 ];
 
 export function openDb(file: string): DB {

@@ -1,4 +1,5 @@
 import { DeliveryStore } from './deliveries.ts';
+import { FeedbackStore } from './feedback.ts';
 import { InstallmentStore } from './installments.ts';
 import { MetaStore } from './meta.ts';
 import { SubscriberStore } from './subscribers.ts';
@@ -14,6 +15,7 @@ export class Store {
   readonly tokens: TokenStore;
   readonly deliveries: DeliveryStore;
   readonly runs: RunStore;
+  readonly feedback: FeedbackStore;
 
   constructor(readonly db: DB) {
     this.installments = new InstallmentStore(db);
@@ -22,6 +24,7 @@ export class Store {
     this.tokens = new TokenStore(db);
     this.deliveries = new DeliveryStore(db);
     this.runs = new RunStore(db);
+    this.feedback = new FeedbackStore(db);
   }
 
   static open(file: string): Store {
