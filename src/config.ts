@@ -217,6 +217,8 @@ type Raw = z.infer<typeof schema>;
 export interface Config extends Omit<Raw, 'split' | 'production'> {
   /** Going live (see the `production` setting): decided once here. */
   production: boolean;
+  /** What decided `production`, for messages: the setting, NODE_ENV or the baseUrl. */
+  productionReason: string;
   /** Absolute path of the config file, or undefined when running on built-in defaults. */
   file: string | undefined;
   /** Folder relative paths in the config are resolved against. */
@@ -238,6 +240,14 @@ const ENV_OVERRIDES: Array<[string, (raw: Record<string, any>, value: string) =>
 export function isLoopbackHost(host: string): boolean {
   const h = host.replace(/^\[|\]$/g, '').toLowerCase();
   return h === 'localhost' || h.endsWith('.localhost') || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h) || h === '::ffff:127.0.0.1';
+}
+
+/** The setting wins; else NODE_ENV; else a baseUrl other machines would use means the site is live. */
+function production(setting: boolean | undefined, env: NodeJS.ProcessEnv, base: string): Pick<Config, 'production' | 'productionReason'> {
+  if (setting !== undefined) return { production: setting, productionReason: `production: ${setting} is set` };
+  if (env.NODE_ENV === 'production') return { production: true, productionReason: 'NODE_ENV=production' };
+  if (!isLoopbackHost(new URL(base).hostname)) return { production: true, productionReason: `baseUrl ${base} is not a loopback address` };
+  return { production: false, productionReason: `baseUrl ${base} is a loopback address and NODE_ENV is not production` };
 }
 
 /** Finds the config: an explicit path, FEUILLETON_CONFIG, or feuilleton.yaml in the working directory. */
@@ -304,7 +314,7 @@ export function loadConfig(opts: { configPath?: string; cwd?: string; env?: Node
   const targetWords = c.split.targetWords ?? Math.round(c.split.targetMinutes * c.split.wordsPerMinute);
   return {
     ...c,
-    production: c.production ?? (env.NODE_ENV === 'production' || !isLoopbackHost(new URL(c.baseUrl).hostname)),
+    ...production(c.production, env, c.baseUrl),
     file,
     root,
     split: { ...c.split, targetWords },

@@ -38,7 +38,7 @@ export async function startServing(app: App, log: Logger, opts: { port?: number;
       nextRoutes({ app, pages, subscriptions, send: runtime.send }),
       feedRoutes({ app, pages }),
       archiveRoutes({ app, pages, links: runtime.links }),
-      ...(transport.kind === 'outbox' ? [outboxRoutes({ dir: app.config.paths.outbox, pages })] : []),
+      ...(transport.kind === 'outbox' ? [outboxRoutes({ dir: app.config.paths.outbox, pages, access: app.config.server.outboxPage })] : []),
       webhookRoutes({ webhooks: app.config.webhooks, feedback: new Feedback({ store: app.store.feedback, log }), fetchText: opts.fetchText }),
     ],
   });

@@ -1,7 +1,8 @@
 // One way out for every email. With an SMTP URL it is a pooled nodemailer SMTP transport
 // (rate limit, DKIM); without one it is the local outbox: each message is written as a
 // real .eml file plus a .json sidecar the web outbox page reads, so a newcomer can follow
-// confirmation links with no mail server at all.
+// confirmation links with no mail server at all. In production the outbox is refused
+// unless chosen by name, and a DKIM key is test-signed before either is built.
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -11,6 +12,7 @@ import type { Config } from '../config.ts';
 import type { TextEncoding } from '../render/email.ts';
 import { ConfigError } from '../config.ts';
 import { UserError } from '../errors.ts';
+import { loadDkimKey, nodemailerDkim } from './dkim.ts';
 
 export interface OutgoingMail {
   to: string;
@@ -69,19 +71,8 @@ function message(config: Config, mail: OutgoingMail): SendMailOptions {
 }
 
 function dkimOptions(config: Config) {
-  const dkim = config.mail.dkim;
-  if (!dkim) return undefined;
-  const keyFile = path.resolve(config.root, dkim.privateKeyFile);
-  let privateKey: string;
-  try {
-    privateKey = readFileSync(keyFile, 'utf8');
-  } catch (err) {
-    throw new ConfigError(`${config.file ?? 'config'}: mail.dkim.privateKeyFile ${keyFile} cannot be read (${(err as NodeJS.ErrnoException).code}); point it at a PEM private key`);
-  }
-  if (!/-----BEGIN (RSA |EC )?PRIVATE KEY-----/.test(privateKey)) {
-    throw new ConfigError(`${config.file ?? 'config'}: mail.dkim.privateKeyFile ${keyFile} is not a PEM private key`);
-  }
-  return { domainName: dkim.domainName, keySelector: dkim.keySelector, privateKey };
+  const key = loadDkimKey(config);
+  return key && nodemailerDkim(key);
 }
 
 function smtpTransport(config: Config, url: string): MailTransport {
@@ -168,8 +159,21 @@ function outboxTransport(config: Config): MailTransport {
   };
 }
 
+/**
+ * In production the outbox would take every reader's mail and deliver none of it while
+ * the ledger records it as sent: why it is refused, or undefined when it may be used.
+ */
+export function outboxRefusal(config: Config): string | undefined {
+  if (config.mail.smtpUrl || !config.production || config.mail.outboxInProduction) return undefined;
+  return `${config.file ?? 'config'}: no mail server in production (${config.productionReason}): mail would go to the local outbox and reach no reader; set FEUILLETON_SMTP_URL or mail.smtpUrl, or set mail.outboxInProduction: true if you mean it`;
+}
+
+/** Refuses, before anything is sent or recorded, a transport that would lose mail or sign it badly. */
 export function createTransport(config: Config): MailTransport {
-  return config.mail.smtpUrl ? smtpTransport(config, config.mail.smtpUrl) : outboxTransport(config);
+  if (config.mail.smtpUrl) return smtpTransport(config, config.mail.smtpUrl);
+  const refusal = outboxRefusal(config);
+  if (refusal) throw new ConfigError(refusal);
+  return outboxTransport(config);
 }
 
 const OUTBOX_ID = /^\d{14}-[0-9a-f]{8}$/;

@@ -30,8 +30,8 @@ export interface CliProcess {
  * Starts `feuilleton ARGS` and hands back the child (to signal it) with its output.
  * `node` is what comes before ARGS: by default the TypeScript sources through tsx.
  */
-export function spawnCli(args: string[], opts: { cwd?: string; node?: string[] } = {}): CliProcess {
-  const child = spawn(process.execPath, [...(opts.node ?? ['--import', 'tsx', CLI]), ...args], { cwd: opts.cwd ?? PACKAGE_ROOT, env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+export function spawnCli(args: string[], opts: { cwd?: string; node?: string[]; env?: NodeJS.ProcessEnv } = {}): CliProcess {
+  const child = spawn(process.execPath, [...(opts.node ?? ['--import', 'tsx', CLI]), ...args], { cwd: opts.cwd ?? PACKAGE_ROOT, env: { ...cleanEnv(), ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   let output = '';
@@ -44,7 +44,7 @@ export function spawnCli(args: string[], opts: { cwd?: string; node?: string[] }
   return { child, output: () => output, done };
 }
 
-/** Runs `feuilleton ARGS` asynchronously, so this process keeps answering (its locks, its db) meanwhile. */
-export function runCli(args: string[], cwd = PACKAGE_ROOT): Promise<CliResult> {
-  return spawnCli(args, { cwd }).done;
+/** Runs `feuilleton ARGS` asynchronously, so this process keeps answering (its locks, its db) meanwhile. `env` adds to the clean environment. */
+export function runCli(args: string[], cwd = PACKAGE_ROOT, env?: NodeJS.ProcessEnv): Promise<CliResult> {
+  return spawnCli(args, { cwd, env }).done;
 }
