@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 import nodemailer from 'nodemailer';
 import type { App } from '../src/app.ts';
 import { PACKAGE_ROOT } from '../src/config.ts';
-import { listMail, messageId } from '../src/deliver/headers.ts';
+import { listMail } from '../src/deliver/headers.ts';
 import { sendConcurrency, sendRun } from '../src/deliver/send.ts';
 import { createLogger } from '../src/log.ts';
 import { EmailRenderer } from '../src/render/email.ts';
@@ -81,7 +81,7 @@ async function bareRate(app: App, smtpUrl: string, count: number): Promise<numbe
   runtime.transport.close();
   // The message the feuilleton transport would hand over, text encoding included: the ratio
   // is then our overhead alone, not a nodemailer setting.
-  const mail = { from: config.mail.from, ...listMail(app, filled, sub.email, unsubscribeUrl, messageId(config, ['installment', inst.number, sub.id])) };
+  const mail = { from: config.mail.from, ...listMail(app, filled, sub.email, unsubscribeUrl, runtime.ids.installment(sub, inst.number)) };
   const transporter = nodemailer.createTransport({ url: smtpUrl, pool: true, maxConnections: config.mail.maxConnections, maxMessages: Infinity });
   let started = 0;
   const start = performance.now();

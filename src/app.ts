@@ -16,6 +16,8 @@ export interface App {
   info: StoryInfo;
   /** Signs links and form tokens: config/env, else generated once and kept in the db. */
   secret: string;
+  /** Random per database, made once: keeps Message-IDs of different installs apart. */
+  instanceId: string;
   /** Things the author should know (edited frozen installments, where the title came from). */
   warnings: string[];
 }
@@ -27,7 +29,8 @@ export function openApp(config: Config): App {
   try {
     const { warnings } = syncInstallments(story.blocks, store.installments, config.split);
     const secret = config.secret ?? store.meta.getOrInit('secret', () => randomBytes(32).toString('base64url'));
-    return { config, store, story, info, secret, warnings };
+    const instanceId = store.meta.getOrInit('instance_id', () => randomBytes(5).toString('hex'));
+    return { config, store, story, info, secret, instanceId, warnings };
   } catch (err) {
     store.close();
     throw err;

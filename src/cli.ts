@@ -86,6 +86,7 @@ program
   .option('--to <address>', 'test send to one address; not recorded as a delivery')
   .option('--installment <n>', 'which installment (broadcast; default: the next unpublished)', positiveInt('--installment'))
   .option('--resume', 'continue a run that paused (mail server outage, --limit) or was interrupted')
+  .option('--retry-failed [run]', "once you fixed what made deliveries fail, queue a run's failed ones again and send them (default: the latest run with failures)", positiveInt('--retry-failed'))
   .option('--limit <n>', 'send at most this many messages, then pause the run', positiveInt('--limit'))
   .action((opts: SendCliOptions) =>
     withApp(async (app) => {

@@ -3,7 +3,8 @@
 import cron from 'node-cron';
 import type { Logger } from 'pino';
 import type { App } from './app.ts';
-import { createNotices } from './deliver/notices.ts';
+import { listMail, MessageIds, senderDomain } from './deliver/headers.ts';
+import { NoticeSender } from './deliver/notices.ts';
 import { sendNext, type SendContext } from './deliver/send.ts';
 import { createTransport, type MailTransport } from './deliver/transport.ts';
 import { Links } from './links.ts';
@@ -16,6 +17,9 @@ export interface Runtime {
   links: Links;
   transport: MailTransport;
   renderer: EmailRenderer;
+  ids: MessageIds;
+  /** Confirmation, welcome and "The End" emails: queued in the db, sent by this. */
+  notices: NoticeSender;
   subscriptions: Subscriptions;
   pages: Pages;
   send: SendContext;
@@ -34,12 +38,24 @@ export function createRuntime(app: App, log: Logger): Runtime {
   const links = new Links(app.config.baseUrl, app.secret);
   const transport = createTransport(app.config);
   const renderer = new EmailRenderer({ templatesDir: app.config.paths.templates, info: app.info, config: app.config, links });
-  const send: SendContext = { app, transport, renderer, links, nextRunAt: nextScheduledRun(app.config), log: (line) => log.info(line) };
+  const ids = new MessageIds({ instance: app.instanceId, storyTitle: app.info.title, domain: senderDomain(app.config) });
+  const notices = new NoticeSender({
+    notices: app.store.notices,
+    subscribers: app.store.subscribers,
+    renderer,
+    transport,
+    links,
+    ids,
+    address: (filled, to, unsubscribeUrl, id) => listMail(app, filled, to, unsubscribeUrl, id),
+    config: app.config,
+    log,
+  });
+  const send: SendContext = { app, transport, renderer, links, ids, notices, nextRunAt: nextScheduledRun(app.config), log: (line) => log.info(line) };
   const subscriptions = new Subscriptions({
     store: app.store,
     config: app.config,
     links,
-    notices: createNotices({ app, renderer, transport, links }),
+    notices,
     log,
     // Paced readers start at installment 1 the moment they confirm.
     onActivated:
@@ -56,6 +72,8 @@ export function createRuntime(app: App, log: Logger): Runtime {
     links,
     transport,
     renderer,
+    ids,
+    notices,
     subscriptions,
     pages,
     send,

@@ -1,16 +1,21 @@
 // Decides *when* to send; what a tick sends is exactly `feuilleton send` (sendRun).
 // The last tick's time is kept in the db so a restart can tell whether a scheduled time
 // passed while the server was down, and make up for it once.
+import { setTimeout as sleep } from 'node:timers/promises';
 import cron, { type ScheduledTask } from 'node-cron';
 import type { Logger } from 'pino';
 import { SenderBusyError, sendRun, type SendContext, type SendSummary } from './deliver/send.ts';
 import { summaryLines } from './commands/send.ts';
+import type { Run } from './store/runs.ts';
 
 const LAST_TICK_KEY = 'schedule_last_tick';
 /** How far back a missed run is looked for: a server down longer than this just resumes. */
 const CATCH_UP_WINDOW_MS = 31 * 86_400_000;
 
-export type TickResult = { status: 'sent'; summary: SendSummary } | { status: 'busy' | 'complete' | 'stopped' } | { status: 'failed'; error: unknown };
+export type TickResult = { status: 'sent'; summary: SendSummary } | { status: 'busy' | 'complete' | 'stopped' | 'blocked' } | { status: 'failed'; error: unknown };
+
+/** While a dead sender's lock is not yet stale, look again this often. */
+const LOCK_RETRY_MS = 5_000;
 
 export class Scheduler {
   readonly task: ScheduledTask;
@@ -59,11 +64,16 @@ export class Scheduler {
     if (!schedule.enabled) {
       // Times passed while the schedule is off are not "missed": enabling it starts afresh.
       meta.delete(LAST_TICK_KEY);
-      this.deps.log.info('schedule.enabled is false: nothing is sent on a schedule (use "feuilleton send")');
+      const unfinished = app.store.runs.unfinished();
+      this.deps.log.info(
+        `schedule.enabled is false: nothing is sent on a schedule (use "feuilleton send")${unfinished ? `; run ${unfinished.id} did not finish: continue it with "feuilleton send --resume"` : ''}`,
+      );
       return undefined;
     }
+    // Read before the resume, which counts as a tick.
     const last = meta.get(LAST_TICK_KEY);
-    let caughtUp: TickResult | undefined;
+    const unfinished = app.store.runs.unfinished();
+    let caughtUp = unfinished && !unfinished.needsOperator ? await this.resumeInterrupted(unfinished) : undefined;
     if (last === undefined) {
       // First start: nothing can have been missed yet.
       meta.set(LAST_TICK_KEY, this.now().toISOString());
@@ -85,7 +95,22 @@ export class Scheduler {
   }
 
   /**
-   * One scheduled send. A paused or crashed run is resumed first: nothing is skipped.
+   * A run that a crash or a shutdown left unfinished is resumed now, not at the next
+   * scheduled time (which may be days away). Its lock may still be held by the dead
+   * process: on another host it is taken over once its heartbeat is stale.
+   */
+  private async resumeInterrupted(unfinished: Run): Promise<TickResult> {
+    this.deps.log.info(`run ${unfinished.id} did not finish (${unfinished.status}${unfinished.reason ? `: ${unfinished.reason}` : ''}): resuming it now`);
+    for (;;) {
+      const result = await this.tick('catch-up');
+      if (result.status !== 'busy' || this.abort.signal.aborted) return result;
+      await sleep(LOCK_RETRY_MS, undefined, { signal: this.abort.signal }).catch(() => undefined);
+    }
+  }
+
+  /**
+   * One scheduled send. A paused or crashed run is resumed first: nothing is skipped; a
+   * run paused for the operator (relay policy, refused session) waits for them.
    * Never throws: a failed tick is logged, and the next one tries again.
    */
   tick(kind: 'scheduled' | 'catch-up'): Promise<TickResult> {
@@ -93,6 +118,11 @@ export class Scheduler {
       const { send, log } = this.deps;
       if (this.abort.signal.aborted) return { status: 'stopped' };
       send.app.store.meta.set(LAST_TICK_KEY, this.now().toISOString());
+      const blocked = send.app.store.runs.unfinished();
+      if (blocked?.needsOperator) {
+        log.warn(`${kind} run skipped: run ${blocked.id} is paused until the operator acts: ${blocked.reason ?? ''}`);
+        return { status: 'blocked' };
+      }
       try {
         const summary = await sendRun(send, { kind, resume: 'auto', signal: this.abort.signal });
         if (summary.status === 'nothing-to-send') {

@@ -10,6 +10,7 @@ export interface SendCliOptions {
   to?: string;
   installment?: number;
   resume?: boolean;
+  retryFailed?: number | true;
   limit?: number;
 }
 
@@ -24,7 +25,7 @@ export function summaryLines(s: SendSummary): string[] {
   ];
   if (s.recovered) lines.push(`  ${s.recovered} message(s) had been interrupted mid-send by a crash and were handled per delivery.inFlightPolicy`);
   if (s.finishedReaders) lines.push(`  ${s.finishedReaders} reader(s) finished the story and got "The End"`);
-  if (s.reason) lines.push(`  ${s.reason}`);
+  if (s.reason) lines.push(`  ${s.needsOperator ? 'needs you: ' : ''}${s.reason}`);
   return lines;
 }
 
@@ -83,7 +84,7 @@ export async function sendCommand(ctx: SendContext, opts: SendCliOptions, out: O
   const progress = progressReporter(out, process.stderr.isTTY === true, signal);
   let summary: SendSummary;
   try {
-    summary = await sendRun(ctx, { installment: opts.installment, resume: opts.resume, limit: opts.limit, onProgress: progress.onProgress, signal, kind: 'manual' });
+    summary = await sendRun(ctx, { installment: opts.installment, resume: opts.resume, retryFailed: opts.retryFailed, limit: opts.limit, onProgress: progress.onProgress, signal, kind: 'manual' });
   } finally {
     progress.stop();
   }

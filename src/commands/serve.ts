@@ -48,6 +48,7 @@ export async function startServing(app: App, log: Logger, opts: { port?: number;
   const addr = server.server.address();
   const boundPort = typeof addr === 'object' && addr ? addr.port : port;
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${boundPort}/`;
+  runtime.notices.start();
   const scheduler = new Scheduler({ send: runtime.send, log, clock: opts.clock });
   // Not awaited: a catch-up send may take a while and the site should answer meanwhile.
   scheduler.start().catch((err: unknown) => log.error({ err }, 'scheduler failed to start'));
@@ -59,9 +60,14 @@ export async function startServing(app: App, log: Logger, opts: { port?: number;
     url,
     stop: () =>
       (stopping ??= (async () => {
-        await scheduler.stop();
-        await server.close();
-        await subscriptions.settled();
+        // Bounded, so a service manager's stop timeout is never the one that ends us: mail
+        // still on the wire at the deadline stays in the ledger and goes at the next start.
+        const graceMs = app.config.delivery.shutdownGraceSeconds * 1000;
+        const settled = Promise.all([scheduler.stop(), server.close(), runtime.notices.stop(graceMs), subscriptions.settled()]).then(() => true);
+        let timer: NodeJS.Timeout | undefined;
+        const inTime = await Promise.race([settled, new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), graceMs)))]);
+        clearTimeout(timer);
+        if (!inTime) log.warn(`shutdown: mail still in flight after ${app.config.delivery.shutdownGraceSeconds} s (delivery.shutdownGraceSeconds); it stays queued and goes at the next start`);
         runtime.close();
       })()),
   };

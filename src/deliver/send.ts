@@ -1,6 +1,6 @@
 // One send run: decide who gets which installment, then deliver each message exactly once.
 // The CLI, the scheduler and the web's "next one now" all come through here.
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { App } from '../app.ts';
 import { UserError } from '../errors.ts';
@@ -9,7 +9,9 @@ import type { EmailRenderer } from '../render/email.ts';
 import type { StoredInstallment } from '../store/installments.ts';
 import type { Run, RunCounts, RunKind } from '../store/runs.ts';
 import type { Subscriber } from '../store/subscribers.ts';
-import { listMail, messageId } from './headers.ts';
+import { listMail, type MessageIds } from './headers.ts';
+import type { NoticeSender } from './notices.ts';
+import { backoffMs, classify, type Failure } from './replies.ts';
 import type { MailTransport } from './transport.ts';
 
 export interface SendContext {
@@ -17,6 +19,9 @@ export interface SendContext {
   transport: MailTransport;
   renderer: EmailRenderer;
   links: Links;
+  ids: MessageIds;
+  /** "The End" goes through the notices ledger. */
+  notices: Pick<NoticeSender, 'theEnd' | 'drain'>;
   /** Next scheduled run, shown in broadcast emails ("next installment: …"). */
   nextRunAt?: () => Date | null;
   log?: (line: string) => void;
@@ -27,6 +32,8 @@ export interface SendOptions {
   installment?: number;
   /** Continue the unfinished (paused or crashed) run; 'auto' does so only when there is one. */
   resume?: boolean | 'auto';
+  /** Queue again the failed deliveries of this run (true: the latest run that has some), then resume it. */
+  retryFailed?: number | true;
   limit?: number;
   signal?: AbortSignal;
   onProgress?: (counts: RunCounts) => void;
@@ -38,6 +45,8 @@ export interface SendSummary extends RunCounts {
   installment: number | null;
   status: 'finished' | 'paused' | 'nothing-to-send';
   reason?: string;
+  /** Paused for the operator to fix something (relay policy, refused session): the schedule does not resume it. */
+  needsOperator?: boolean;
   /** In-flight rows found after a crash, re-sent (or failed) per delivery.inFlightPolicy. */
   recovered: number;
   finishedReaders: number;
@@ -47,31 +56,6 @@ export class SenderBusyError extends UserError {}
 
 /** Well inside the store's LOCK_STALE_MS, after which a silent lock counts as a dead process's. */
 const HEARTBEAT_MS = 5_000;
-
-/** `hardBounce`: the address itself was refused, which counts towards delivery.bounceLimit. */
-type Failure = { kind: 'transient' | 'permanent' | 'fatal'; message: string; hardBounce?: boolean };
-
-/**
- * 4xx and connection trouble may pass; a 5xx on a recipient or message is that message's
- * fate; any other 5xx (sender refused at MAIL FROM, authentication, policy) would refuse
- * every message alike and is the operator's to fix, so the run stops rather than failing,
- * and bouncing, the whole list.
- */
-export function classify(err: unknown): Failure {
-  const e = err as { responseCode?: number; code?: string; command?: string; response?: string; message?: string };
-  const message = (e.response ?? e.message ?? String(err)).replace(/\s+/g, ' ').slice(0, 500);
-  if (typeof e.responseCode === 'number' && e.responseCode >= 500) {
-    if (e.code === 'EENVELOPE' && e.command === 'RCPT TO') return { kind: 'permanent', message, hardBounce: true };
-    // Refused after the data: a bad mailbox (5.1.x) or this message's content; only the first is the address's fault.
-    if (e.code === 'EMESSAGE') return { kind: 'permanent', message, hardBounce: /^5\d\d[ -]5\.1\./.test(e.response ?? '') };
-    return { kind: 'fatal', message };
-  }
-  if (e.code === 'EAUTH' || e.code === 'ETLS' || e.code === 'ECONFIG') return { kind: 'fatal', message };
-  return { kind: 'transient', message };
-}
-
-export const backoffMs = (attempt: number, base: number, max: number, random = Math.random): number =>
-  Math.min(max, base * 2 ** (attempt - 1)) * (0.5 + random() / 2);
 
 interface Job {
   sub: Subscriber;
@@ -108,9 +92,7 @@ async function deliverMessage(ctx: SendContext, facts: RunFacts, job: Job, test?
     // Signing is the costly part of a link; broadcast emails have no "next one now".
     ...(prepared.placeholders.includes('nextUrl') && { nextUrl: links.next(job.sub) }),
   });
-  // Receiving servers drop a second message with a Message-ID they have seen, so each
-  // test send needs a fresh one, while the real one stays the same across retries.
-  const id = messageId(app.config, test ? ['test', job.inst.number, randomBytes(6).toString('hex')] : ['installment', job.inst.number, job.sub.id]);
+  const id = test ? ctx.ids.test(job.inst.number) : ctx.ids.installment(job.sub, job.inst.number);
   const mail = listMail(app, filled, test?.to ?? job.sub.email, unsubscribeUrl, id);
   const result = await ctx.transport.send(test ? { ...mail, subject: `[TEST] ${mail.subject}` } : mail);
   return result.messageId;
@@ -135,9 +117,20 @@ function take<T>(jobs: Iterator<T>, n: number): T[] {
 
 const STOPPED = 'stopped (shutdown); resume with: feuilleton send --resume';
 
+/** A permanent refusal held back from the reader's record until the streak it belongs to is judged. */
+interface Refusal {
+  deliveryId: number;
+  sub: Subscriber;
+  failure: Failure;
+}
+
 class Runner {
   readonly counts = zeroCounts();
   paused: string | undefined;
+  /** The pause is the operator's to fix (relay policy, refused session): nothing is retried by itself. */
+  needsOperator = false;
+  /** Another process took the send lock (this one was frozen past its staleness): claim nothing more. */
+  lockLost = false;
   private readonly inFlight = new Set<Promise<void>>();
   /** Wakes the dispatcher: a message settled or started a backoff. */
   private slotFreed: (() => void) | undefined;
@@ -157,22 +150,35 @@ class Runner {
   private closing = false;
   /** A bookkeeping failure inside a delivery: the run stops and rethrows it. */
   private error: unknown;
+  /**
+   * The latest permanent refusals, all of one reply class. A misconfigured relay refuses
+   * every message alike: once the streak reaches delivery.breakerThreshold the run pauses
+   * and these go back to the queue. Until the streak is broken no refusal counts as a
+   * bounce against its reader.
+   */
+  private streak: Refusal[] = [];
 
   constructor(
     private readonly ctx: SendContext,
     private readonly run: Run,
     private readonly opts: SendOptions,
     onSent: (job: Job) => void,
+    ownsLock: () => boolean,
   ) {
     const { store } = ctx.app;
     this.concurrency = sendConcurrency(ctx.app.config);
     this.facts = runFacts(ctx);
     // Claimed before the SMTP transaction: a crash from here on leaves a `sending` row.
-    // The accepted messages' marks ride along; with no jobs it only marks them.
+    // The accepted messages' marks ride along; with no jobs it only marks them. The lock
+    // is checked in the same transaction, so a sender that lost it claims nothing more.
     const claim = store.db.transaction((jobs: Job[]) => {
       for (const { deliveryId, messageId, job } of this.settled) {
         store.deliveries.markSent(deliveryId, messageId);
         onSent(job);
+      }
+      if (jobs.length > 0 && !ownsLock()) {
+        this.lockLost = true;
+        return [];
       }
       return jobs.map((job) => store.deliveries.claim(job.sub.id, job.inst.number, this.run.id));
     });
@@ -196,6 +202,7 @@ class Runner {
       this.flushSettled();
       await Promise.allSettled(this.inFlight);
     }
+    if (!this.needsOperator) this.judgeStreak();
     if (this.error) throw this.error;
   }
 
@@ -229,7 +236,12 @@ class Runner {
         this.paused = `stopped at --limit ${this.opts.limit}; continue with: feuilleton send --resume`;
         break;
       }
-      this.claimBatch(batch).forEach((claim, i) => {
+      const claims = this.claimBatch(batch);
+      if (this.lockLost) {
+        this.paused = 'another process took over the send lock; this one stopped before claiming more';
+        break;
+      }
+      claims.forEach((claim, i) => {
         if (!claim) {
           this.counts.skipped++;
           return;
@@ -265,6 +277,8 @@ class Runner {
       this.settled.push({ deliveryId, messageId, job });
       if (this.closing) this.flushSettled();
       if (job.sub.hardBounces > 0) this.ctx.app.store.subscribers.clearBounces(job.sub.id);
+      // The relay takes mail: the refusals before this one were about those messages.
+      this.judgeStreak();
       this.counts.sent++;
       this.opts.onProgress?.(this.counts);
       return;
@@ -274,22 +288,19 @@ class Runner {
   /** Settles a failed try; true when it is worth another after the backoff. */
   private async failed(err: unknown, job: Job, deliveryId: number, tries: number): Promise<boolean> {
     const { store, config } = this.ctx.app;
-    const { maxAttempts, backoffBaseMs, backoffMaxMs, bounceLimit } = config.delivery;
+    const { maxAttempts, backoffBaseMs, backoffMaxMs } = config.delivery;
     const failure = classify(err);
     if (failure.kind === 'permanent') {
-      store.deliveries.markFailed(deliveryId, failure.message);
-      this.counts.failed++;
-      if (failure.hardBounce && store.subscribers.recordHardBounce(job.sub.id, bounceLimit)) this.ctx.log?.(`${job.sub.email} marked bounced after ${bounceLimit} hard bounces`);
-      this.ctx.log?.(`failed: ${job.sub.email}, installment ${job.inst.number}: ${failure.message}`);
-      this.opts.onProgress?.(this.counts);
+      this.refused({ deliveryId, sub: job.sub, failure }, job.inst.number);
       return false;
     }
     if (failure.kind === 'fatal' || tries >= maxAttempts || this.paused) {
       store.deliveries.requeue(deliveryId, failure.message);
-      this.paused ??=
-        failure.kind === 'fatal'
-          ? `the mail server refused the session: ${failure.message}; fix mail settings, then: feuilleton send --resume`
-          : `mail server unavailable after ${tries} attempts (${failure.message}); resume with: feuilleton send --resume`;
+      if (failure.kind === 'fatal') {
+        this.pauseForOperator(`the mail server refused the session: ${failure.message}; fix mail settings, then: feuilleton send --resume`);
+      } else {
+        this.paused ??= `mail server unavailable after ${tries} attempts (${failure.message}); resume with: feuilleton send --resume`;
+      }
       return false;
     }
     this.counts.retried++;
@@ -306,6 +317,54 @@ class Runner {
     }
     store.deliveries.bumpAttempt(deliveryId, failure.message);
     return true;
+  }
+
+  /**
+   * A permanent refusal. A policy refusal (5.7.x), or the Nth alike in a row, is the
+   * relay's doing: the run pauses for the operator and the refused messages go back to
+   * the queue, failed by nobody and bounced by nobody.
+   */
+  private refused(r: Refusal, installment: number): void {
+    const { store, config } = this.ctx.app;
+    const { failure } = r;
+    if (this.needsOperator || failure.policy) {
+      store.deliveries.requeue(r.deliveryId, failure.message);
+      this.pauseForOperator(
+        `the relay refused a message by policy (${failure.message}); this is a relay or account setting (sender not verified, relaying denied), not the reader's address. Nothing was marked failed or bounced: fix it, then: feuilleton send --resume`,
+      );
+      return;
+    }
+    store.deliveries.markFailed(r.deliveryId, failure.message);
+    this.counts.failed++;
+    this.ctx.log?.(`failed: ${r.sub.email}, installment ${installment}: ${failure.message}`);
+    if (this.streak.length > 0 && this.streak[0]!.failure.replyClass !== failure.replyClass) this.judgeStreak();
+    this.streak.push(r);
+    if (this.streak.length >= config.delivery.breakerThreshold) {
+      for (const held of this.streak) store.deliveries.requeue(held.deliveryId, held.failure.message);
+      this.counts.failed -= this.streak.length;
+      this.streak = [];
+      this.pauseForOperator(
+        `the relay refused ${config.delivery.breakerThreshold} messages in a row alike (${failure.message}); that is a relay or account problem, not ${config.delivery.breakerThreshold} bad addresses. Nothing was marked failed or bounced: fix it, then: feuilleton send --resume`,
+      );
+    }
+    this.opts.onProgress?.(this.counts);
+  }
+
+  /** The streak was the readers' own refusals after all: count their hard bounces. */
+  private judgeStreak(): void {
+    if (this.streak.length === 0) return;
+    const { store, config } = this.ctx.app;
+    for (const { sub, failure } of this.streak) {
+      if (failure.hardBounce && store.subscribers.recordHardBounce(sub.id, config.delivery.bounceLimit)) {
+        this.ctx.log?.(`${sub.email} marked bounced after ${config.delivery.bounceLimit} hard bounces`);
+      }
+    }
+    this.streak = [];
+  }
+
+  private pauseForOperator(reason: string): void {
+    if (!this.needsOperator) this.paused = reason;
+    this.needsOperator = true;
   }
 }
 
@@ -341,8 +400,12 @@ function broadcastTarget(all: StoredInstallment[], asked: number | undefined): S
   return inst;
 }
 
-/** Runs `fn` as the only sender (across processes), keeping the lock's heartbeat alive. */
-async function withSendLock<T>(app: App, fn: () => Promise<T>): Promise<T> {
+/**
+ * Runs `fn` as the only sender (across processes), keeping the lock's heartbeat alive.
+ * `fn` gets a check that the lock is still ours: a process frozen past the lock's
+ * staleness may find another sender has taken over.
+ */
+async function withSendLock<T>(app: App, fn: (ownsLock: () => boolean) => Promise<T>): Promise<T> {
   const { store } = app;
   const owner = randomUUID();
   const lock = store.runs.acquireLock(owner);
@@ -353,7 +416,7 @@ async function withSendLock<T>(app: App, fn: () => Promise<T>): Promise<T> {
   const heartbeat = setInterval(() => store.runs.heartbeat(owner), HEARTBEAT_MS);
   heartbeat.unref();
   try {
-    return await fn();
+    return await fn(() => store.runs.holdsLock(owner));
   } finally {
     clearInterval(heartbeat);
     store.runs.releaseLock(owner);
@@ -367,9 +430,10 @@ export async function sendRun(ctx: SendContext, opts: SendOptions = {}): Promise
   if (mode === 'paced' && opts.installment !== undefined) {
     throw new UserError('--installment applies to broadcast mode; in paced mode each reader gets their own next installment (use --to ADDRESS --installment N for a test send)');
   }
-  return withSendLock(app, async () => {
+  return withSendLock(app, async (ownsLock) => {
+    if (opts.retryFailed !== undefined) requeueFailedRun(app, opts.retryFailed);
     const unfinished = store.runs.unfinished();
-    if (unfinished && !opts.resume) {
+    if (unfinished && !opts.resume && opts.retryFailed === undefined) {
       throw new UserError(`run ${unfinished.id} (${unfinished.note ?? ''}) did not finish (${unfinished.status}); continue it with: feuilleton send --resume`);
     }
     if (!unfinished && opts.resume === true) throw new UserError('there is no paused or interrupted run to resume; run "feuilleton send" to start one');
@@ -399,15 +463,23 @@ export async function sendRun(ctx: SendContext, opts: SendOptions = {}): Promise
       run = store.runs.start(kind, JSON.stringify({ mode, installment: installment?.number ?? null }), { ...zeroCounts(), planned });
     }
 
-    const runner = new Runner(ctx, run, opts, (job) => {
-      if (mode === 'paced') store.subscribers.advance(job.sub.id, job.inst.number);
-    });
+    const runner = new Runner(
+      ctx,
+      run,
+      opts,
+      (job) => {
+        if (mode === 'paced') store.subscribers.advance(job.sub.id, job.inst.number);
+      },
+      ownsLock,
+    );
     runner.counts.planned = Math.max(0, planned);
     await runner.drain(mode === 'broadcast' ? broadcastJobs(app, installment!) : pacedJobs(app, run.id, unfinished !== undefined, installments));
+    // The run is the new holder's now: its record is left for that process to finish.
+    if (runner.lockLost) throw new SenderBusyError(`stopped: another process took over the send lock while this one was stalled; it sent ${runner.counts.sent} message(s) and claimed no more (see "feuilleton status")`);
     const finishedReaders = mode === 'paced' && !runner.paused ? await sendTheEnd(ctx, installments.length) : 0;
 
     const counts = { ...runner.counts };
-    store.runs.finish(run.id, runner.paused ? 'paused' : 'finished', counts);
+    store.runs.finish(run.id, runner.paused ? 'paused' : 'finished', counts, runner.paused ?? null, runner.needsOperator);
     return {
       ...counts,
       runId: run.id,
@@ -415,33 +487,48 @@ export async function sendRun(ctx: SendContext, opts: SendOptions = {}): Promise
       installment: installment?.number ?? null,
       status: runner.paused ? 'paused' : 'finished',
       reason: runner.paused,
+      needsOperator: runner.needsOperator,
       recovered: recovered.length,
       finishedReaders,
     };
   });
 }
 
+/**
+ * `send --retry-failed`: once the operator has fixed what made a run's deliveries fail,
+ * they go back to the queue and that run is resumed (the readers' place in it is kept).
+ */
+function requeueFailedRun(app: App, which: number | true): void {
+  const { store } = app;
+  const run = which === true ? store.runs.latestWithFailures() : store.runs.get(which);
+  if (!run) throw new UserError(which === true ? 'no run has failed deliveries to retry (see "feuilleton status")' : `there is no run ${which} (see "feuilleton status")`);
+  const unfinished = store.runs.unfinished();
+  if (unfinished && unfinished.id !== run.id) throw new UserError(`run ${unfinished.id} did not finish; continue it first with: feuilleton send --resume`);
+  if (run.kind === 'on-demand') throw new UserError(`run ${run.id} was a single "next one now" request; the reader can ask again`);
+  store.db.transaction(() => {
+    const n = store.deliveries.requeueFailed(run.id);
+    if (n === 0 && !unfinished) throw new UserError(`run ${run.id} has no failed deliveries to retry`);
+    store.runs.pause(run.id, `${n} failed deliveries queued again by --retry-failed`);
+  })();
+}
+
 function nothingToSend(mode: SendSummary['mode'], recovered: number, reason: string): SendSummary {
   return { ...zeroCounts(), runId: null, mode, installment: null, status: 'nothing-to-send', reason, recovered, finishedReaders: 0 };
 }
 
-/** Paced readers who have every installment get "The End" once (marked first: at most once). */
+/**
+ * Paced readers who have every installment are owed "The End" once: marked finished and
+ * queued in one transaction, then sent through the notices ledger before the run returns.
+ */
 async function sendTheEnd(ctx: SendContext, total: number): Promise<number> {
-  const { app, renderer, links } = ctx;
+  const { store } = ctx.app;
   if (total === 0) return 0;
   let n = 0;
-  for (const sub of app.store.subscribers.iterate({ status: 'active' })) {
-    if (sub.position < total || sub.finishedAt || !app.store.subscribers.markFinished(sub.id)) continue;
-    const prepared = await renderer.theEnd();
-    const unsubscribeUrl = links.unsubscribe(sub);
-    const filled = prepared.fill({ unsubscribeUrl });
-    try {
-      await ctx.transport.send(listMail(app, filled, sub.email, unsubscribeUrl, messageId(app.config, ['the-end', sub.id])));
-      n++;
-    } catch (err) {
-      ctx.log?.(`could not send "The End" to ${sub.email}: ${classify(err).message}`);
-    }
+  const finish = store.db.transaction((sub: Subscriber) => store.subscribers.markFinished(sub.id) && ctx.notices.theEnd(sub));
+  for (const sub of store.subscribers.iterate({ status: 'active', minPosition: total })) {
+    if (!sub.finishedAt && finish(sub)) n++;
   }
+  if (n > 0) await ctx.notices.drain();
   return n;
 }
 
@@ -485,16 +572,16 @@ export function planRun(app: App, opts: { installment?: number } = {}): { mode: 
  */
 export async function sendNext(ctx: SendContext, subscriberId: number): Promise<{ status: 'sent' | 'finished' | 'not-active' | 'failed'; installment?: number }> {
   const { app } = ctx;
-  return withSendLock(app, async () => {
+  return withSendLock(app, async (ownsLock) => {
     const sub = app.store.subscribers.get(subscriberId);
     if (!sub || sub.status !== 'active') return { status: 'not-active' };
     const inst = app.store.installments.get(sub.position + 1);
     if (!inst) return { status: 'finished' };
     app.store.installments.freeze(inst.number);
     const run = app.store.runs.start('on-demand', JSON.stringify({ mode: 'paced', installment: inst.number, subscriber: sub.id }), { ...zeroCounts(), planned: 1 });
-    const runner = new Runner(ctx, run, {}, (job) => app.store.subscribers.advance(job.sub.id, job.inst.number));
+    const runner = new Runner(ctx, run, {}, (job) => app.store.subscribers.advance(job.sub.id, job.inst.number), ownsLock);
     await runner.drain([{ sub, inst }]);
-    app.store.runs.finish(run.id, runner.paused ? 'paused' : 'finished', runner.counts);
+    app.store.runs.finish(run.id, runner.paused ? 'paused' : 'finished', runner.counts, runner.paused ?? null, runner.needsOperator);
     return { status: runner.counts.sent === 1 ? 'sent' : 'failed', installment: inst.number };
   });
 }

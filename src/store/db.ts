@@ -112,6 +112,8 @@ const MIGRATIONS: string[] = [
     created_at    TEXT NOT NULL,
     next_attempt_at TEXT NOT NULL,
     lease_until   TEXT,
+    -- host:pid of the sender holding the lease: a dead one's rows are taken back at once
+    lease_owner   TEXT,
     sent_at       TEXT
   );
   CREATE INDEX notices_due ON notices (status, next_attempt_at);

@@ -87,6 +87,11 @@ export class DeliveryStore {
     this.db.prepare(`UPDATE deliveries SET status = 'queued', last_error = ? WHERE id = ?`).run(error, id);
   }
 
+  /** Failed deliveries of a run back to the queue (--retry-failed); returns how many. */
+  requeueFailed(runId: number): number {
+    return this.db.prepare(`UPDATE deliveries SET status = 'queued' WHERE run_id = ? AND status = 'failed'`).run(runId).changes;
+  }
+
   markFailed(id: number, error: string): void {
     this.db.prepare(`UPDATE deliveries SET status = 'failed', last_error = ? WHERE id = ?`).run(error, id);
   }

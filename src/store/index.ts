@@ -2,6 +2,7 @@ import { DeliveryStore } from './deliveries.ts';
 import { FeedbackStore } from './feedback.ts';
 import { InstallmentStore } from './installments.ts';
 import { MetaStore } from './meta.ts';
+import { NoticeStore } from './notices.ts';
 import { SubscriberStore } from './subscribers.ts';
 import { RunStore } from './runs.ts';
 import { TokenStore } from './tokens.ts';
@@ -13,6 +14,7 @@ export class Store {
   readonly meta: MetaStore;
   readonly subscribers: SubscriberStore;
   readonly tokens: TokenStore;
+  readonly notices: NoticeStore;
   readonly deliveries: DeliveryStore;
   readonly runs: RunStore;
   readonly feedback: FeedbackStore;
@@ -22,6 +24,7 @@ export class Store {
     this.meta = new MetaStore(db);
     this.subscribers = new SubscriberStore(db);
     this.tokens = new TokenStore(db);
+    this.notices = new NoticeStore(db);
     this.deliveries = new DeliveryStore(db);
     this.runs = new RunStore(db);
     this.feedback = new FeedbackStore(db);

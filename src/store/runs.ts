@@ -1,5 +1,6 @@
 import { hostname } from 'node:os';
 import { nowIso, type DB } from './db.ts';
+import { processAlive } from './process.ts';
 
 export type RunKind = 'manual' | 'scheduled' | 'catch-up' | 'on-demand';
 export type RunStatus = 'running' | 'paused' | 'finished' | 'failed';
@@ -22,6 +23,10 @@ export interface Run {
   counts: RunCounts;
   /** What the run sends, e.g. {"mode":"broadcast","installment":3}, so --resume continues the same thing. */
   note: string | null;
+  /** Why it paused. */
+  reason: string | null;
+  /** Paused for the operator to fix something: the schedule does not resume it by itself. */
+  needsOperator: boolean;
 }
 
 interface Row {
@@ -32,6 +37,8 @@ interface Row {
   finished_at: string | null;
   counts_json: string;
   note: string | null;
+  reason: string | null;
+  needs_operator: number;
 }
 
 const fromRow = (r: Row): Run => ({
@@ -42,6 +49,8 @@ const fromRow = (r: Row): Run => ({
   finishedAt: r.finished_at,
   counts: JSON.parse(r.counts_json) as RunCounts,
   note: r.note,
+  reason: r.reason,
+  needsOperator: r.needs_operator === 1,
 });
 
 export interface LockHolder {
@@ -56,21 +65,15 @@ const LOCK_KEY = 'send_lock';
 /** Holders heartbeat every few seconds; one silent this long belongs to a dead process. */
 export const LOCK_STALE_MS = 60_000;
 
-/** Alive on this machine? (a lock from another host is trusted until its heartbeat goes stale) */
-const processAlive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-};
-
 const isDead = (holder: LockHolder, staleMs: number): boolean =>
   (holder.host === hostname() && !processAlive(holder.pid)) || Date.now() - holder.heartbeat > staleMs;
 
 export class RunStore {
-  constructor(private readonly db: DB) {}
+  private readonly holds;
+
+  constructor(private readonly db: DB) {
+    this.holds = db.prepare<[string, string], { 1: number }>(`SELECT 1 FROM meta WHERE key = ? AND json_extract(value, '$.owner') = ?`);
+  }
 
   start(kind: RunKind, note: string, counts: RunCounts): Run {
     const info = this.db.prepare(`INSERT INTO runs (kind, status, started_at, counts_json, note) VALUES (?, 'running', ?, ?, ?)`).run(kind, nowIso(), JSON.stringify(counts), note);
@@ -86,13 +89,28 @@ export class RunStore {
     this.db.prepare('UPDATE runs SET counts_json = ? WHERE id = ?').run(JSON.stringify(counts), id);
   }
 
-  finish(id: number, status: Exclude<RunStatus, 'running'>, counts: RunCounts): void {
-    this.db.prepare('UPDATE runs SET status = ?, finished_at = ?, counts_json = ? WHERE id = ?').run(status, nowIso(), JSON.stringify(counts), id);
+  finish(id: number, status: Exclude<RunStatus, 'running'>, counts: RunCounts, reason: string | null = null, needsOperator = false): void {
+    this.db
+      .prepare('UPDATE runs SET status = ?, finished_at = ?, counts_json = ?, reason = ?, needs_operator = ? WHERE id = ?')
+      .run(status, nowIso(), JSON.stringify(counts), reason, needsOperator ? 1 : 0, id);
   }
 
   /** Reopens a paused or crashed run for --resume. */
   reopen(id: number): void {
-    this.db.prepare(`UPDATE runs SET status = 'running', finished_at = NULL WHERE id = ?`).run(id);
+    this.db.prepare(`UPDATE runs SET status = 'running', finished_at = NULL, reason = NULL, needs_operator = 0 WHERE id = ?`).run(id);
+  }
+
+  /** Marks a run paused for --resume (failed deliveries queued again). */
+  pause(id: number, reason: string): void {
+    this.db.prepare(`UPDATE runs SET status = 'paused', reason = ?, needs_operator = 0 WHERE id = ?`).run(reason, id);
+  }
+
+  /** The newest run with failed deliveries, for --retry-failed. */
+  latestWithFailures(): Run | undefined {
+    const row = this.db
+      .prepare(`SELECT * FROM runs WHERE kind != 'on-demand' AND id IN (SELECT run_id FROM deliveries WHERE status = 'failed') ORDER BY id DESC LIMIT 1`)
+      .get() as Row | undefined;
+    return row && fromRow(row);
   }
 
   latest(): Run | undefined {
@@ -122,6 +140,11 @@ export class RunStore {
       return { ok: true };
     });
     return take.immediate();
+  }
+
+  /** Is the lock still this owner's? (checked before each claim: a stalled sender may have lost it) */
+  holdsLock(owner: string): boolean {
+    return this.holds.get(LOCK_KEY, owner) !== undefined;
   }
 
   heartbeat(owner: string): void {

@@ -186,14 +186,15 @@ export class SubscriberStore {
    * Walks subscribers in id order a page at a time (keyset pagination), so a send over a
    * million rows holds one page in memory, and rows added meanwhile are still reached.
    */
-  *iterate(filter: { status?: SubscriberStatus; maxPosition?: number } = {}, pageSize = 500): Generator<Subscriber> {
+  *iterate(filter: { status?: SubscriberStatus; maxPosition?: number; minPosition?: number } = {}, pageSize = 500): Generator<Subscriber> {
     const where = ['id > @after'];
     if (filter.status) where.push('status = @status');
     if (filter.maxPosition !== undefined) where.push('position <= @maxPosition');
+    if (filter.minPosition !== undefined) where.push('position >= @minPosition');
     const page = this.db.prepare(`SELECT * FROM subscribers WHERE ${where.join(' AND ')} ORDER BY id LIMIT @limit`);
     let after = 0;
     for (;;) {
-      const rows = page.all({ after, status: filter.status, maxPosition: filter.maxPosition, limit: pageSize }) as Row[];
+      const rows = page.all({ after, status: filter.status, maxPosition: filter.maxPosition, minPosition: filter.minPosition, limit: pageSize }) as Row[];
       for (const r of rows) yield fromRow(r);
       if (rows.length < pageSize) return;
       after = rows[rows.length - 1]!.id;

@@ -1,15 +1,19 @@
 // Double opt-in, confirmation and unsubscribe rules, independent of HTTP.
-// `request` answers the same way for every address (no enumeration): all mail goes out in
-// the background after the answer, so a known address does not take longer than a new one.
+// `request` answers the same way for every address (no enumeration): it only queues the
+// email owed (in the notices ledger, in the same transaction as the token), and the
+// sender picks it up after the answer, so a known address does not take longer than a new one.
 import type { Config } from '../config.ts';
 import { Links } from '../links.ts';
 import type { Store } from '../store/index.ts';
 import type { Subscriber } from '../store/subscribers.ts';
 import { normalizeEmail } from './address.ts';
 
+/** Queues the emails a subscription owes; called inside the transaction that owes them. */
 export interface Notices {
-  confirm(sub: Subscriber, confirmUrl: string): Promise<void>;
-  welcome(sub: Subscriber): Promise<void>;
+  confirm(sub: Subscriber, confirmUrl: string): void;
+  welcome(sub: Subscriber): void;
+  /** Resolves once what was queued so far has been handed over (or waits for a retry). */
+  settled(): Promise<void>;
 }
 
 export interface Logger {
@@ -36,9 +40,14 @@ export class Subscriptions {
     },
   ) {}
 
-  /** Validates the address (throws InvalidEmailError) and starts whatever mail is due. */
+  /** Validates the address (throws InvalidEmailError) and queues whatever mail is due. */
   request(emailInput: unknown, ip: string | null): void {
     const email = normalizeEmail(emailInput);
+    const { store } = this.deps;
+    store.db.transaction(() => this.requestIn(email, ip))();
+  }
+
+  private requestIn(email: string, ip: string | null): void {
     const { store, config } = this.deps;
     const existing = store.subscribers.byEmail(email);
     const sub = existing ?? store.subscribers.create({ email, status: 'pending', consentIp: ip });
@@ -47,19 +56,24 @@ export class Subscriptions {
     const renewed = sub.status === 'unsubscribed' || sub.status === 'bounced';
     if (renewed) store.subscribers.renewConsent(sub.id, ip);
     const fresh = store.subscribers.get(sub.id)!;
-    const quietMs = fresh.status === 'active' ? config.subscribe.resendIntervalHours * 3_600_000 : config.subscribe.confirmResendMinutes * 60_000;
-    const recentlyMailed = existing !== undefined && !renewed && fresh.noticeSentAt !== null && Date.now() - Date.parse(fresh.noticeSentAt) < quietMs;
-    if (recentlyMailed) {
+    if (existing !== undefined && !renewed && this.recentlyMailed(fresh)) {
       this.deps.log.info({ subscriber: fresh.id }, 'subscribe request for a recently mailed address; not mailing again');
       return;
     }
     store.subscribers.noteNoticeSent(fresh.id);
-    if (fresh.status === 'active') {
-      this.background(() => this.deps.notices.welcome(fresh), fresh, 'welcome (already subscribed)');
-    } else {
-      const token = store.tokens.issue(fresh.id, config.subscribe.tokenTtlHours);
-      this.background(() => this.deps.notices.confirm(fresh, this.deps.links.confirm(token)), fresh, 'confirmation');
-    }
+    if (fresh.status === 'active') this.deps.notices.welcome(fresh);
+    else this.deps.notices.confirm(fresh, this.deps.links.confirm(store.tokens.issue(fresh.id, config.subscribe.tokenTtlHours)));
+  }
+
+  /**
+   * Mailed within the quiet interval, and that email is on its way or went out: asking
+   * again sends nothing. A notice that was refused or abandoned does not hold a retry back.
+   */
+  private recentlyMailed(sub: Subscriber): boolean {
+    const { config, store } = this.deps;
+    if (sub.noticeSentAt === null || store.notices.latestFor(sub.id)?.status === 'failed') return false;
+    const quietMs = sub.status === 'active' ? config.subscribe.resendIntervalHours * 3_600_000 : config.subscribe.confirmResendMinutes * 60_000;
+    return Date.now() - Date.parse(sub.noticeSentAt) < quietMs;
   }
 
   /** For the GET confirm page: is this token usable? Changes nothing. */
@@ -76,12 +90,17 @@ export class Subscriptions {
     const checked = this.checkConfirm(token);
     if (!checked.ok) return checked;
     const { store } = this.deps;
-    if (!store.tokens.consume(token as string)) return { ok: false, reason: 'used' };
-    const activated = store.subscribers.activate(checked.subscriber.id, ip);
-    const subscriber = store.subscribers.get(checked.subscriber.id)!;
+    const outcome = store.db.transaction(() => {
+      if (!store.tokens.consume(token as string)) return undefined;
+      const activated = store.subscribers.activate(checked.subscriber.id, ip);
+      const subscriber = store.subscribers.get(checked.subscriber.id)!;
+      if (activated) this.deps.notices.welcome(subscriber);
+      return { activated, subscriber };
+    })();
+    if (!outcome) return { ok: false, reason: 'used' };
+    const { activated, subscriber } = outcome;
     if (activated) {
       this.deps.log.info({ subscriber: subscriber.id }, 'subscriber confirmed');
-      this.background(() => this.deps.notices.welcome(subscriber), subscriber, 'welcome');
       if (this.deps.onActivated) this.background(() => this.deps.onActivated!(subscriber), subscriber, 'first installment');
     }
     return { ok: true, subscriber, alreadyActive: !activated };
@@ -102,9 +121,10 @@ export class Subscriptions {
     return this.deps.store.subscribers.get(sub.id);
   }
 
-  /** Resolves when every background email started so far has been handed over (tests, shutdown). */
+  /** Resolves when every background job started so far has settled (tests, shutdown). */
   async settled(): Promise<void> {
     while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
+    await this.deps.notices.settled();
   }
 
   private background(work: () => Promise<void>, sub: Subscriber, what: string): void {

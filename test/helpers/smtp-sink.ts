@@ -35,6 +35,10 @@ export class SmtpSink {
   rcptRule: RcptRule | undefined;
   /** Return an SMTP reply to refuse the sender (MAIL FROM), or undefined to accept it. */
   mailFromRule: ((address: string) => Refusal | undefined) | undefined;
+  /** Return an SMTP reply to refuse the message after its data, or undefined to accept it. */
+  dataRule: ((to: string[]) => Refusal | undefined) | undefined;
+  /** How long the server takes to answer each message's data (a slow relay). */
+  dataDelayMs = 0;
   private readonly attempts = new Map<string, number>();
   private server: SMTPServer | undefined;
   port = 0;
@@ -66,7 +70,9 @@ export class SmtpSink {
         const chunks: Buffer[] = [];
         const keep = this.opts.keep !== false;
         stream.on('data', (c: Buffer) => keep && chunks.push(c));
-        stream.on('end', () => {
+        stream.on('end', () => this.afterDelay(() => {
+          const refusal = this.dataRule?.(session.envelope.rcptTo.map((r) => r.address));
+          if (refusal) return cb(refuse(refusal));
           this.count++;
           if (!keep) return cb();
           this.received.push({
@@ -75,7 +81,7 @@ export class SmtpSink {
             raw: Buffer.concat(chunks),
           });
           cb();
-        });
+        }));
       },
     });
     // A client that dies mid-session (a killed sender) resets its sockets; a server takes that in its stride.
@@ -84,6 +90,11 @@ export class SmtpSink {
     await once(this.server.server, 'listening');
     this.port = (this.server.server.address() as { port: number }).port;
     return this.port;
+  }
+
+  private afterDelay(answer: () => void): void {
+    if (this.dataDelayMs > 0) setTimeout(answer, this.dataDelayMs);
+    else answer();
   }
 
   get url(): string {

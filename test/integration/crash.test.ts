@@ -19,7 +19,7 @@ const exited = async (child: ChildProcess): Promise<{ code: number | null; signa
   return { code, signal };
 };
 
-const messageIdOf = (r: Received): string => /^Message-ID: (<[^>]+>)/im.exec(r.raw.toString('latin1'))![1]!;
+const messageIdOf = (r: Received): string => /^Message-ID:\s*(<[^>]+>)/im.exec(r.raw.toString('latin1'))![1]!;
 
 function countsByRecipient(received: Received[]): Map<string, Received[]> {
   const by = new Map<string, Received[]>();

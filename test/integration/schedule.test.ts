@@ -77,7 +77,7 @@ function harness(settings: Record<string, unknown> = {}, paragraphs = 14): Harne
     subscribe: (email) => app.store.subscribers.create({ email, status: 'active' }).id,
     mail: () =>
       listOutbox(app.config.paths.outbox, 100_000).map((m) => {
-        const inst = /^<installment\.(\d+)\.\d+\./.exec(m.messageId);
+        const inst = /^<installment\.(\d+)\./.exec(m.messageId);
         if (inst) return { to: m.to, kind: 'installment', installment: Number(inst[1]) } as const;
         assert.match(m.messageId, /^<the-end\./);
         return { to: m.to, kind: 'the-end' } as const;

@@ -11,7 +11,6 @@ import type { ParsedMail } from 'mailparser';
 import type { App } from '../../src/app.ts';
 import { startServing } from '../../src/commands/serve.ts';
 import { sendCommand, type SendCliOptions } from '../../src/commands/send.ts';
-import { messageId } from '../../src/deliver/headers.ts';
 import { sendConcurrency, sendNext, sendRun, type SendContext } from '../../src/deliver/send.ts';
 import { HeaderInjectionError } from '../../src/deliver/transport.ts';
 import { UserError } from '../../src/errors.ts';
@@ -94,7 +93,7 @@ const emails = (prefix: string, n: number): string[] => Array.from({ length: n }
 
 /** Which installment a received message carries, from its deterministic Message-ID (undefined: not an installment). */
 function installmentOf(r: Received): number | undefined {
-  const m = /^Message-ID: <installment\.(\d+)\.\d+\./im.exec(r.raw.toString('latin1'));
+  const m = /^Message-ID:\s*<installment\.(\d+)\./im.exec(r.raw.toString('latin1'));
   return m ? Number(m[1]) : undefined;
 }
 
@@ -129,7 +128,7 @@ describe('feuilleton send over SMTP', () => {
       const raw = mine[0]!.raw.toString('latin1');
       const mail = await env.sink.parse(mine[0]!);
 
-      const id = messageId(env.app.config, ['installment', 1, sub.id]);
+      const id = env.runtime.ids.installment(sub, 1);
       assert.equal(mail.messageId, id);
       assert.equal(env.app.store.deliveries.get(sub.id, 1)!.messageId, id, 'the ledger keeps the Message-ID that went out');
 
@@ -235,7 +234,7 @@ describe('feuilleton send over SMTP', () => {
     assert.equal(d.attempts, 3);
     assert.equal(env.sink.to(grey!.email).length, 1);
     assert.equal(env.sink.to(plain!.email).length, 1);
-    assert.equal((await env.sink.parse(env.sink.to(grey!.email)[0]!)).messageId, messageId(env.app.config, ['installment', 1, grey!.id]));
+    assert.equal((await env.sink.parse(env.sink.to(grey!.email)[0]!)).messageId, env.runtime.ids.installment(grey!, 1));
   });
 
   it('keeps the other readers flowing while more messages wait out a backoff than the pool has connections', async () => {
@@ -429,7 +428,7 @@ describe('feuilleton send over SMTP', () => {
     );
     assert.deepEqual(env.sink.received.map((r) => r.to), [['Author@example.org'], ['author@example.org']], 'the domain is normalized, the local part kept');
     assert.ok(mails.every((m) => m.text && headerValue(m, 'List-Unsubscribe-Post')), 'a test send looks like the real thing');
-    assert.notEqual(mails[0]!.messageId, messageId(env.app.config, ['installment', 1, 0]), 'test sends are not collapsed by Message-ID');
+    assert.notEqual(mails[0]!.messageId, env.runtime.ids.installment({ feedToken: 'test-send' }, 1), 'test sends are not collapsed by Message-ID');
     assert.equal(env.app.store.deliveries.forSubscriber(reader!.id).length, 0);
     assert.deepEqual({ ...env.app.store.deliveries.countByStatus() }, { queued: 0, sending: 0, sent: 0, failed: 0, possibleDuplicates: 0 });
     assert.equal(env.app.store.runs.latest(), undefined);
@@ -497,7 +496,7 @@ describe('feuilleton send over SMTP', () => {
       [true, false, false, false],
       'the public feed moves one installment per run',
     );
-    const theEnd = env.sink.received.filter((r) => /^Message-ID: <the-end\./im.test(r.raw.toString('latin1')));
+    const theEnd = env.sink.received.filter((r) => /^Message-ID:\s*<the-end\./im.test(r.raw.toString('latin1')));
     assert.deepEqual(theEnd.map((r) => r.to), [[nearEnd!.email]]);
 
     const two = await sendRun(env.ctx);
@@ -574,6 +573,138 @@ describe('feuilleton send over SMTP', () => {
     assert.ok(check.signatureOk, 'b= verifies with the public key');
   });
 });
+
+describe('a misconfigured relay never destroys a list (promise 9)', () => {
+  const SES_SANDBOX = { code: 554, message: '5.7.1 Message rejected: Email address is not verified. The following identities failed the check: reader@example.com' };
+
+  /** Every reader's standing is as it was: active, no bounce counted. */
+  function assertNobodyBlamed(env: Env, subs: Subscriber[]): void {
+    for (const s of subs) {
+      const now = env.app.store.subscribers.get(s.id)!;
+      assert.deepEqual([now.status, now.hardBounces], ['active', 0], `${s.email} is not blamed for the relay's refusal`);
+    }
+  }
+
+  it('a relay refusing every message at DATA by policy (SES sandbox) pauses the run at once: nothing failed, nothing bounced, --resume sends all', async () => {
+    const env = await setup({ delivery: { bounceLimit: 1 } });
+    const subs = env.subscribe(...emails('reader', 60));
+    let refusals = 0;
+    env.sink.dataRule = () => (refusals++, SES_SANDBOX);
+    const first = await env.command();
+    assert.equal(first.code, 2, first.lines.join(' | '));
+    assert.match(first.lines.join('\n'), /needs you: the relay refused a message by policy \(554 5\.7\.1 Message rejected: Email address is not verified/);
+    assert.ok(refusals <= sendConcurrency(env.app.config), `stopped after the messages in flight, not the whole list: ${refusals} refused`);
+    const counts = env.app.store.deliveries.countByStatus();
+    assert.deepEqual([counts.failed, counts.sent, counts.sending], [0, 0, 0], 'every refused delivery is back in the queue');
+    assertNobodyBlamed(env, subs);
+    const run = env.app.store.runs.unfinished()!;
+    assert.deepEqual([run.status, run.needsOperator], ['paused', true]);
+    assert.match(run.reason ?? '', /by policy/, 'the reason is kept for "status"');
+
+    env.sink.dataRule = undefined;
+    const resumed = await env.command({ resume: true });
+    assert.equal(resumed.code, 0, resumed.lines.join(' | '));
+    for (const [e, got] of receivedBy(env.sink, subs.map((s) => s.email))) assert.deepEqual(got, [1], e);
+  });
+
+  it('"Relay access denied" at RCPT over three runs bounces nobody; once fixed, every reader gets the installment', async () => {
+    const env = await setup();
+    const subs = env.subscribe(...emails('reader', 12));
+    env.sink.rcptRule = () => ({ code: 554, message: '5.7.1 <reader@example.com>: Relay access denied' });
+    for (let i = 0; i < 3; i++) {
+      const r = await env.command(i === 0 ? {} : { resume: true });
+      assert.equal(r.code, 2, `run ${i + 1} pauses and exits non-zero: ${r.lines.join(' | ')}`);
+      assert.match(r.lines.join('\n'), /Relay access denied/);
+    }
+    assertNobodyBlamed(env, subs);
+    assert.equal(env.app.store.deliveries.countByStatus().failed, 0);
+    env.sink.rcptRule = undefined;
+    const fixed = await env.command({ resume: true });
+    assert.equal(fixed.code, 0, fixed.lines.join(' | '));
+    assert.match(fixed.lines.join('\n'), /sent 12, failed 0/);
+  });
+
+  it('delivery.breakerThreshold refusals alike in a row pause the run and put those deliveries back; a few refusals among successes are failures as before', async () => {
+    const env = await setup({ delivery: { breakerThreshold: 5 } });
+    const subs = env.subscribe(...emails('reader', 30));
+    env.sink.dataRule = () => ({ code: 552, message: '5.3.4 Message size exceeds fixed limit' });
+    const storm = await env.command();
+    assert.equal(storm.code, 2, storm.lines.join(' | '));
+    assert.match(storm.lines.join('\n'), /the relay refused 5 messages in a row alike \(552 5\.3\.4 Message size exceeds fixed limit\)/);
+    assert.deepEqual([env.app.store.deliveries.countByStatus().failed, env.app.store.deliveries.countByStatus().sent], [0, 0]);
+    assertNobodyBlamed(env, subs);
+
+    // Two readers' own refusals among accepted mail are theirs: failed, and counted as bounces.
+    const bad = new Set([subs[3]!.email, subs[17]!.email]);
+    env.sink.dataRule = undefined;
+    env.sink.rcptRule = (address) => (bad.has(address) ? { code: 550, message: '5.1.1 No such user' } : undefined);
+    const resumed = await env.command({ resume: true });
+    assert.equal(resumed.code, 1, resumed.lines.join(' | '));
+    assert.match(resumed.lines.join('\n'), /sent 28, failed 2/);
+    for (const s of subs) assert.equal(env.app.store.subscribers.get(s.id)!.hardBounces, bad.has(s.email) ? 1 : 0, s.email);
+  });
+
+  it('send --retry-failed queues a run\'s failed deliveries again once the cause is fixed, and sends only those', async () => {
+    const env = await setup();
+    const subs = env.subscribe(...emails('reader', 10));
+    const full = new Set([subs[1]!.email, subs[6]!.email]);
+    env.sink.rcptRule = (address) => (full.has(address) ? { code: 552, message: '5.2.2 Mailbox full' } : undefined);
+    const first = await env.command();
+    assert.equal(first.code, 1);
+    assert.match(first.lines.join('\n'), /sent 8, failed 2/);
+    // Sending the same installment again does not pick them up: failed is final until the operator says so.
+    assert.match((await env.command({ installment: 1 })).lines.join('\n'), /sent 0, failed 0/);
+
+    env.sink.rcptRule = undefined;
+    const retried = await env.command({ retryFailed: true });
+    assert.equal(retried.code, 0, retried.lines.join(' | '));
+    assert.match(retried.lines.join('\n'), /sent 2, failed 0/);
+    for (const [e, got] of receivedBy(env.sink, subs.map((s) => s.email))) assert.deepEqual(got, [1], e);
+    await assert.rejects(sendRun(env.ctx, { retryFailed: true }), (err: Error) => err instanceof UserError && /no run has failed deliveries/.test(err.message));
+  });
+
+  it('a sender that lost its lock to another process (frozen past the staleness) stops before its next claim', async () => {
+    const env = await setup();
+    env.subscribe(...emails('reader', 200));
+    const { transport } = env.ctx;
+    let handedOver = 0;
+    env.ctx.transport = {
+      ...transport,
+      send: async (mail) => {
+        handedOver++;
+        // Another sender decides this one is dead and takes the lock, as after a long SIGSTOP.
+        if (handedOver === 3) env.app.store.meta.set('send_lock', JSON.stringify({ owner: 'someone-else', pid: 1, host: 'elsewhere', since: new Date().toISOString(), heartbeat: Date.now() }));
+        return transport.send(mail);
+      },
+    };
+    await assert.rejects(sendRun(env.ctx), (err: Error) => err instanceof UserError && /another process took over the send lock/.test(err.message));
+    assert.ok(handedOver <= 3 + sendConcurrency(env.app.config), `only messages already claimed went out after the takeover: ${handedOver}`);
+    assert.equal(env.sink.count, handedOver);
+    assert.equal(env.app.store.runs.lockHolder()?.owner, 'someone-else', 'the new holder keeps its lock');
+  });
+});
+
+describe('Message-IDs', () => {
+  it('differ between two databases sending the same story to the same address, reveal no row id, and stay the same on a retry', async () => {
+    const a = await setup();
+    const b = await setup();
+    const [ra] = a.subscribe('same@example.com');
+    const [rb] = b.subscribe('same@example.com');
+    assert.equal(ra!.id, rb!.id, 'the same row id in both databases');
+    await sendRun(a.ctx);
+    await sendRun(b.ctx);
+    const idA = (await a.sink.parse(a.sink.received[0]!)).messageId!;
+    const idB = (await b.sink.parse(b.sink.received[0]!)).messageId!;
+    assert.notEqual(idA, idB, 'a second serial (or install) is not dropped as a duplicate of the first');
+    const [kind, number, reader, story] = idA.slice(1).split('.');
+    assert.deepEqual([kind, number, story], ['installment', '1', 'the-lamplighter-s-ledger']);
+    assert.match(reader!, /^[A-Za-z0-9]{12}$/, 'an opaque reader part, not the row id');
+    assert.equal(idA, a.runtime.ids.installment(ra!, 1), 'derived again from the same reader, it is the same id');
+    const [other] = a.subscribe('other@example.com');
+    assert.notEqual(a.runtime.ids.installment(other!, 1), idA);
+  });
+});
+
 
 /** Just enough of RFC 6376 (relaxed/relaxed, rsa-sha256) to check a signature with node:crypto. */
 function verifyDkim(raw: Buffer, publicKey: KeyObject): { tags: Record<string, string>; signed: string[]; bodyHashOk: boolean; signatureOk: boolean } {
