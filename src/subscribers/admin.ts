@@ -23,6 +23,13 @@ export interface ImportReport {
 
 const DATE_COLUMNS = ['created_at', 'subscribed_at', 'date'];
 
+// A spreadsheet runs a cell that starts with one of these as a formula (CSV injection):
+// export puts a ' in front, as OWASP advises, and import takes exactly one off again. A
+// cell already starting with ' before one of them gets one more, so the round trip is exact.
+const FORMULA_CELL = /^'*[=+\-@\t\r]/;
+const asText = (cell: string): string => (FORMULA_CELL.test(cell) ? `'${cell}` : cell);
+const fromText = (cell: string): string => (cell.startsWith("'") && FORMULA_CELL.test(cell) ? cell.slice(1) : cell);
+
 /**
  * Imports active subscribers from a CSV with an `email` column, all or nothing: any bad
  * row (reported with its line number) stops the whole file unless skipInvalid is set.
@@ -61,7 +68,7 @@ export function importCsv(store: Store, file: string, opts: { skipInvalid?: bool
   const seen = new Set<string>();
   const rows: Array<{ email: string; createdAt?: string }> = [];
   for (const { record, info } of records.slice(1)) {
-    const raw = record[emailCol] ?? '';
+    const raw = fromText(record[emailCol] ?? '');
     let email: string;
     try {
       email = normalizeEmail(raw);
@@ -110,7 +117,7 @@ export function exportSubscribers(store: Store, format: 'csv' | 'json', write: (
   const filter = status ? { status } : {};
   if (format === 'csv') {
     write(stringify([[...EXPORT_COLUMNS]]));
-    for (const s of store.subscribers.iterate(filter)) write(stringify([exportRow(s)], { columns: [...EXPORT_COLUMNS] }));
+    for (const s of store.subscribers.iterate(filter)) write(stringify([EXPORT_COLUMNS.map((c) => asText(String(exportRow(s)[c])))]));
     return;
   }
   write('[');
@@ -148,7 +155,7 @@ export function addSubscriber(store: Store, emailInput: string): { subscriber: S
 
 export function removeSubscriber(store: Store, emailInput: string): Subscriber {
   const sub = find(store, emailInput);
-  store.subscribers.unsubscribe(sub.id);
+  store.subscribers.unsubscribe(sub.id, 'author');
   return store.subscribers.get(sub.id)!;
 }
 

@@ -375,6 +375,36 @@ describe('subscribe, confirm, unsubscribe over HTTP with real mail', () => {
     assert.equal(headerValue(mail, 'to'), 'leser@xn--bcher-kva.example');
   });
 
+  it('look-alike spellings of one address (fullwidth, invisible characters, punycode) are one subscriber, mailed once', async () => {
+    const variants = [
+      'lookalike@example.org',
+      'lookalike@\uff45xample.org', // fullwidth e
+      'lookalike\u200b@example.org', // zero-width space
+      'look\u00adalike@example.org', // soft hyphen
+      'look\u200dalike@exam\u200cple.org', // zero-width joiner and non-joiner
+      'lookalike\u2060@example.org\ufeff', // word joiner, byte-order mark
+      '\uff4cookalike@EXAMPLE.ORG', // fullwidth l, upper-case domain
+    ];
+    for (const email of variants) assert.equal((await client.subscribe(email)).res.status, 303, JSON.stringify(email));
+    await nextMail('lookalike@example.org', 1);
+    await settled();
+    const rows = [...site.app.store.subscribers.iterate()].filter((s) => /ookalike/.test(s.email));
+    assert.deepEqual(
+      rows.map((s) => s.email),
+      ['lookalike@example.org'],
+    );
+    assert.equal(sink.to('lookalike@example.org').length, 1, 'one confirmation, not one per spelling');
+
+    const idn = ['leserin@b\u00fccher.example', 'leserin@xn--bcher-kva.example', 'leserin@B\u00dcCHER.example', 'leserin@bu\u0308cher.example'];
+    for (const email of idn) assert.equal((await client.subscribe(email)).res.status, 303, JSON.stringify(email));
+    await settled();
+    assert.deepEqual(
+      [...site.app.store.subscribers.iterate()].filter((s) => s.email.startsWith('leserin@')).map((s) => s.email),
+      ['leserin@b\u00fccher.example'],
+      'an IDN domain is kept in its one Unicode form',
+    );
+  });
+
   it('renders script in titles and addresses inert, and header-injection attempts never reach a header', async () => {
     const home = await client.get('/');
     assert.doesNotMatch(home.body, /<script/i);
@@ -441,7 +471,7 @@ describe('subscribe, confirm, unsubscribe over HTTP with real mail', () => {
   });
 });
 
-describe('per-IP rate limit on POST /subscribe', () => {
+describe('per-IP rate limit on POST /subscribe, behind the named proxy 127.0.0.1', () => {
   const sink = new SmtpSink();
   let project: Project;
   let site: Site;
@@ -449,7 +479,7 @@ describe('per-IP rate limit on POST /subscribe', () => {
   before(async () => {
     await sink.start();
     project = makeProject({
-      settings: { mail: { smtpUrl: sink.url }, server: { trustProxy: true }, subscribe: { rateLimitMax: 3, rateLimitWindowSeconds: 600 } },
+      settings: { mail: { smtpUrl: sink.url }, server: { trustProxy: '127.0.0.1' }, subscribe: { rateLimitMax: 3, rateLimitWindowSeconds: 600 } },
     });
     site = await startSite(project);
   });
@@ -469,11 +499,45 @@ describe('per-IP rate limit on POST /subscribe', () => {
     assert.ok(retryAfter > 0 && retryAfter <= 600, `Retry-After: ${limited.res.headers.get('retry-after')}`);
     assert.match(limited.body, /Too many subscription attempts from your address\. Please try again in/);
     assert.equal(site.app.store.subscribers.byEmail('r3@example.org'), undefined);
+    assert.equal(site.app.store.subscribers.byEmail('r0@example.org')?.consentIp, '203.0.113.7', 'the forwarded client is the consent record');
 
     // The home page is not limited, and another client address still gets through.
     assert.equal((await crowd.get('/')).res.status, 200);
     const other = new Client(site, { 'x-forwarded-for': '198.51.100.9' });
     assert.equal((await other.subscribe('other@example.org', {})).res.status, 303);
     assert.equal(site.app.store.subscribers.byEmail('other@example.org')?.consentIp, '198.51.100.9');
+  });
+});
+
+describe('X-Forwarded-For from a client that is not the named proxy', () => {
+  const sink = new SmtpSink();
+  let project: Project;
+  let site: Site;
+
+  before(async () => {
+    await sink.start();
+    project = makeProject({
+      // The proxy is elsewhere: this test's requests come straight from 127.0.0.1.
+      settings: { mail: { smtpUrl: sink.url }, server: { trustProxy: '10.9.9.9' }, subscribe: { rateLimitMax: 3, rateLimitWindowSeconds: 600 } },
+    });
+    site = await startSite(project);
+  });
+
+  after(async () => {
+    await site?.stop();
+    await sink.stop();
+    project?.cleanup();
+  });
+
+  it('is ignored: a forged address neither escapes the rate limit nor becomes the consent record', async () => {
+    const forged = ['203.0.113.1', '203.0.113.2, 10.9.9.9', '198.51.100.3', '10.9.9.9'];
+    for (let i = 0; i < 3; i++) {
+      const r = await new Client(site, { 'x-forwarded-for': forged[i]! }).subscribe(`forged${i}@example.org`, {});
+      assert.equal(r.res.status, 303);
+      assert.equal(site.app.store.subscribers.byEmail(`forged${i}@example.org`)?.consentIp, '127.0.0.1', `stored the real client, not ${forged[i]}`);
+    }
+    const limited = await new Client(site, { 'x-forwarded-for': forged[3]! }).subscribe('forged3@example.org', {});
+    assert.equal(limited.res.status, 429, 'a fourth attempt from the same real address is limited, whatever it claims');
+    assert.equal(site.app.store.subscribers.byEmail('forged3@example.org'), undefined);
   });
 });

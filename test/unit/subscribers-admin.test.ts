@@ -129,6 +129,19 @@ describe('subscribers admin', () => {
       assert.equal(total(), 0);
     });
 
+    it('look-alike spellings of one address (fullwidth, invisible characters, punycode) are one subscriber', () => {
+      const spellings = ['ann@example.org', 'ann@\uff45xample.org', 'ann\u200b@example.org', 'a\u00adnn@example.org', 'ann\u200d@example.org', 'ann@exam\u2060ple.org', 'ann@b\u00fccher.example', 'ann@xn--bcher-kva.example'];
+      const r = importCsv(app.store, csv('alike.csv', `email\n${spellings.join('\n')}\n`));
+      assert.deepEqual({ added: r.added, duplicatesInFile: r.duplicatesInFile, errors: r.errors }, { added: 2, duplicatesInFile: 6, errors: [] });
+      for (const email of spellings) assert.equal(addSubscriber(app.store, email).created, false, JSON.stringify(email));
+      assert.deepEqual(
+        [...app.store.subscribers.iterate()].map((s) => s.email),
+        ['ann@example.org', 'ann@b\u00fccher.example'],
+      );
+      assert.equal(importCsv(app.store, csv('alike2.csv', 'email\n\uff41nn@EXAMPLE.org\n')).added, 0);
+      assert.equal(total(), 2);
+    });
+
     it('handles a byte-order mark and CRLF line ends, as spreadsheets write them', () => {
       const r = importCsv(app.store, csv('excel.csv', '\ufeffEmail\r\nann@example.org\r\nbob@example.org\r\n'));
       assert.equal(r.added, 2);
@@ -177,6 +190,36 @@ describe('subscribers admin', () => {
     it('an empty list is still a header or valid JSON', () => {
       assert.equal(exported('csv'), 'email,status,created_at,confirmed_at,unsubscribed_at,position,source\n');
       assert.deepEqual(JSON.parse(exported('json')), []);
+    });
+
+    it('neutralises cells a spreadsheet would run as a formula, and imports them back as they were', () => {
+      const risky = ['=1+2@example.org', "=cmd|'/C_calc'!A0@example.org", '+cmd@example.org', '-x@example.org', "'=quoted@example.org"];
+      for (const email of risky) addSubscriber(app.store, email);
+      addSubscriber(app.store, 'plain@example.org');
+      const text = exported('csv');
+      const rows = parse(text, { columns: true }) as Array<Record<string, string>>;
+      assert.deepEqual(
+        rows.map((r) => r.email),
+        ["'=1+2@example.org", "'=cmd|'/C_calc'!A0@example.org", "'+cmd@example.org", "'-x@example.org", "''=quoted@example.org", 'plain@example.org'],
+      );
+      // Every cell, not only the address: none starts with a character a spreadsheet evaluates.
+      for (const r of rows) for (const [k, v] of Object.entries(r)) assert.doesNotMatch(v, /^[=+\-@\t\r]/, `${k}: ${v}`);
+      // JSON is not opened as a spreadsheet: it keeps the stored values.
+      assert.deepEqual(
+        (JSON.parse(exported('json')) as Array<{ email: string }>).map((r) => r.email),
+        [...risky, 'plain@example.org'],
+      );
+
+      app.store.close();
+      project.cleanup();
+      project = makeProject();
+      app = project.open();
+      const r = importCsv(app.store, csv('round.csv', text));
+      assert.deepEqual({ added: r.added, errors: r.errors }, { added: risky.length + 1, errors: [] });
+      assert.deepEqual(
+        [...app.store.subscribers.iterate()].map((s) => s.email),
+        [...risky, 'plain@example.org'],
+      );
     });
 
     it('an exported CSV imports back into a fresh database as the same active list', () => {
