@@ -275,7 +275,13 @@ function readRaw(file: string): Record<string, unknown> {
     const line = e.linePos?.[0]?.line;
     throw new ConfigError(`${file}${line ? `:${line}` : ''}: not valid YAML (${e.message.split('\n')[0]})`);
   }
-  const value = doc.toJS() ?? {};
+  let value: unknown;
+  try {
+    value = doc.toJS() ?? {};
+  } catch (err) {
+    // yaml refuses to expand aliases past a limit (a "billion laughs" file would fill memory).
+    throw new ConfigError(`${file}: too many YAML aliases (*name) to expand (${(err as Error).message}); write the settings out instead of repeating aliases`);
+  }
   if (typeof value !== 'object' || Array.isArray(value)) throw new ConfigError(`${file}: the top level must be a mapping of settings (key: value)`);
   return value as Record<string, unknown>;
 }

@@ -37,6 +37,27 @@ describe('config validation: errors name the key and the file', () => {
   test('unknown timezone', () => rejects('schedule:\n  timezone: Mars/Olympus\n', /schedule\.timezone/));
   test('not YAML', () => rejects('story: [unclosed\n', /not valid YAML/));
   test('top level not a mapping', () => rejects('- a\n- b\n', /mapping/));
+  test('trustProxy: true is refused in one line: the proxy must be named', () => {
+    rejects('server:\n  trustProxy: true\n', /^[^\n]*server\.trustProxy true would trust any client's X-Forwarded-For; list your reverse proxy's address[^\n]*$/);
+  });
+  test('trustProxy takes an address, a CIDR range or a list of them', () => {
+    for (const [yaml, expected] of [
+      ['127.0.0.1', '127.0.0.1'],
+      ['"10.0.0.0/8"', '10.0.0.0/8'],
+      ['[127.0.0.1, "::1", "192.168.0.0/16"]', ['127.0.0.1', '::1', '192.168.0.0/16']],
+      ['false', false],
+    ] as const) {
+      const c = loadConfig({ configPath: configFile(`baseUrl: http://127.0.0.1:3000\nserver:\n  trustProxy: ${yaml}\n`), env: {} });
+      assert.deepEqual(c.server.trustProxy, expected);
+    }
+    rejects('server:\n  trustProxy: everyone\n', /server\.trustProxy/);
+    rejects('server:\n  trustProxy: "10.0.0.0/33"\n', /server\.trustProxy/);
+  });
+  test('a YAML alias bomb (billion laughs) is refused in one line, not expanded', () => {
+    const levels = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]'];
+    for (const [prev, name] of [['a', 'b'], ['b', 'c'], ['c', 'd'], ['d', 'e'], ['e', 'f'], ['f', 'g'], ['g', 'h']]) levels.push(`${name}: &${name} [${Array(9).fill(`*${prev}`).join(',')}]`);
+    rejects(levels.join('\n') + '\n', /^[^\n]*: too many YAML aliases \(\*name\)[^\n]*$/);
+  });
   test('missing config file given explicitly', () => {
     assert.throws(() => loadConfig({ configPath: path.join(dir, 'absent.yaml'), env: {} }), /config file not found/);
   });
