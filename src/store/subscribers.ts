@@ -21,6 +21,8 @@ export interface Subscriber {
   hardBounces: number;
   source: string;
   finishedAt: string | null;
+  /** Why the status is what it is: 'reader', 'author', 'bounce', 'complaint' (null when active or pending). */
+  statusReason: string | null;
 }
 
 interface Row {
@@ -39,6 +41,7 @@ interface Row {
   hard_bounces: number;
   source: string;
   finished_at: string | null;
+  status_reason: string | null;
 }
 
 const fromRow = (r: Row): Subscriber => ({
@@ -57,6 +60,7 @@ const fromRow = (r: Row): Subscriber => ({
   hardBounces: r.hard_bounces,
   source: r.source,
   finishedAt: r.finished_at,
+  statusReason: r.status_reason,
 });
 
 const newFeedToken = (): string => randomBytes(16).toString('base64url');
@@ -108,7 +112,7 @@ export class SubscriberStore {
   renewConsent(id: number, ip: string | null): void {
     this.db
       .prepare(
-        `UPDATE subscribers SET status = 'pending', consent_ip = ?, consent_at = ?, unsubscribed_at = NULL, hard_bounces = 0
+        `UPDATE subscribers SET status = 'pending', consent_ip = ?, consent_at = ?, unsubscribed_at = NULL, hard_bounces = 0, status_reason = NULL
          WHERE id = ? AND status IN ('unsubscribed', 'bounced')`,
       )
       .run(ip, nowIso(), id);
@@ -124,12 +128,12 @@ export class SubscriberStore {
     );
   }
 
-  /** Returns false when there was nothing to change (already unsubscribed). */
-  unsubscribe(id: number): boolean {
+  /** Returns false when there was nothing to change (already unsubscribed). `reason`: who asked. */
+  unsubscribe(id: number, reason: 'reader' | 'author' = 'reader'): boolean {
     return (
       this.db
-        .prepare(`UPDATE subscribers SET status = 'unsubscribed', unsubscribed_at = ? WHERE id = ? AND status != 'unsubscribed'`)
-        .run(nowIso(), id).changes === 1
+        .prepare(`UPDATE subscribers SET status = 'unsubscribed', unsubscribed_at = ?, status_reason = ? WHERE id = ? AND status != 'unsubscribed'`)
+        .run(nowIso(), reason, id).changes === 1
     );
   }
 
@@ -139,7 +143,7 @@ export class SubscriberStore {
    */
   reactivate(id: number): void {
     this.db
-      .prepare(`UPDATE subscribers SET status = 'active', confirmed_at = coalesce(confirmed_at, ?), hard_bounces = 0, unsubscribed_at = NULL WHERE id = ?`)
+      .prepare(`UPDATE subscribers SET status = 'active', confirmed_at = coalesce(confirmed_at, ?), hard_bounces = 0, unsubscribed_at = NULL, status_reason = NULL WHERE id = ?`)
       .run(nowIso(), id);
   }
 
@@ -154,7 +158,7 @@ export class SubscriberStore {
   /** Counts a hard bounce; marks the subscriber bounced when the limit is reached. Returns true if it was. */
   recordHardBounce(id: number, limit: number): boolean {
     this.db.prepare('UPDATE subscribers SET hard_bounces = hard_bounces + 1 WHERE id = ?').run(id);
-    return this.db.prepare(`UPDATE subscribers SET status = 'bounced' WHERE id = ? AND hard_bounces >= ? AND status = 'active'`).run(id, limit).changes === 1;
+    return this.db.prepare(`UPDATE subscribers SET status = 'bounced', status_reason = 'bounce' WHERE id = ? AND hard_bounces >= ? AND status = 'active'`).run(id, limit).changes === 1;
   }
 
   clearBounces(id: number): void {

@@ -327,6 +327,7 @@ describe('feuilleton send over SMTP', () => {
     assert.deepEqual([env.app.store.subscribers.get(gone!.id)!.status, env.app.store.subscribers.get(gone!.id)!.hardBounces], ['active', 1]);
     await sendRun(env.ctx);
     assert.equal(env.app.store.subscribers.get(gone!.id)!.status, 'bounced');
+    assert.equal(env.app.store.subscribers.get(gone!.id)!.statusReason, 'bounce', 'the record says why');
     assert.ok(env.log.some((l) => l.includes('gone@example.com marked bounced after 2 hard bounces')));
     const third = await sendRun(env.ctx);
     assert.deepEqual([third.sent, third.failed, goneTries], [1, 0, 2], 'a bounced address is not tried again');
