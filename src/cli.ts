@@ -5,6 +5,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { openApp, type App } from './app.ts';
 import { loadConfig, type Config } from './config.ts';
 import { UserError } from './errors.ts';
+import { check, checkFailed, checkReport, startWarnings } from './commands/check.ts';
 import { installmentsReport } from './commands/installments.ts';
 import { backup, init } from './commands/operate.ts';
 import { sendCommand, type SendCliOptions } from './commands/send.ts';
@@ -61,7 +62,7 @@ program
     // holds its memory for the whole run and needs neither.
     const { startServing } = await import('./commands/serve.ts');
     const serving = await startServing(app, log, opts);
-    log.info(`serving "${app.info.title}" at ${serving.url}${serving.runtime.transport.kind === 'outbox' ? ` (no mail server: emails go to ${serving.url}outbox)` : ''}`);
+    log.info(`serving "${app.info.title}" at ${serving.url}${serving.runtime.transport.kind === 'outbox' ? ` (no mail server: emails go to ${app.config.server.outboxPage === 'off' ? app.config.paths.outbox : `${serving.url}outbox`})` : ''}`);
     const shutdown = (signal: string) => {
       log.info(`${signal} received: shutting down`);
       serving.stop().then(
@@ -92,6 +93,7 @@ program
     withApp(async (app) => {
       const log = createLogger({ pretty: true });
       const runtime = createRuntime(app, log);
+      for (const w of startWarnings(app.config)) process.stderr.write(`warning: ${w}\n`);
       const abort = new AbortController();
       const onSignal = () => abort.abort();
       process.once('SIGINT', onSignal);
@@ -136,6 +138,16 @@ program
   .description('story progress, subscribers, last run, next scheduled run')
   .option('--json', 'print JSON')
   .action((opts: { json?: boolean }) => withApp((app) => out(opts.json ? JSON.stringify(statusData(app), null, 2) : statusReport(app))));
+
+program
+  .command('check')
+  .description('name every setting unsafe for going live, with its fix (exit 1 on errors in production)')
+  .option('--json', 'print JSON')
+  .action((opts: { json?: boolean }) => {
+    const result = check(config());
+    out(opts.json ? JSON.stringify(result, null, 2) : checkReport(result));
+    if (checkFailed(result)) process.exitCode = 1;
+  });
 
 const subscribers = program.command('subscribers').description('manage the subscriber list');
 

@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import type { App } from '../app.ts';
 import { createRuntime, type Runtime } from '../runtime.ts';
 import { Scheduler } from '../schedule.ts';
+import { startWarnings } from './check.ts';
 import { Feedback } from '../subscribers/feedback.ts';
 import { archiveRoutes } from '../web/archive-routes.ts';
 import { feedRoutes } from '../web/feed-routes.ts';
@@ -27,6 +28,7 @@ export interface Serving {
 
 export async function startServing(app: App, log: Logger, opts: { port?: number; host?: string; clock?: () => Date; fetchText?: FetchText } = {}): Promise<Serving> {
   const runtime = createRuntime(app, log);
+  for (const w of startWarnings(app.config)) log.warn(w);
   const { pages, subscriptions, transport } = runtime;
   const server = await createServer({
     config: app.config,

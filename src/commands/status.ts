@@ -1,5 +1,9 @@
 import type { App } from '../app.ts';
 import { nextScheduledRun } from '../runtime.ts';
+import { check, type CheckResult } from './check.ts';
+
+/** The check without what only `check` itself prints (the DNS record). */
+const goingLive = ({ production, productionReason, errors, warnings }: CheckResult) => ({ production, productionReason, errors, warnings });
 
 export function statusData(app: App) {
   const { store, config } = app;
@@ -20,6 +24,7 @@ export function statusData(app: App) {
     nextScheduledRun: config.schedule.enabled && !(complete && config.mode === 'broadcast') ? (nextScheduledRun(config)()?.toISOString() ?? null) : null,
     schedule: { enabled: config.schedule.enabled, cron: config.schedule.cron, timezone: config.schedule.timezone },
     mail: config.mail.smtpUrl ? 'smtp' : `outbox (${config.paths.outbox})`,
+    goingLive: goingLive(check(config)),
   };
 }
 
@@ -41,5 +46,13 @@ export function statusReport(app: App): string {
     `Schedule:      ${s.schedule.enabled ? `"${s.schedule.cron}" (${s.schedule.timezone}); next run ${s.nextScheduledRun ?? 'none: the story is complete'}` : 'disabled'}`,
     `Mail:          ${s.mail}`,
   );
+  const { production, errors, warnings } = s.goingLive;
+  if (production) {
+    lines.push(`Going live:    production; ${errors.length} error(s), ${warnings.length} warning(s)${errors.length + warnings.length ? ':' : ''}`);
+    lines.push(...errors.map((e) => `  error: ${e}`), ...warnings.map((w) => `  warning: ${w}`));
+  } else {
+    // The local tour would otherwise open with a page of advice it does not need yet.
+    lines.push(`Going live:    not in production; ${errors.length} error(s), ${warnings.length} warning(s) to fix first (feuilleton check)`);
+  }
   return lines.join('\n');
 }

@@ -29,34 +29,40 @@ const WHY_NOT: Record<string, string> = {
   'rsa-pss': "is an RSA-PSS key: DKIM's rsa-sha256 needs a plain RSA key",
 };
 
-/**
- * mail.dkim's key, refused with one line naming the file, the reason and the fix when
- * it could not make signatures receivers verify; undefined when DKIM is not configured.
- */
-export function loadDkimKey(config: Pick<Config, 'mail' | 'root' | 'file'>): DkimKey | undefined {
+/** mail.dkim's key, or what is wrong with it (one line naming the setting, the reason and the fix). */
+export type DkimInspection = { key: DkimKey | undefined; problem?: undefined } | { key?: undefined; problem: string };
+
+export function inspectDkimKey(config: Pick<Config, 'mail' | 'root'>): DkimInspection {
   const dkim = config.mail.dkim;
-  if (!dkim) return undefined;
+  if (!dkim) return { key: undefined };
   const file = path.resolve(config.root, dkim.privateKeyFile);
-  const refuse = (why: string) => new ConfigError(`${config.file ?? 'config'}: mail.dkim.privateKeyFile ${file} ${why}; make a ${RECOMMENDED_BITS}-bit RSA key with: ${KEYGEN_COMMAND}`);
+  const refuse = (why: string) => ({ problem: `mail.dkim.privateKeyFile ${file} ${why}; make a ${RECOMMENDED_BITS}-bit RSA key with: ${KEYGEN_COMMAND}` });
   let pem: string;
   try {
     pem = readFileSync(file, 'utf8');
   } catch (err) {
-    throw refuse(`cannot be opened (${(err as NodeJS.ErrnoException).code}): point it at your PEM private key`);
+    return refuse(`cannot be opened (${(err as NodeJS.ErrnoException).code}): point it at your PEM private key`);
   }
   let privateKey: KeyObject;
   try {
     privateKey = createPrivateKey(pem);
   } catch (err) {
-    throw refuse(`cannot be read as a private key (${(err as Error).message}): it must be an unencrypted PEM RSA private key`);
+    return refuse(`cannot be read as a private key (${(err as Error).message}): it must be an unencrypted PEM RSA private key`);
   }
   const type = privateKey.asymmetricKeyType ?? 'unknown';
-  if (type !== 'rsa') throw refuse(WHY_NOT[type] ?? `is a ${type} key: DKIM signs with RSA (rsa-sha256)`);
+  if (type !== 'rsa') return refuse(WHY_NOT[type] ?? `is a ${type} key: DKIM signs with RSA (rsa-sha256)`);
   const bits = privateKey.asymmetricKeyDetails?.modulusLength ?? 0;
-  if (bits < MIN_BITS) throw refuse(`is a ${bits}-bit RSA key: too short, receivers ignore DKIM signatures made with under ${MIN_BITS} bits`);
+  if (bits < MIN_BITS) return refuse(`is a ${bits}-bit RSA key: too short, receivers ignore DKIM signatures made with under ${MIN_BITS} bits`);
   const key: DkimKey = { domainName: dkim.domainName, keySelector: dkim.keySelector, file, privateKey, publicKey: createPublicKey(privateKey), bits };
   const problem = testSignature(key);
-  if (problem) throw refuse(`fails a test signature: what it signs does not verify against its own public key (${problem}), so the file is damaged`);
+  if (problem) return refuse(`fails a test signature: what it signs does not verify against its own public key (${problem}), so the file is damaged`);
+  return { key };
+}
+
+/** mail.dkim's key, refused as a ConfigError when it could not make signatures receivers verify; undefined when DKIM is not configured. */
+export function loadDkimKey(config: Pick<Config, 'mail' | 'root' | 'file'>): DkimKey | undefined {
+  const { key, problem } = inspectDkimKey(config);
+  if (problem) throw new ConfigError(`${config.file ?? 'config'}: ${problem}`);
   return key;
 }
 

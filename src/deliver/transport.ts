@@ -165,14 +165,14 @@ function outboxTransport(config: Config): MailTransport {
  */
 export function outboxRefusal(config: Config): string | undefined {
   if (config.mail.smtpUrl || !config.production || config.mail.outboxInProduction) return undefined;
-  return `${config.file ?? 'config'}: no mail server in production (${config.productionReason}): mail would go to the local outbox and reach no reader; set FEUILLETON_SMTP_URL or mail.smtpUrl, or set mail.outboxInProduction: true if you mean it`;
+  return `no mail server in production (${config.productionReason}): mail would go to the local outbox and reach no reader; set FEUILLETON_SMTP_URL or mail.smtpUrl, or set mail.outboxInProduction: true if you mean it`;
 }
 
 /** Refuses, before anything is sent or recorded, a transport that would lose mail or sign it badly. */
 export function createTransport(config: Config): MailTransport {
   if (config.mail.smtpUrl) return smtpTransport(config, config.mail.smtpUrl);
   const refusal = outboxRefusal(config);
-  if (refusal) throw new ConfigError(refusal);
+  if (refusal) throw new ConfigError(`${config.file ?? 'config'}: ${refusal}`);
   return outboxTransport(config);
 }
 

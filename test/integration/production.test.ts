@@ -8,6 +8,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { get } from 'node:http';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { PACKAGE_ROOT } from '../../src/config.ts';
 import { verifyDkim } from '../../src/deliver/dkim.ts';
 import { addSubscriber } from '../../src/subscribers/admin.ts';
 import { runCli, spawnCli, type CliResult } from '../helpers/cli.ts';
@@ -100,6 +101,9 @@ describe('production never falls back to the local outbox', () => {
       assert.equal(r.code, 0, r.stderr);
       assert.deepEqual(ledger(project), { published: 1, deliveries: 1 });
       assert.equal(outboxFiles(project).filter((f) => f.endsWith('.eml')).length, 1);
+      // What check finds is said at the start, one line each.
+      assert.match(r.stderr, /^warning: mail\.outboxInProduction is true: mail goes to the local outbox and reaches no reader/m);
+      assert.match(r.stderr, /^warning: no DKIM signature: /m);
     } finally {
       project.cleanup();
     }
@@ -111,6 +115,7 @@ describe('production never falls back to the local outbox', () => {
       const r = await runCli(['send', '-c', project.configPath]);
       assert.equal(r.code, 0, r.stderr);
       assert.deepEqual(ledger(project), { published: 1, deliveries: 1 });
+      assert.doesNotMatch(r.stderr, /warning:/, 'the local tour is not lectured about going live');
     } finally {
       project.cleanup();
     }
@@ -241,6 +246,79 @@ describe('DKIM: the key is test-signed before the first message', () => {
       const forged = Buffer.from(raw.toString('latin1').replace(/^Subject: /m, 'Subject: Re: '), 'latin1');
       assert.match(verifyDkim(forged, key) ?? '', /signature does not verify/);
     } finally {
+      project.cleanup();
+    }
+  });
+});
+
+describe('feuilleton check, and the same findings at serve and in status', () => {
+  const SAMPLE = path.join(PACKAGE_ROOT, 'feuilleton.yaml');
+
+  test('the shipped sample config: errors and warnings, each with its fix; exit 0 outside production', async () => {
+    const r = await runCli(['check', '-c', SAMPLE]);
+    assert.equal(r.code, 0, r.stderr);
+    const lines = r.stdout.trim().split('\n');
+    assert.equal(lines[0], 'Production: off (baseUrl http://127.0.0.1:3000 is a loopback address and NODE_ENV is not production)');
+    assert.equal(lines[1], `Config:     ${SAMPLE}`);
+    assert.equal(lines[3], 'Errors (5):');
+    assert.match(lines[4]!, /^  baseUrl http:\/\/127\.0\.0\.1:3000 is a loopback address/);
+    assert.ok(lines.includes('Warnings (1):'));
+    assert.equal(lines.at(-1), 'Not in production, so nothing here stops serve or send; fix the errors before going live.');
+  });
+
+  test('NODE_ENV=production: exit 1, and --json gives the same findings', async () => {
+    const text = await runCli(['check', '-c', SAMPLE], undefined, { NODE_ENV: 'production' });
+    assert.equal(text.code, 1);
+    assert.match(text.stdout, /^Production: on \(NODE_ENV=production\)/);
+    assert.match(text.stdout, /^  no mail server in production \(NODE_ENV=production\): /m);
+    const json = await runCli(['check', '--json', '-c', SAMPLE], undefined, { NODE_ENV: 'production' });
+    assert.equal(json.code, 1);
+    const data = JSON.parse(json.stdout) as { production: boolean; errors: string[]; warnings: string[]; dkimRecord: string | null };
+    assert.equal(data.production, true);
+    assert.equal(data.dkimRecord, null);
+    for (const line of [...data.errors, ...data.warnings]) assert.ok(text.stdout.includes(`\n  ${line}\n`), line);
+  });
+
+  test('status shows each finding in production, and only a count on the local tour', async () => {
+    const live = projectWithReader({ baseUrl: 'https://serial.example.org', mail: { outboxInProduction: true } });
+    const local = projectWithReader({});
+    try {
+      const r = await runCli(['status', '-c', live.configPath]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /^Going live: {4}production; 3 error\(s\), 2 warning\(s\):$/m);
+      assert.match(r.stdout, /^ {2}error: mail\.postalAddress is empty: /m);
+      assert.match(r.stdout, /^ {2}warning: mail\.outboxInProduction is true: /m);
+      const json = JSON.parse((await runCli(['status', '--json', '-c', live.configPath])).stdout) as { goingLive: { production: boolean; errors: string[]; warnings: string[] } };
+      assert.equal(json.goingLive.production, true);
+      assert.equal(json.goingLive.errors.length, 3);
+      assert.equal(json.goingLive.warnings.length, 2);
+      const tour = await runCli(['status', '-c', local.configPath]);
+      assert.match(tour.stdout, /^Going live: {4}not in production; 5 error\(s\), 0 warning\(s\) to fix first \(feuilleton check\)$/m);
+      assert.doesNotMatch(tour.stdout, /^ {2}error:/m);
+    } finally {
+      live.cleanup();
+      local.cleanup();
+    }
+  });
+
+  test('serve logs every finding as a warning when it starts in production', async () => {
+    const project = projectWithReader({ baseUrl: 'https://serial.example.org', mail: { outboxInProduction: true } });
+    const p = spawnCli(['serve', '--port', '0', '-c', project.configPath], { env: { LOG_LEVEL: 'info' } });
+    try {
+      const until = Date.now() + 15_000;
+      while (!/serving "/.test(p.output()) && p.child.exitCode === null && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+      const warnings = p
+        .output()
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l) as { level: number; msg: string })
+        .filter((l) => l.level === 40)
+        .map((l) => l.msg);
+      assert.ok(warnings.some((w) => w.startsWith('mail.outboxInProduction is true: ')), p.output());
+      assert.ok(warnings.some((w) => w.startsWith('mail.postalAddress is empty: ')), p.output());
+    } finally {
+      p.child.kill('SIGTERM');
+      await p.done;
       project.cleanup();
     }
   });
