@@ -5,6 +5,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { openApp, type App } from './app.ts';
 import { loadConfig, type Config } from './config.ts';
 import { UserError } from './errors.ts';
+import { failureLine } from './failures.ts';
 import { check, checkFailed, checkReport, startWarnings } from './commands/check.ts';
 import { installmentsReport } from './commands/installments.ts';
 import { backup, init } from './commands/operate.ts';
@@ -245,11 +246,16 @@ ${files.map((f) => `  ${f}`).join('\n')}
 Next: replace the story in ${dir}/story/, edit ${dir}/feuilleton.yaml, then run "feuilleton serve" in ${dir}.`);
   });
 
-program.parseAsync(process.argv).catch((err: unknown) => {
-  if (err instanceof UserError) {
-    process.stderr.write(`feuilleton: ${err.message}\n`);
-  } else {
-    process.stderr.write(`feuilleton: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+const dbFile = (): string | undefined => {
+  try {
+    return config().paths.db;
+  } catch {
+    return undefined;
   }
+};
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  process.stderr.write(`feuilleton: ${failureLine(err, dbFile)}\n`);
+  if (['debug', 'trace'].includes(process.env.LOG_LEVEL ?? '') && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
   process.exitCode = 1;
 });

@@ -1,17 +1,27 @@
 // `backup` and `init`: the operator's housekeeping.
-import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { CONFIG_FILE_NAME, PACKAGE_ROOT } from '../config.ts';
 import { UserError } from '../errors.ts';
+import { pathReason } from '../failures.ts';
 import type { Store } from '../store/index.ts';
 
 /** Online backup (SQLite's backup API): safe while `serve` or `send` is writing. */
 export async function backup(store: Store, file: string): Promise<{ file: string; pages: number }> {
   const target = path.resolve(file);
   if (existsSync(target)) throw new UserError(`${target} already exists; choose a new file name (backups never overwrite)`);
-  mkdirSync(path.dirname(target), { recursive: true });
-  const result = await store.db.backup(target);
-  return { file: target, pages: result.totalPages };
+  const dir = path.dirname(target);
+  const cannot = (reason: string) => new UserError(`cannot write the backup to ${target} (${reason}); choose a file in a folder you can write to`);
+  if (existsSync(dir) && !statSync(dir).isDirectory()) throw cannot(`${dir} is a file`);
+  try {
+    mkdirSync(dir, { recursive: true });
+    const result = await store.db.backup(target);
+    return { file: target, pages: result.totalPages };
+  } catch (err) {
+    // A partial copy is no backup, and would make the next attempt refuse the name.
+    if (existsSync(target)) rmSync(target);
+    throw cannot(pathReason(err));
+  }
 }
 
 const SAMPLE_STORY = 'story/the-lamplighters-ledger.txt';

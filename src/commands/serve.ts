@@ -8,6 +8,7 @@ import { createRuntime, type Runtime } from '../runtime.ts';
 import { Scheduler } from '../schedule.ts';
 import { startWarnings } from './check.ts';
 import { Feedback } from '../subscribers/feedback.ts';
+import { Housekeeping } from '../subscribers/housekeeping.ts';
 import { archiveRoutes } from '../web/archive-routes.ts';
 import { feedRoutes } from '../web/feed-routes.ts';
 import { healthRoutes } from '../web/health-routes.ts';
@@ -35,7 +36,7 @@ export async function startServing(app: App, log: Logger, opts: { port?: number;
     pages,
     logger: log,
     routes: [
-      healthRoutes(app.store),
+      healthRoutes(app.store, { clock: opts.clock }),
       subscribeRoutes({ app, pages, subscriptions }),
       nextRoutes({ app, pages, subscriptions, send: runtime.send }),
       feedRoutes({ app, pages }),
@@ -51,6 +52,8 @@ export async function startServing(app: App, log: Logger, opts: { port?: number;
   const boundPort = typeof addr === 'object' && addr ? addr.port : port;
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${boundPort}/`;
   runtime.notices.start();
+  const housekeeping = new Housekeeping({ store: app.store, pendingDays: app.config.subscribe.pendingDays, log, clock: opts.clock });
+  housekeeping.start();
   const scheduler = new Scheduler({ send: runtime.send, log, clock: opts.clock });
   // Not awaited: a catch-up send may take a while and the site should answer meanwhile.
   scheduler.start().catch((err: unknown) => log.error({ err }, 'scheduler failed to start'));
@@ -62,6 +65,7 @@ export async function startServing(app: App, log: Logger, opts: { port?: number;
     url,
     stop: () =>
       (stopping ??= (async () => {
+        housekeeping.stop();
         // Bounded, so a service manager's stop timeout is never the one that ends us: mail
         // still on the wire at the deadline stays in the ledger and goes at the next start.
         const graceMs = app.config.delivery.shutdownGraceSeconds * 1000;

@@ -1,8 +1,9 @@
 // Opens the SQLite file and brings its schema up to date. Migrations are append-only:
 // a released migration is never edited, a change is a new entry.
-import { mkdirSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readSync, statSync, type Stats } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
+import { UserError } from '../errors.ts';
 
 export type DB = Database.Database;
 
@@ -143,22 +144,74 @@ const MIGRATIONS: string[] = [
   `,
 ];
 
+const SQLITE_HEADER = Buffer.from('SQLite format 3\0', 'latin1');
+const START_AFRESH = 'restore it from a backup, or move it away to start afresh';
+
+/**
+ * Opens the database, refusing (before any write) a file that would otherwise be taken
+ * for a new empty one or fail mid-command: empty, not SQLite, or damaged.
+ */
 export function openDb(file: string): DB {
-  if (file !== ':memory:') mkdirSync(path.dirname(file), { recursive: true });
+  if (file !== ':memory:') {
+    refuseUnusableFile(file);
+    mkdirSync(path.dirname(file), { recursive: true });
+  }
   const db = new Database(file);
-  db.pragma('journal_mode = WAL');
-  // Web requests and a send may write at once; wait instead of failing with SQLITE_BUSY.
-  db.pragma('busy_timeout = 5000');
-  db.pragma('foreign_keys = ON');
-  db.pragma('synchronous = NORMAL');
-  migrate(db);
-  return db;
+  try {
+    // Web requests and a send may write at once; wait instead of failing with SQLITE_BUSY.
+    db.pragma('busy_timeout = 5000');
+    const problem = quickCheck(db);
+    if (problem) throw new UserError(`${file}: the database is damaged (${problem}); ${START_AFRESH}`);
+    db.pragma('journal_mode = WAL');
+    db.pragma('foreign_keys = ON');
+    db.pragma('synchronous = NORMAL');
+    migrate(db);
+    return db;
+  } catch (err) {
+    db.close();
+    throw err;
+  }
+}
+
+// A truncated file would open as a brand-new database: new secret, installment 1 "published"
+// to nobody. A missing file is a new project; an empty one is a lost one.
+function refuseUnusableFile(file: string): void {
+  let stat: Stats;
+  try {
+    stat = statSync(file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw err;
+  }
+  if (!stat.isFile()) throw new UserError(`${file}: the database path is not a regular file; point dataDir at a folder holding feuilleton.db`);
+  if (stat.size === 0) throw new UserError(`${file}: the database file is empty (0 bytes), so every reader and published installment would be lost; ${START_AFRESH}`);
+  const head = Buffer.alloc(SQLITE_HEADER.length);
+  const fd = openSync(file, 'r');
+  try {
+    readSync(fd, head, 0, head.length, 0);
+  } finally {
+    closeSync(fd);
+  }
+  if (!head.equals(SQLITE_HEADER)) throw new UserError(`${file}: not a SQLite database; ${START_AFRESH}`);
+}
+
+/** SQLite's quick_check: null when the file is sound, else its first complaint on one line. Reads the whole file. */
+export function quickCheck(db: DB): string | null {
+  let result: string;
+  try {
+    result = String(db.pragma('quick_check(1)', { simple: true }));
+  } catch (err) {
+    const code = (err as { code?: string }).code ?? '';
+    if (code.startsWith('SQLITE_CORRUPT') || code === 'SQLITE_NOTADB') return (err as Error).message;
+    throw err;
+  }
+  return result === 'ok' ? null : result.replace(/\*\*\* in database main \*\*\*/g, '').replace(/\s+/g, ' ').trim();
 }
 
 function migrate(db: DB): void {
   const current = db.pragma('user_version', { simple: true }) as number;
   if (current > MIGRATIONS.length) {
-    throw new Error(`${db.name}: database schema version ${current} is newer than this feuilleton (${MIGRATIONS.length}); upgrade feuilleton`);
+    throw new UserError(`${db.name}: database schema version ${current} is newer than this feuilleton (${MIGRATIONS.length}); upgrade feuilleton`);
   }
   for (let v = current; v < MIGRATIONS.length; v++) {
     db.transaction(() => {

@@ -6,7 +6,7 @@ import { NoticeStore } from './notices.ts';
 import { SubscriberStore } from './subscribers.ts';
 import { RunStore } from './runs.ts';
 import { TokenStore } from './tokens.ts';
-import { openDb, type DB } from './db.ts';
+import { openDb, quickCheck, type DB } from './db.ts';
 
 /** Every table's access object over one connection. */
 export class Store {
@@ -34,9 +34,14 @@ export class Store {
     return new Store(openDb(file));
   }
 
-  /** Throws when the database cannot answer a query. */
-  ping(): void {
-    this.db.prepare('SELECT 1').get();
+  /** Null when SQLite finds the file sound, else what is wrong. Reads the whole file: cache the answer. */
+  checkIntegrity(): string | null {
+    return quickCheck(this.db);
+  }
+
+  /** Throws when the database cannot take a write that needs a fresh page (disk full, read-only, I/O error). */
+  probeWrite(at: Date): void {
+    this.meta.probeWrite(at);
   }
 
   close(): void {

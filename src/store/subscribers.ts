@@ -76,9 +76,21 @@ export interface NewSubscriber {
 export class SubscriberStore {
   /** Prepared once: a paced send runs it for every reader. */
   private readonly advanceStmt;
+  private readonly purgeStalePendingTx;
 
   constructor(private readonly db: DB) {
     this.advanceStmt = db.prepare('UPDATE subscribers SET position = max(position, ?) WHERE id = ?');
+    // A request is as old as its consent: a former reader asking again keeps an old created_at.
+    const stale = `status = 'pending' AND coalesce(consent_at, created_at) < @before`;
+    // Never confirmed: nothing but a stranger's request; their tokens and notices go with them (CASCADE).
+    const deleteUnconfirmed = db.prepare(`DELETE FROM subscribers WHERE ${stale} AND confirmed_at IS NULL`);
+    // A former reader who asked to come back and never confirmed stays a former reader: history kept, link dead.
+    const dropComebackTokens = db.prepare(`DELETE FROM tokens WHERE subscriber_id IN (SELECT id FROM subscribers WHERE ${stale} AND confirmed_at IS NOT NULL)`);
+    const lapseComebacks = db.prepare(`UPDATE subscribers SET status = 'unsubscribed', unsubscribed_at = @now WHERE ${stale} AND confirmed_at IS NOT NULL`);
+    this.purgeStalePendingTx = db.transaction((before: string, now: string) => {
+      dropComebackTokens.run({ before });
+      return { pending: deleteUnconfirmed.run({ before }).changes, lapsed: lapseComebacks.run({ before, now }).changes };
+    });
   }
 
   get(id: number): Subscriber | undefined {
@@ -171,6 +183,14 @@ export class SubscriberStore {
 
   markFinished(id: number): boolean {
     return this.db.prepare('UPDATE subscribers SET finished_at = ? WHERE id = ? AND finished_at IS NULL').run(nowIso(), id).changes === 1;
+  }
+
+  /**
+   * Requests to subscribe made before `before` and never confirmed: deleted, or for a former
+   * reader, back to unsubscribed. Returns how many of each.
+   */
+  purgeStalePending(before: string, now: string): { pending: number; lapsed: number } {
+    return this.purgeStalePendingTx(before, now);
   }
 
   /** Deletes the subscriber; their deliveries and tokens go with them (ON DELETE CASCADE). */
