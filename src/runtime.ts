@@ -66,7 +66,7 @@ export function createRuntime(app: App, log: Logger): Runtime {
           }
         : undefined,
   });
-  const pages = new Pages(app.config.paths.templates, { info: app.info, links, outboxEnabled: transport.kind === 'outbox' });
+  const pages = new Pages(app.config.paths.templates, { info: app.info, links, outboxEnabled: transport.kind === 'outbox' && app.config.server.outboxPage !== 'off' });
   return {
     app,
     links,

@@ -18,9 +18,14 @@ export function statusData(app: App) {
     installments: { ...installments, complete },
     subscribers: store.subscribers.countByStatus(),
     deliveries,
+    /** Confirmation, welcome and "The End" emails. */
+    notices: store.notices.countByStatus(),
+    /** Bounce and complaint reports from the relay. */
+    feedback: store.feedback.countByType(),
     lastRun: lastRun ?? null,
     runInProgress: holder && !holder.dead ? { pid: holder.pid, host: holder.host, since: holder.since } : null,
-    needsResume: unfinished && (!holder || holder.dead) ? { runId: unfinished.id, status: unfinished.status } : null,
+    needsResume:
+      unfinished && (!holder || holder.dead) ? { runId: unfinished.id, status: unfinished.status, reason: unfinished.reason, needsOperator: unfinished.needsOperator } : null,
     nextScheduledRun: config.schedule.enabled && !(complete && config.mode === 'broadcast') ? (nextScheduledRun(config)()?.toISOString() ?? null) : null,
     schedule: { enabled: config.schedule.enabled, cron: config.schedule.cron, timezone: config.schedule.timezone },
     mail: config.mail.smtpUrl ? 'smtp' : `outbox (${config.paths.outbox})`,
@@ -38,10 +43,13 @@ export function statusReport(app: App): string {
       .map(([k, v]) => `${v} ${k}`)
       .join(', ')}`,
     `Deliveries:    ${s.deliveries.sent} sent, ${s.deliveries.failed} failed, ${s.deliveries.queued} waiting to be resumed, ${s.deliveries.possibleDuplicates} possible duplicate(s)`,
+    `Other emails:  ${s.notices.sent} sent, ${s.notices.queued + s.notices.sending} waiting, ${s.notices.failed} failed (confirmation, welcome, The End)`,
+    `Relay reports: ${s.feedback.bounce} bounce(s), ${s.feedback['soft-bounce']} soft bounce(s), ${s.feedback.complaint} complaint(s)`,
     `Last run:      ${s.lastRun ? `#${s.lastRun.id} ${s.lastRun.kind}, ${s.lastRun.status}, started ${s.lastRun.startedAt}${c ? `: sent ${c.sent}, failed ${c.failed}, retried ${c.retried}, skipped ${c.skipped}` : ''}` : 'none yet'}`,
     `In progress:   ${s.runInProgress ? `yes (process ${s.runInProgress.pid} on ${s.runInProgress.host}, since ${s.runInProgress.since})` : 'no'}`,
   ];
-  if (s.needsResume) lines.push(`Needs resume:  run #${s.needsResume.runId} is ${s.needsResume.status}; continue it with: feuilleton send --resume`);
+  if (s.needsResume?.needsOperator) lines.push(`Needs you:     run #${s.needsResume.runId} is paused: ${s.needsResume.reason ?? ''}`);
+  else if (s.needsResume) lines.push(`Needs resume:  run #${s.needsResume.runId} is ${s.needsResume.status}; continue it with: feuilleton send --resume`);
   lines.push(
     `Schedule:      ${s.schedule.enabled ? `"${s.schedule.cron}" (${s.schedule.timezone}); next run ${s.nextScheduledRun ?? 'none: the story is complete'}` : 'disabled'}`,
     `Mail:          ${s.mail}`,

@@ -23,6 +23,7 @@ export class FeedbackStore {
   private readonly insertStmt;
   private readonly bounceStmt;
   private readonly complaintStmt;
+  private readonly countStmt;
 
   constructor(private readonly db: DB) {
     this.deliveryStmt = db.prepare('SELECT id, subscriber_id AS subscriberId FROM deliveries WHERE message_id = ? ORDER BY id LIMIT 1');
@@ -39,6 +40,14 @@ export class FeedbackStore {
          unsubscribed_at = CASE WHEN status = 'unsubscribed' THEN coalesce(unsubscribed_at, @at) ELSE @at END
        WHERE id = @id AND (status != 'unsubscribed' OR status_reason IS NOT 'complaint')`,
     );
+    this.countStmt = db.prepare('SELECT type, count(*) AS n FROM feedback GROUP BY type');
+  }
+
+  /** Reports received, by type (for status). */
+  countByType(): Record<FeedbackType, number> {
+    const out: Record<FeedbackType, number> = { bounce: 0, 'soft-bounce': 0, complaint: 0 };
+    for (const r of this.countStmt.all() as Array<{ type: FeedbackType; n: number }>) out[r.type] = r.n;
+    return out;
   }
 
   atomically<T>(fn: () => T): T {

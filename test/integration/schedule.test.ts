@@ -442,7 +442,8 @@ describe('feuilleton status', () => {
     assert.equal(status.lastRun?.status, 'paused');
     assert.deepEqual([status.lastRun?.counts.sent, status.lastRun?.counts.failed], [2, 1]);
     assert.equal(status.runInProgress, null);
-    assert.deepEqual(status.needsResume, { runId: status.lastRun?.id, status: 'paused' });
+    assert.deepEqual(status.needsResume, { runId: status.lastRun?.id, status: 'paused', reason: status.lastRun?.reason, needsOperator: false });
+    assert.match(status.needsResume?.reason ?? '', /^mail server unavailable after 1 attempts \(451 4\.3\.0 try again later\)/);
 
     // Next run: the first Monday or Thursday 07:00 in Paris from now.
     const next = new Date(status.nextScheduledRun!);

@@ -11,6 +11,7 @@ import type { ParsedMail } from 'mailparser';
 import type { App } from '../../src/app.ts';
 import { startServing } from '../../src/commands/serve.ts';
 import { sendCommand, type SendCliOptions } from '../../src/commands/send.ts';
+import { statusReport } from '../../src/commands/status.ts';
 import { sendConcurrency, sendNext, sendRun, type SendContext } from '../../src/deliver/send.ts';
 import { HeaderInjectionError } from '../../src/deliver/transport.ts';
 import { UserError } from '../../src/errors.ts';
@@ -601,6 +602,7 @@ describe('a misconfigured relay never destroys a list (promise 9)', () => {
     const run = env.app.store.runs.unfinished()!;
     assert.deepEqual([run.status, run.needsOperator], ['paused', true]);
     assert.match(run.reason ?? '', /by policy/, 'the reason is kept for "status"');
+    assert.match(statusReport(env.app), /^Needs you: {5}run #1 is paused: the relay refused a message by policy \(554 5\.7\.1/m);
 
     env.sink.dataRule = undefined;
     const resumed = await env.command({ resume: true });
