@@ -80,17 +80,18 @@ export class SubscriberStore {
 
   constructor(private readonly db: DB) {
     this.advanceStmt = db.prepare('UPDATE subscribers SET position = max(position, ?) WHERE id = ?');
-    // A request is as old as its consent: a former reader asking again keeps an old created_at.
-    const stale = `status = 'pending' AND coalesce(consent_at, created_at) < @before`;
-    // Never confirmed: nothing but a stranger's request; their tokens and notices go with them (CASCADE).
+    // A request is as old as its consent (a former reader asking again keeps an old
+    // created_at), and is never dropped while a confirmation link sent for it still works.
+    const stale = `status = 'pending' AND coalesce(consent_at, created_at) < @before
+      AND NOT EXISTS (SELECT 1 FROM tokens WHERE subscriber_id = subscribers.id AND used_at IS NULL AND expires_at > @now)`;
+    // Never confirmed: nothing but a stranger's request; tokens and notices go with it (CASCADE).
     const deleteUnconfirmed = db.prepare(`DELETE FROM subscribers WHERE ${stale} AND confirmed_at IS NULL`);
-    // A former reader who asked to come back and never confirmed stays a former reader: history kept, link dead.
-    const dropComebackTokens = db.prepare(`DELETE FROM tokens WHERE subscriber_id IN (SELECT id FROM subscribers WHERE ${stale} AND confirmed_at IS NOT NULL)`);
+    // A former reader who asked to come back and never confirmed stays a former reader, history kept.
     const lapseComebacks = db.prepare(`UPDATE subscribers SET status = 'unsubscribed', unsubscribed_at = @now WHERE ${stale} AND confirmed_at IS NOT NULL`);
-    this.purgeStalePendingTx = db.transaction((before: string, now: string) => {
-      dropComebackTokens.run({ before });
-      return { pending: deleteUnconfirmed.run({ before }).changes, lapsed: lapseComebacks.run({ before, now }).changes };
-    });
+    this.purgeStalePendingTx = db.transaction((before: string, now: string) => ({
+      pending: deleteUnconfirmed.run({ before, now }).changes,
+      lapsed: lapseComebacks.run({ before, now }).changes,
+    }));
   }
 
   get(id: number): Subscriber | undefined {
@@ -186,8 +187,8 @@ export class SubscriberStore {
   }
 
   /**
-   * Requests to subscribe made before `before` and never confirmed: deleted, or for a former
-   * reader, back to unsubscribed. Returns how many of each.
+   * Requests to subscribe made before `before`, never confirmed, with no confirmation link
+   * still valid at `now`: deleted, or for a former reader, back to unsubscribed. Returns how many of each.
    */
   purgeStalePending(before: string, now: string): { pending: number; lapsed: number } {
     return this.purgeStalePendingTx(before, now);

@@ -86,11 +86,14 @@ describe('housekeeping: expired tokens and readers who never confirmed are purge
     const returning = subscribers.create({ email: 'returning@example.org', status: 'active', at: at(-400) });
     subscribers.unsubscribe(returning.id);
     subscribers.renewConsent(returning.id, '192.0.2.2');
-    const returningToken = tokens.issue(returning.id, 24 * 9); // outlives the request
+    const returningToken = tokens.issue(returning.id, 48);
+    // Asked 8 days ago and again today: the link mailed today must keep working.
+    const askedAgain = subscribers.create({ email: 'again@example.org', status: 'pending' });
+    const askedAgainToken = tokens.issue(askedAgain.id, 24 * 9);
 
     const lines: Array<Record<string, unknown>> = [];
     const housekeeping = new Housekeeping({ store: app.store, pendingDays: 7, log: capturingLogger(lines), clock: () => new Date(now + 8 * DAY) });
-    assert.deepEqual(housekeeping.run(), { tokens: 3, pending: 1, lapsed: 1 });
+    assert.deepEqual(housekeeping.run(), { tokens: 4, pending: 1, lapsed: 1 });
 
     assert.equal(subscribers.get(stale.id), undefined, 'never confirmed within 7 days: gone, with the consent record');
     assert.deepEqual(tokens.check(staleToken), { ok: false, reason: 'unknown' });
@@ -102,11 +105,13 @@ describe('housekeeping: expired tokens and readers who never confirmed are purge
     const back = subscribers.get(returning.id)!;
     assert.equal(back.status, 'unsubscribed');
     assert.ok(back.confirmedAt && back.unsubscribedAt);
-    assert.deepEqual(tokens.check(returningToken), { ok: false, reason: 'unknown' }, 'the lapsed request cannot be confirmed any more');
+    assert.deepEqual(tokens.check(returningToken), { ok: false, reason: 'unknown' });
+    assert.equal(subscribers.get(askedAgain.id)?.status, 'pending', 'a request whose link still works is kept');
+    assert.equal(tokens.check(askedAgainToken).ok, true);
 
     const logged = lines.find((l) => /purged/.test(String(l.msg)));
     assert.ok(logged, 'the purge is logged');
-    assert.match(String(logged.msg), /purged 3 expired token\(s\) and 1 unconfirmed reader\(s\); 1 unconfirmed comeback\(s\) set back to unsubscribed/);
+    assert.match(String(logged.msg), /purged 4 expired token\(s\) and 1 unconfirmed reader\(s\); 1 unconfirmed comeback\(s\) set back to unsubscribed/);
 
     assert.deepEqual(housekeeping.run(), { tokens: 0, pending: 0, lapsed: 0 }, 'a second pass finds nothing');
   });
