@@ -240,7 +240,7 @@ describe('a database file that is empty, not SQLite, or damaged is refused at op
   }
 });
 
-/** `feuilleton ARGS` with the size of any file it writes limited (ulimit -f, in 512-byte blocks). */
+/** `feuilleton ARGS` with the size of any file it writes limited (`ulimit -f`): past it the kernel refuses writes, as on a full disk. */
 function runCliWithFileLimit(blocks: number, args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
   const child = spawn('sh', ['-c', `ulimit -f ${blocks}; exec "$0" "$@"`, process.execPath, '--import', 'tsx', CLI, ...args], { env: { ...cleanEnv(), ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
