@@ -24,6 +24,22 @@ export function ratingNotice(info: StoryInfo): string | null {
   return info.rating ? `Rated ${info.rating} — for adult readers` : 'For adult readers';
 }
 
+/**
+ * The blocks a reader is shown for an installment. A scene-break marker at either edge
+ * separates nothing from nothing there, and an opening chapter heading is the installment's
+ * own title, which every rendering already shows above the text. The stored blocks (and
+ * their hash) keep all of them.
+ */
+export function readingBlocks(inst: { title: string; blocks: Block[] }): Block[] {
+  let start = 0;
+  let end = inst.blocks.length;
+  while (start < end && inst.blocks[start]!.kind === 'scene-break') start++;
+  while (end > start && inst.blocks[end - 1]!.kind === 'scene-break') end--;
+  const opening = inst.blocks[start];
+  if (opening?.kind === 'heading' && opening.title === inst.title) start++;
+  return inst.blocks.slice(start, end);
+}
+
 /** Block-level HTML; `Block.html` is already escaped inline HTML, so nothing is escaped here. */
 export function installmentHtml(blocks: Block[]): string {
   return blocks

@@ -2,7 +2,14 @@
 // source resolved once: config overrides the story header, the file name is the last resort.
 import path from 'node:path';
 import type { Config } from '../config.ts';
+import { headerFieldKind } from './parse.ts';
 import type { ParsedStory } from './types.ts';
+
+/** One header field as readers see it, under the author's own key ("Pairing", "Rated", "Timeline/ Spoilers"). */
+export interface StoryDetail {
+  key: string;
+  value: string;
+}
 
 export interface StoryInfo {
   title: string;
@@ -13,7 +20,28 @@ export interface StoryInfo {
   adult: boolean;
   categories: string[];
   warnings: string | undefined;
+  /** The header's fields for readers: rating and warnings first (what readers decide on, as AO3 shows them), then the rest in the author's order. */
+  details: StoryDetail[];
+  /** Free header lines such as "A short story, complete." */
+  notes: string[];
   language: string;
+}
+
+// Shown elsewhere already: as the page title, the byline and the summary.
+const NOT_DETAILS = new Set(['title', 'author', 'summary']);
+const FIRST = ['rating', 'warnings'];
+
+function details(meta: ParsedStory['meta'], configRating: string | undefined): StoryDetail[] {
+  const kind = (d: StoryDetail) => headerFieldKind(d.key) ?? 'extra';
+  // The config's rating overrides the header's, under the config's own name for it.
+  const fields = meta.fields.filter((d) => !NOT_DETAILS.has(kind(d)) && !(configRating !== undefined && kind(d) === 'rating'));
+  if (configRating !== undefined) fields.unshift({ key: 'Rating', value: configRating });
+  const rank = (d: StoryDetail) => {
+    const i = FIRST.indexOf(kind(d));
+    return i < 0 ? FIRST.length : i;
+  };
+  // Array.prototype.sort is stable: the rest keeps the author's order.
+  return fields.sort((a, b) => rank(a) - rank(b));
 }
 
 // Ratings that mean "adults only" across the usual schemes (MPAA, fan-fiction archives, AO3).
@@ -46,6 +74,8 @@ export function storyInfo(config: Config, story: ParsedStory): StoryInfo {
       .map((c) => c.trim())
       .filter(Boolean),
     warnings: meta.warnings,
+    details: details(meta, config.story.rating),
+    notes: meta.notes,
     language: config.story.language,
   };
 }

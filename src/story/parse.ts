@@ -148,6 +148,9 @@ const KNOWN_KEYS: Record<string, keyof StoryMeta | 'extra'> = {
 
 const normalizeKey = (key: string): string => key.toLowerCase().replace(/\s*\/\s*/g, '/').replace(/\s+/g, ' ').trim();
 
+/** What a header key stands for (`Rated` → rating, `Timeline/ Spoilers` → extra), undefined for a key we do not know. */
+export const headerFieldKind = (key: string): keyof StoryMeta | 'extra' | undefined => KNOWN_KEYS[normalizeKey(key)];
+
 // `Key : value` with a short key of at most four words (`Timeline/ Spoilers`, `Word count`).
 const KEY_LINE = /^\s*([\p{L}][\p{L}\p{N}'’&]*(?:\s*[ /]\s*[\p{L}\p{N}'’&]+){0,3})\s*:\s*(.*?)\s*$/u;
 const BY_LINE = /^\s*(?:written\s+)?by\s+(\S.{0,80}?)\s*$/i;
@@ -185,7 +188,7 @@ function headerChunk(chunk: Chunk): Exclude<HeaderLine, null>[] | null {
 }
 
 function emptyMeta(): StoryMeta {
-  return { extra: {}, notes: [] };
+  return { extra: {}, notes: [], fields: [] };
 }
 
 function applyHeader(meta: StoryMeta, ls: Exclude<HeaderLine, null>[]): void {
@@ -197,7 +200,9 @@ function applyHeader(meta: StoryMeta, ls: Exclude<HeaderLine, null>[]): void {
 }
 
 function setMeta(meta: StoryMeta, key: string, value: string): void {
-  const field = KNOWN_KEYS[normalizeKey(key)];
+  const normalized = normalizeKey(key);
+  if (value !== '' && !meta.fields.some((f) => normalizeKey(f.key) === normalized)) meta.fields.push({ key, value });
+  const field = KNOWN_KEYS[normalized];
   if (field && field !== 'extra' && field !== 'notes') {
     if (meta[field] === undefined && value !== '') (meta as unknown as Record<string, string>)[field] = value;
   } else if (!(key in meta.extra)) meta.extra[key] = value;
@@ -243,6 +248,9 @@ function takeFrontMatter(source: string, file: string, meta: StoryMeta): number 
       throw new StoryError(file, 'front matter must be "key: value" lines (a YAML mapping)');
     for (const [key, value] of Object.entries(data as Record<string, unknown>)) {
       if (value === null || value === undefined) continue;
+      const values = Array.isArray(value) ? value : [value];
+      if (values.some((v) => typeof v === 'object' && v !== null))
+        throw new StoryError(file, `front matter key "${key}" has a nested value; write it as one line of text (or a list of words), such as ${key}: value`);
       const text = Array.isArray(value) ? value.map(String).join(', ') : String(value);
       setMeta(meta, key, text);
     }
@@ -254,11 +262,50 @@ function takeFrontMatter(source: string, file: string, meta: StoryMeta): number 
 
 const HEADING = /^\s{0,3}(#{1,6})[ \t]+(.+?)(?:[ \t]+#+)?[ \t]*$/;
 
-function paragraph(text: string, format: Format): Block {
-  return { kind: 'paragraph', text, html: format === 'markdown' ? markdown.renderInline(text) : markdown.utils.escapeHtml(text) };
+// --- line breaks inside a plain-text paragraph -----------------------------------------------
+
+const firstWord = (line: string): string => /^\s*(\S*)/.exec(line)![1]!;
+
+/**
+ * The margin a hard-wrapped file was filled to, or null when its line breaks are the
+ * author's own. In a file wrapped at width W a line ends only where the next word would not
+ * fit; when nearly every break inside a paragraph is such a break, the file is wrapped.
+ */
+function wrapWidth(paragraphs: string[]): number | null {
+  const breaks: Array<[string, string]> = [];
+  let width = 0;
+  for (const p of paragraphs) {
+    const ls = lines(p).map((l) => l.trimEnd());
+    for (const l of ls) width = Math.max(width, l.length);
+    for (let i = 0; i + 1 < ls.length; i++) breaks.push([ls[i]!, ls[i + 1]!]);
+  }
+  if (breaks.length < 3 || width > 120) return null;
+  const wraps = breaks.filter(([line, next]) => line.length + 1 + firstWord(next).length > width).length;
+  return wraps >= breaks.length * 0.8 ? width : null;
 }
 
-function blocksOf(chunk: Chunk, format: Format): Block[] {
+/**
+ * A .txt paragraph as inline HTML: a line break the author typed (a letter, verse) is a
+ * `<br>`; one that only marks the margin of a hard-wrapped file reads as a space.
+ */
+function textHtml(text: string, width: number | null): string {
+  const ls = lines(text);
+  return ls
+    .map((line, i) => {
+      const escaped = markdown.utils.escapeHtml(line);
+      const next = ls[i + 1];
+      if (next === undefined) return escaped;
+      const wrapped = width !== null && line.trimEnd().length + 1 + firstWord(next).length > width;
+      return `${escaped}${wrapped ? '\n' : '<br>\n'}`;
+    })
+    .join('');
+}
+
+function paragraph(text: string, format: Format, width: number | null): Block {
+  return { kind: 'paragraph', text, html: format === 'markdown' ? markdown.renderInline(text) : textHtml(text, width) };
+}
+
+function blocksOf(chunk: Chunk, format: Format, width: number | null = null): Block[] {
   if (isSceneBreak(chunk.text)) return [{ kind: 'scene-break', text: chunk.text }];
   if (format === 'markdown') {
     // A heading line may sit directly on top of its first paragraph with no blank line.
@@ -270,7 +317,7 @@ function blocksOf(chunk: Chunk, format: Format): Block[] {
       return rest.trim() === '' ? [heading] : [heading, ...blocksOf({ text: rest, start: chunk.start + m[1]!.length + (m[2]?.length ?? 0) }, format)];
     }
   }
-  return [paragraph(chunk.text, format)];
+  return [paragraph(chunk.text, format, width)];
 }
 
 export function parseStoryText(text: string, file: string, format: Format = formatFor(file)): ParsedStory {
@@ -281,7 +328,9 @@ export function parseStoryText(text: string, file: string, format: Format = form
   const bodyStart = format === 'markdown' ? takeFrontMatter(source, file, meta) : 0;
   const chunks = chunksOf(source, bodyStart);
   const headerChunks = takeHeader(chunks, meta);
-  const blocks = chunks.slice(headerChunks).flatMap((c) => blocksOf(c, format));
+  const body = chunks.slice(headerChunks);
+  const width = format === 'text' ? wrapWidth(body.filter((c) => !isSceneBreak(c.text)).map((c) => c.text)) : null;
+  const blocks = body.flatMap((c) => blocksOf(c, format, width));
   if (!blocks.some((b) => b.kind === 'paragraph'))
     throw new StoryError(file, 'has a header but no story text after it; add the story below the header, separated by a blank line');
   return { file: path.resolve(file), format, meta, blocks };

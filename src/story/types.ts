@@ -22,6 +22,8 @@ export interface StoryMeta {
   extra: Record<string, string>;
   /** Header lines that are not `Key: value`, such as "A short story, complete." */
   notes: string[];
+  /** Every `Key: value` of the header or front matter, key as written, in the author's order (first of each key). */
+  fields: Array<{ key: string; value: string }>;
 }
 
 export interface ParsedStory {

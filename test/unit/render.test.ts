@@ -50,6 +50,8 @@ const baseInfo: StoryInfo = {
   adult: true,
   categories: [],
   warnings: undefined,
+  details: [],
+  notes: [],
   language: 'en',
 };
 
