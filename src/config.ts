@@ -115,7 +115,10 @@ const schema = z.strictObject({
           privateKeyFile: z.string().min(1),
         })
         .optional(),
-      unsubscribeMailto: z.email().optional(),
+      /** Gone: it advertised a mailto: unsubscribe that nothing read. */
+      unsubscribeMailto: z.never({ error: 'is no longer supported: feuilleton reads no mailbox, so a mailto: unsubscribe would do nothing; readers unsubscribe with the one-click link; remove the setting' }).optional(),
+      /** Adds Gmail's Feedback-ID header (kind:story:feuilleton) for its complaint reports in Postmaster Tools. */
+      feedbackId: z.boolean().default(false),
       postalAddress: z.string().default(''),
       listId: noLineBreaks.optional(),
       /** In production the outbox (no smtpUrl) is refused unless this names the choice. */
@@ -123,7 +126,7 @@ const schema = z.strictObject({
       /** The relay signs with DKIM itself (SES Easy DKIM, Postmark): `check` then does not ask for mail.dkim. */
       relaySignsDkim: z.boolean().default(false),
     })
-    .default({ from: 'Feuilleton <serial@localhost>', maxConnections: 5, postalAddress: '', outboxInProduction: false, relaySignsDkim: false }),
+    .default({ from: 'Feuilleton <serial@localhost>', maxConnections: 5, postalAddress: '', outboxInProduction: false, relaySignsDkim: false, feedbackId: false }),
   /**
    * Going live: the outbox is refused, `check` problems are errors. Unset, it is on when
    * NODE_ENV=production or baseUrl is not a loopback address.

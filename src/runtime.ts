@@ -46,7 +46,7 @@ export function createRuntime(app: App, log: Logger): Runtime {
     transport,
     links,
     ids,
-    address: (filled, to, unsubscribeUrl, id) => listMail(app, filled, to, unsubscribeUrl, id),
+    address: (filled, to, unsubscribeUrl, id, kind) => listMail(app, filled, to, unsubscribeUrl, id, kind),
     config: app.config,
     log,
   });

@@ -29,7 +29,7 @@ export interface NoticeSenderDeps {
   links: Pick<Links, 'unsubscribe' | 'privateFeed'>;
   ids: Pick<MessageIds, 'notice'>;
   /** Addresses a filled email to one reader with the list's headers. */
-  address(filled: FilledEmail, to: string, unsubscribeUrl: string, messageId: string): OutgoingMail;
+  address(filled: FilledEmail, to: string, unsubscribeUrl: string, messageId: string, kind: NoticeKind): OutgoingMail;
   config: { delivery: Pick<Config['delivery'], 'backoffBaseMs' | 'backoffMaxMs'>; subscribe: Pick<Config['subscribe'], 'tokenTtlHours'>; mail: Pick<Config['mail'], 'maxConnections'> };
   log: { info(obj: object, msg: string): void; warn(obj: object, msg: string): void };
   clock?: () => Date;
@@ -160,7 +160,7 @@ export class NoticeSender {
     const prepared: PreparedEmail = await (n.kind === 'confirm' ? renderer.confirm() : n.kind === 'welcome' ? renderer.welcome() : renderer.theEnd());
     const unsubscribeUrl = links.unsubscribe(sub);
     const filled = prepared.fill({ unsubscribeUrl, feedUrl: links.privateFeed(sub), confirmUrl: n.confirmUrl ?? '' });
-    return this.deps.address(filled, sub.email, unsubscribeUrl, n.messageId);
+    return this.deps.address(filled, sub.email, unsubscribeUrl, n.messageId, n.kind);
   }
 
   /**
