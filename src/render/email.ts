@@ -56,16 +56,34 @@ const sceneBreak: FormatCallback = (_elem, _walk, builder) => {
   builder.closeBlock({ trailingLineBreaks: 2 });
 };
 
+type Node = Parameters<FormatCallback>[0];
+const textOf = (node: Node): string => (node.type === 'text' ? String(node.data ?? '') : (node.children ?? []).map(textOf).join(''));
+
+/** A link's words, then its address on a line of its own (once, if the words are the address): whole, easy to tap or copy. */
+const linkOnItsOwnLine: FormatCallback = (elem, walk, builder) => {
+  walk(elem.children, builder);
+  const href = String(elem.attribs?.href ?? '').trim();
+  if (!href || textOf(elem).trim() === href) return;
+  builder.addLineBreak();
+  builder.addInline(href, { noWordTransform: true });
+  builder.addLineBreak();
+};
+
+/** A separator between links (" · ") is a new line in text, where each link has a line of its own. */
+const separator: FormatCallback = (_elem, _walk, builder) => builder.addLineBreak();
+
 // No wrapping: hard-wrapped prose reads badly on phones, every client soft-wraps, and
-// quoted-printable keeps long lines legal on the wire. MJML puts the hidden preheader
-// before its role="article" wrapper, so starting there keeps it out of the text part.
+// quoted-printable keeps long lines legal on the wire. The text part starts at MJML's
+// role="article" wrapper and leaves out the hidden preheader (the inbox preview).
 const htmlToText = compile({
   wordwrap: false,
   baseElements: { selectors: ['div[role=article]'] },
-  formatters: { sceneBreak },
+  formatters: { sceneBreak, linkOnItsOwnLine, separator },
   selectors: [
     { selector: 'img', format: 'skip' },
-    { selector: 'a', options: { hideLinkHrefIfSameAsText: true } },
+    { selector: 'div.preheader', format: 'skip' },
+    { selector: 'a', format: 'linkOnItsOwnLine' },
+    { selector: 'span.sep', format: 'separator' },
     { selector: 'h1', options: { uppercase: false, leadingLineBreaks: 2 } },
     { selector: 'h2', options: { uppercase: false, leadingLineBreaks: 2 } },
     { selector: 'p.scene-break', format: 'sceneBreak' },

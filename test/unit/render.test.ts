@@ -68,7 +68,7 @@ function renderer(opts: { mode?: Config['mode']; info?: Partial<StoryInfo>; post
   });
 }
 
-const VALUES = { unsubscribeUrl: 'https://u.example/unsub?t=1', feedUrl: 'https://u.example/feed', nextUrl: 'https://u.example/next?t=2' };
+const VALUES = { unsubscribeUrl: 'https://u.example/unsub?t=1', feedUrl: 'https://u.example/feed', nextUrl: 'https://u.example/next?t=2', readToken: 'reader.token' };
 const visibleText = (html: string) => normalizeForCompare(convert(html, { wordwrap: false }));
 
 describe('fragment', () => {
@@ -114,7 +114,7 @@ describe('EmailRenderer.installment', () => {
     const filled = email.fill({ ...VALUES, unsubscribeUrl: url });
     assert.ok(filled.html.includes('href="https://u.example/unsub?a=1&amp;b=&quot;&lt;x&gt;&quot;"'));
     assert.ok(!filled.html.includes(url));
-    assert.ok(filled.text.includes(`Unsubscribe [${url}]`));
+    assert.ok(filled.text.includes(`Unsubscribe\n${url}\n`));
     assert.throws(() => email.fill({ ...VALUES, feedUrl: 'https://x\r\nBcc: a@b.c' }), /line break/);
     assert.throws(() => email.fill({ ...VALUES, feedUrl: 'https://x\n' }), /line break/);
     assert.throws(() => email.fill({ unsubscribeUrl: VALUES.unsubscribeUrl }), /"feedUrl" is missing/);
@@ -145,8 +145,8 @@ describe('EmailRenderer.installment', () => {
     assert.equal(subject, 'The Lamplighter’s Ledger — Part 3');
     assert.match(html, /<html lang="en"/);
     assert.ok(text.includes('About 5 minutes'));
-    assert.ok(text.includes('Read online [https://serial.example.org/installments/3]'));
-    assert.ok(text.includes('Your private feed [https://u.example/feed]'));
+    assert.ok(text.includes('Read online\nhttps://serial.example.org/installments/3\n'));
+    assert.ok(text.includes('Your private feed\nhttps://u.example/feed\n'));
   });
 
   it('shows the rating notice only for adult stories', async () => {
@@ -163,7 +163,7 @@ describe('EmailRenderer.installment', () => {
     assert.ok(paced.placeholders.includes('nextUrl'));
     const p = paced.fill(VALUES);
     assert.ok(p.html.includes(`href="${VALUES.nextUrl}"`));
-    assert.ok(p.text.includes(`Send me the next one now [${VALUES.nextUrl}]`));
+    assert.ok(p.text.includes(`\nSend me the next one now\n${VALUES.nextUrl}\n`));
     assert.doesNotMatch(p.text, /Next installment:/);
 
     const broadcast = await renderer().installment(inst(), { nextDate });
@@ -182,14 +182,40 @@ describe('EmailRenderer.installment', () => {
     assert.ok(!without.text.includes('Feuilleton Press'));
   });
 
-  it('has a hidden preheader with the first line, kept out of the text part', async () => {
-    const { html, text } = (await renderer().installment(inst(), {})).fill(VALUES);
-    const hidden = /<div style="display:none[^"]*">([^<]*)<\/div>/.exec(html);
+  it('has an inbox preview: "Part N of M" and the first words, hidden without a white-on-white colour, padded, kept out of the text part', async () => {
+    const r = new EmailRenderer({ templatesDir: path.join(PACKAGE_ROOT, 'templates'), info: baseInfo, config: { ...defaults, mail: { ...defaults.mail, postalAddress: POSTAL } }, links: new Links('https://serial.example.org', 'k'.repeat(32)), progress: () => ({ total: 12, published: 2 }) });
+    const { html, text } = (await r.installment(inst(), {})).fill(VALUES);
+    const hidden = /<div class="preheader" style="([^"]*)">([^<]*)<\/div>/.exec(html);
     assert.ok(hidden, 'preheader div');
-    assert.ok(hidden[1]!.startsWith('The lamps of Harrow Street were lit at dusk'));
-    assert.ok(hidden[1]!.length <= 101);
-    assert.ok(hidden[1]!.endsWith('…'));
+    const [, style, content] = hidden;
+    assert.match(style!, /display:none/);
+    assert.doesNotMatch(style!, /color/, 'no colour of its own: white on white scores as spam (HTML_FONT_LOW_CONTRAST)');
+    assert.doesNotMatch(html, /<div[^>]*display:none[^>]*color:#fff/i, 'no other white hidden text either');
+    const words = content!.replace(/(&#847;|&zwnj;|&nbsp;)+$/, '');
+    assert.ok(words.startsWith('Part 3 of 12 · The lamps of Harrow Street were lit at dusk'), words);
+    assert.ok(words.endsWith('…') && words.length <= 120, words);
+    assert.ok(content!.slice(words.length).length >= 80 * '&#847;&zwnj;&nbsp;'.length, 'padded so the preview stops after it');
     assert.equal(text.split('The lamps of Harrow Street').length, 2, 'first line appears once in text');
+    assert.doesNotMatch(text, /Part 3 of 12 · The lamps|[\u034f\u200c]/, 'the preview and its padding stay out of the text part');
+  });
+
+  it('has a dark mode: color-scheme meta tags and prefers-color-scheme styles', async () => {
+    const { html } = (await renderer().installment(inst(), {})).fill(VALUES);
+    assert.match(html, /<meta name="color-scheme" content="light dark">/);
+    assert.match(html, /<meta name="supported-color-schemes" content="light dark">/);
+    assert.match(html, /@media \(prefers-color-scheme: dark\)/);
+  });
+
+  it('keeps paragraphs, the lines of verse and each link on a line of its own in the text part', async () => {
+    const verse: Block = { kind: 'paragraph', text: 'The lamp is lit,\nthe tide is out,\nand nobody is there.', html: 'The lamp is lit,<br>\nthe tide is out,<br>\nand nobody is there.' };
+    const link: Block = { kind: 'paragraph', text: 'See https://example.org/map', html: 'See <a href="https://example.org/map">https://example.org/map</a>' };
+    const { text } = (await renderer({ mode: 'paced' }).installment(inst({ blocks: [...blocks, verse, link] }), {})).fill({ ...VALUES, readToken: 'r' });
+    assert.equal(text.split('https://example.org/map').length, 2, 'a link whose words are its address is written once');
+    assert.ok(text.includes('\n\nThe lamp is lit,\nthe tide is out,\nand nobody is there.\n'), text);
+    assert.ok(text.includes(`\n\n${paragraphs[0]}\n\n`), 'paragraphs apart, by a blank line');
+    for (const url of [VALUES.nextUrl, VALUES.unsubscribeUrl, VALUES.feedUrl]) assert.ok(text.split('\n').includes(url), `${url} on a line of its own`);
+    for (const line of text.split('\n').filter((l) => l.includes('://') && !l.startsWith('See '))) assert.match(line, /^https?:\/\/\S+$/, 'every address alone on its line');
+    assert.doesNotMatch(text, /^ ?· /m, 'no line starts with a separator');
   });
 });
 
@@ -202,7 +228,7 @@ describe('EmailRenderer notices', () => {
     const { subject, html, text } = email.fill({ confirmUrl: 'https://c.example/confirm?token=a&b' });
     assert.equal(subject, 'Confirm your subscription to The Lamplighter’s Ledger');
     assert.ok(html.includes('href="https://c.example/confirm?token=a&amp;b"'));
-    assert.ok(text.includes('Confirm my subscription [https://c.example/confirm?token=a&b]'));
+    assert.ok(text.includes('Confirm my subscription\nhttps://c.example/confirm?token=a&b\n'));
     assert.ok(text.includes('expires in 48 hours'));
     assert.ok(text.includes('ignore this email'));
   });
@@ -210,11 +236,11 @@ describe('EmailRenderer notices', () => {
   it('welcome: explains what happens next in each mode', async () => {
     const values = { unsubscribeUrl: VALUES.unsubscribeUrl, feedUrl: VALUES.feedUrl };
     const broadcast = (await renderer().welcome()).fill(values);
-    assert.ok(broadcast.text.includes('[https://serial.example.org/]'));
+    assert.ok(broadcast.text.includes('\nhttps://serial.example.org/\n'));
     assert.match(broadcast.text, /regular schedule/);
     const paced = (await renderer({ mode: 'paced' }).welcome()).fill(values);
     assert.match(paced.text, /Installment 1 arrives/);
-    assert.ok(paced.text.includes(`Unsubscribe [${VALUES.unsubscribeUrl}]`));
+    assert.ok(paced.text.includes(`Unsubscribe\n${VALUES.unsubscribeUrl}`));
   });
 
   it('the end: thanks the reader and keeps the unsubscribe link', async () => {
