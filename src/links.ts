@@ -5,7 +5,7 @@
 // subscriber never works for a later one who happens to get the same row id.
 import { createHmac, timingSafeEqual } from 'node:crypto';
 
-export type LinkPurpose = 'unsubscribe' | 'next';
+export type LinkPurpose = 'unsubscribe' | 'next' | 'read';
 
 export interface LinkSubject {
   id: number;
@@ -13,6 +13,15 @@ export interface LinkSubject {
 }
 
 const MAC_BYTES = 16;
+
+const READER_VALUES: Record<string, (links: Links, sub: LinkSubject) => string> = {
+  unsubscribeUrl: (l, s) => l.unsubscribe(s),
+  feedUrl: (l, s) => l.privateFeed(s),
+  nextUrl: (l, s) => l.next(s),
+  readToken: (l, s) => l.readerToken(s),
+};
+
+const readerQuery = (token: string | undefined): string => (token ? `?reader=${encodeURIComponent(token)}` : '');
 
 export class Links {
   private readonly base: string;
@@ -32,8 +41,39 @@ export class Links {
     return this.url('/');
   }
 
-  installment(number: number): string {
-    return this.url(`/installments/${number}`);
+  installment(number: number, readerToken?: string): string {
+    return this.url(`/installments/${number}${readerQuery(readerToken)}`);
+  }
+
+  /** The whole story on one page; `readerToken` (see readerToken) opens it for a reader who has it all before it is public. */
+  wholeStory(readerToken?: string): string {
+    return this.url(`/story${readerQuery(readerToken)}`);
+  }
+
+  epub(readerToken?: string): string {
+    return this.url(`/story.epub${readerQuery(readerToken)}`);
+  }
+
+  /**
+   * Lets a reader read online what they were sent (paced mode runs ahead of the public
+   * calendar). It names the reader, not an installment: the server checks what they were sent.
+   */
+  readerToken(sub: LinkSubject): string {
+    return this.sign('read', sub);
+  }
+
+  /**
+   * The reader's own values an email asks for (its placeholders), each made only when
+   * asked for: signing is the costly part of a link. The one place they are made, for
+   * installments, notices, test sends and previews alike.
+   */
+  forReader(sub: LinkSubject, names: Iterable<string>): Record<string, string> {
+    const out: Record<string, string> = {};
+    for (const name of names) {
+      const make = READER_VALUES[name];
+      if (make) out[name] = make(this, sub);
+    }
+    return out;
   }
 
   feed(kind: 'rss' | 'atom' | 'json' = 'atom'): string {

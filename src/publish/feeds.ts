@@ -6,7 +6,8 @@
 // good, and the same in every format and in private feeds, letting readers de-duplicate.
 // It depends on baseUrl exactly as every link does: set baseUrl before the first publication.
 //
-// The rating is a category ("Rating: M") on the channel and every item; adult stories also
+// The header's labels are categories on the channel and every item: each Category value, then
+// "Rating: M", "Warnings: …", "Pairing: …" under the author's own keys; adult stories also
 // get the same notice paragraph the email and the web page show, at the top of the content,
 // because feed readers rarely display categories.
 import { createHash } from 'node:crypto';
@@ -14,10 +15,10 @@ import { Feed, type Author, type Category, type Item } from 'feed';
 import { compile } from 'html-to-text';
 import type { App } from '../app.ts';
 import { Links } from '../links.ts';
-import { escapeHtml, installmentHtml, ratingNotice } from '../render/fragment.ts';
+import { escapeHtml, installmentHtml, ratingNotice, readingBlocks } from '../render/fragment.ts';
 import type { StoredInstallment } from '../store/installments.ts';
 import type { Subscriber } from '../store/subscribers.ts';
-import type { StoryInfo } from '../story/info.ts';
+import { feedCategories, type StoryInfo } from '../story/info.ts';
 import type { Block } from '../story/types.ts';
 
 export type FeedFormat = 'rss' | 'atom' | 'json';
@@ -105,7 +106,6 @@ function storyContent(info: StoryInfo, blocks: Block[]): string {
   return notice ? `<p class="rating-notice"><strong>${escapeHtml(notice)}</strong></p>\n${html}` : html;
 }
 
-const categoriesOf = (info: StoryInfo): string[] => [...info.categories, ...(info.rating ? [`Rating: ${info.rating}`] : [])];
 
 // RSS 2.0 says nothing on whether a title is text or HTML, and readers split three ways:
 // newsboat shows it as text, browser-based readers as HTML, feedparser and SimplePie guess
@@ -153,8 +153,8 @@ function item(format: FeedFormat, entry: FeedEntry, ctx: FeedContext, author: Au
     date,
     published: date,
     description: text.summary(summarize(inst.blocks)),
-    content: text.content(storyContent(ctx.info, inst.blocks)),
-    category: categoriesOf(ctx.info).map((c): Category => (format === 'atom' ? { term: text.category(c) } : { name: text.category(c) })),
+    content: text.content(storyContent(ctx.info, readingBlocks(inst))),
+    category: feedCategories(ctx.info).map((c): Category => (format === 'atom' ? { term: text.category(c) } : { name: text.category(c) })),
     // RSS <author> must be an email address; a name goes in dc:creator (feed@6 declares dc).
     ...(format === 'rss' ? { extensions: [{ name: 'dc:creator', objects: { _text: author.name } }] } : { author: [author] }),
   };
@@ -191,7 +191,7 @@ function buildFeed(format: FeedFormat, entries: FeedEntry[], ctx: FeedContext, i
     feedLinks: Object.fromEntries(Object.entries(identity.self).map(([format, url]) => [format, absolute(url)])),
     author,
   });
-  for (const c of categoriesOf(info)) feed.addCategory(text.category(c));
+  for (const c of feedCategories(info)) feed.addCategory(text.category(c));
   for (const e of entries) feed.addItem(item(format, e, ctx, author));
   switch (format) {
     case 'rss':

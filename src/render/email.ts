@@ -14,10 +14,10 @@ import type { Links } from '../links.ts';
 import type { StoredInstallment } from '../store/installments.ts';
 import type { StoryInfo } from '../story/info.ts';
 import type { Block } from '../story/types.ts';
-import { escapeHtml, installmentHtml, ratingNotice, SCENE_BREAK_LINE } from './fragment.ts';
+import { escapeHtml, installmentHtml, ratingNotice, readingBlocks, SCENE_BREAK_LINE } from './fragment.ts';
 import { compileMjml, MjmlError } from './mjml.ts';
 
-export type PlaceholderName = 'unsubscribeUrl' | 'nextUrl' | 'feedUrl' | 'confirmUrl';
+export type PlaceholderName = 'unsubscribeUrl' | 'nextUrl' | 'feedUrl' | 'confirmUrl' | 'readToken';
 
 export type TextEncoding = 'quoted-printable' | 'base64';
 
@@ -153,8 +153,12 @@ export class EmailRenderer {
   private readonly cache = new Map<string, { version: string; email: Promise<PreparedEmail> }>();
   private compilations = 0;
 
-  constructor(opts: { templatesDir: string; info: StoryInfo; config: Config; links: Links }) {
+  /** How far the story is: "Part N of M", the end of the story, and what a late subscriber is told. */
+  private readonly progress: (() => { total: number; published: number }) | undefined;
+
+  constructor(opts: { templatesDir: string; info: StoryInfo; config: Config; links: Links; progress?: () => { total: number; published: number } }) {
     this.templatesDir = opts.templatesDir;
+    this.progress = opts.progress;
     this.eta = new Eta({ views: opts.templatesDir, defaultExtension: '.mjml', cache: true, autoEscape: true });
     this.info = opts.info;
     this.config = opts.config;
@@ -175,41 +179,66 @@ export class EmailRenderer {
   installment(inst: StoredInstallment, ctx: { nextDate?: string | null }): Promise<PreparedEmail> {
     const paced = this.config.mode === 'paced';
     const nextDate = paced || !ctx.nextDate ? null : this.formatDate(ctx.nextDate);
-    return this.cached(`installment:${inst.number}`, `${inst.hash}|${nextDate ?? ''}`, () =>
-      this.prepare('installment', `${this.info.title} — ${inst.title}`, paced ? ['unsubscribeUrl', 'feedUrl', 'nextUrl'] : ['unsubscribeUrl', 'feedUrl'], {
+    const total = this.progress?.().total;
+    const last = total !== undefined && inst.number >= total;
+    const part = total === undefined ? `Part ${inst.number}` : `Part ${inst.number} of ${total}`;
+    // Paced readers run ahead of the public calendar: their links carry a token that opens what they were sent.
+    const placeholders: PlaceholderName[] = paced ? ['unsubscribeUrl', 'feedUrl', 'readToken', ...(last ? [] : ['nextUrl' as const])] : ['unsubscribeUrl', 'feedUrl'];
+    return this.cached(`installment:${inst.number}`, `${inst.hash}|${nextDate ?? ''}|${total ?? ''}`, () =>
+      this.prepare('installment', `${this.info.title} — ${inst.title}`, placeholders, {
         heading: inst.title,
-        preheader: preheader(inst.blocks),
+        part,
+        preheader: `${part} · ${preheader(inst.blocks)}`,
         ratingNotice: ratingNotice(this.info),
         readingTime: `About ${plural(Math.max(1, inst.minutes), 'minute')}`,
-        fragment: installmentHtml(inst.blocks),
-        readOnlineUrl: this.links.installment(inst.number),
+        fragment: installmentHtml(readingBlocks(inst)),
+        readOnlineUrl: (token?: string) => this.links.installment(inst.number, token),
+        previousUrl: inst.number > 1 ? (token?: string) => this.links.installment(inst.number - 1, token) : null,
+        ending: last ? this.ending() : null,
         nextDate,
       }),
     );
   }
 
+  /** Where the finished story can be had: every reader's last installment and "The End" offer it. */
+  private ending(): { wholeStoryUrl: (token?: string) => string; epubUrl: (token?: string) => string } {
+    return { wholeStoryUrl: (token) => this.links.wholeStory(token), epubUrl: (token) => this.links.epub(token) };
+  }
+
+  /** Broadcast with every installment published: a new subscriber has nothing more to wait for. */
+  private complete(): boolean {
+    const p = this.progress?.();
+    return this.config.mode === 'broadcast' && p !== undefined && p.total > 0 && p.published >= p.total;
+  }
+
   confirm(): Promise<PreparedEmail> {
-    return this.cached('confirm', '', () =>
+    const complete = this.complete();
+    return this.cached('confirm', String(complete), () =>
       this.prepare('confirm', `Confirm your subscription to ${this.info.title}`, ['confirmUrl'], {
-        preheader: `One click to start receiving ${this.info.title}.`,
+        preheader: complete ? `One click to confirm your subscription to ${this.info.title}.` : `One click to start receiving ${this.info.title}.`,
         expiresIn: plural(this.config.subscribe.tokenTtlHours, 'hour'),
+        complete,
       }),
     );
   }
 
   welcome(): Promise<PreparedEmail> {
-    return this.cached('welcome', '', () =>
+    const complete = this.complete();
+    return this.cached('welcome', String(complete), () =>
       this.prepare('welcome', `Welcome to ${this.info.title}`, ['unsubscribeUrl', 'feedUrl'], {
-        preheader: `You are subscribed to ${this.info.title}.`,
+        preheader: complete ? `${this.info.title} is complete: read it online or as an EPUB.` : `You are subscribed to ${this.info.title}.`,
         paced: this.config.mode === 'paced',
+        ending: complete ? this.ending() : null,
       }),
     );
   }
 
   theEnd(): Promise<PreparedEmail> {
+    const paced = this.config.mode === 'paced';
     return this.cached('the-end', '', () =>
-      this.prepare('the-end', `${this.info.title} — The End`, ['unsubscribeUrl'], {
+      this.prepare('the-end', `${this.info.title} — The End`, paced ? ['unsubscribeUrl', 'readToken'] : ['unsubscribeUrl'], {
         preheader: `You have read all of ${this.info.title}. Thank you.`,
+        ending: this.ending(),
       }),
     );
   }

@@ -2,7 +2,7 @@
 // source resolved once: config overrides the story header, the file name is the last resort.
 import path from 'node:path';
 import type { Config } from '../config.ts';
-import { headerFieldKind } from './parse.ts';
+import { headerFieldKind, normalizeKey } from './parse.ts';
 import type { ParsedStory } from './types.ts';
 
 /** One header field as readers see it, under the author's own key ("Pairing", "Rated", "Timeline/ Spoilers"). */
@@ -53,6 +53,22 @@ const titleFromFileName = (file: string): string => {
   const base = path.basename(file, path.extname(file)).replace(/[-_]+/g, ' ').trim();
   return base.charAt(0).toUpperCase() + base.slice(1);
 };
+
+// Header fields that are labels a reader filters on, rather than prose (notes, disclaimers).
+const LABEL_KINDS = new Set(['rating', 'warnings', 'pairing']);
+const LABEL_EXTRAS = new Set(['timeline/spoilers', 'spoilers', 'timeline', 'fandom', 'characters', 'status', 'series', 'language']);
+
+/**
+ * The story's categories as feeds carry them: each Category value alone, then the other
+ * label-like fields as "Key: value" under the author's key ("Rating: M", "Pairing: A/B").
+ */
+export function feedCategories(info: StoryInfo): string[] {
+  const labels = info.details.filter((d) => {
+    const kind = headerFieldKind(d.key);
+    return kind !== undefined && (LABEL_KINDS.has(kind) || (kind === 'extra' && LABEL_EXTRAS.has(normalizeKey(d.key))));
+  });
+  return [...info.categories, ...labels.map((d) => `${d.key}: ${d.value}`)];
+}
 
 export function storyInfo(config: Config, story: ParsedStory): StoryInfo {
   const { meta } = story;

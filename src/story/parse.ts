@@ -146,7 +146,8 @@ const KNOWN_KEYS: Record<string, keyof StoryMeta | 'extra'> = {
   archive: 'extra',
 };
 
-const normalizeKey = (key: string): string => key.toLowerCase().replace(/\s*\/\s*/g, '/').replace(/\s+/g, ' ').trim();
+/** A header key as compared: lower case, single spaces, no space around "/". */
+export const normalizeKey = (key: string): string => key.toLowerCase().replace(/\s*\/\s*/g, '/').replace(/\s+/g, ' ').trim();
 
 /** What a header key stands for (`Rated` → rating, `Timeline/ Spoilers` → extra), undefined for a key we do not know. */
 export const headerFieldKind = (key: string): keyof StoryMeta | 'extra' | undefined => KNOWN_KEYS[normalizeKey(key)];

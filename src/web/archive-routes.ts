@@ -1,11 +1,17 @@
-// One web page per published installment. An unpublished number answers exactly like a
-// number past the end of the story (404), so nothing can be read, or counted, ahead of its
-// publication.
-import type { FastifyInstance } from 'fastify';
+// One web page per published installment, the whole story on one page and as an EPUB once
+// it is all published. An unpublished number answers exactly like a number past the end of
+// the story (404), so nothing can be read, or counted, ahead of its publication.
+//
+// Except by the reader it was sent to: paced readers run ahead of the public calendar, and
+// their emails' links carry a signed reader token (`?reader=`) that opens exactly what that
+// reader was sent. Those pages are private: never stored by caches, never indexed, and the
+// token never leaves in a Referer (the server's referrer-policy is no-referrer).
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { App } from '../app.ts';
-import type { Links } from '../links.ts';
+import { Links } from '../links.ts';
+import { buildEpub, EPUB_CONTENT_TYPE } from '../publish/epub.ts';
 import { feedCache } from '../publish/feeds.ts';
-import { installmentHtml, ratingNotice } from '../render/fragment.ts';
+import { installmentHtml, ratingNotice, readingBlocks } from '../render/fragment.ts';
 import type { StoredInstallment } from '../store/installments.ts';
 import type { Pages } from './pages.ts';
 import { sendHtml } from './reply.ts';
@@ -18,35 +24,135 @@ export interface ArchiveDeps {
 
 const INSTALLMENT_NUMBER = /^[1-9][0-9]{0,8}$/;
 
+const minutesText = (minutes: number): string => `About ${Math.max(1, minutes)} minute${Math.max(1, minutes) === 1 ? '' : 's'}`;
+
+/** What one visitor may read: the published installments, plus what a reader token's reader was sent. */
+export interface Readable {
+  /** Ascending by number. */
+  installments: StoredInstallment[];
+  total: number;
+  /** Set when a reader token opened more than the public site. */
+  readerToken?: string;
+}
+
+/** The whole story is there for this visitor: every installment, published or sent to them. */
+const whole = (r: Readable): boolean => r.total > 0 && r.installments.length === r.total;
+
 /**
- * The page of installment `number` if it is among `published` (ascending), else null.
- * `csrf` adds the subscribe form; a static copy has no server to post it to.
+ * The page of installment `number` if the visitor may read it, else null. `csrf` adds the
+ * subscribe form; a static copy has no server to post it to, and a reader needs none.
  */
-export function installmentPage(deps: ArchiveDeps, published: StoredInstallment[], number: number, csrf: string | null): string | null {
-  const at = published.findIndex((i) => i.number === number);
+export function installmentPage(deps: ArchiveDeps, readable: Readable, number: number, csrf: string | null): string | null {
+  const list = readable.installments;
+  const at = list.findIndex((i) => i.number === number);
   if (at < 0) return null;
-  const inst = published[at]!;
-  const minutes = Math.max(1, inst.minutes);
+  const inst = list[at]!;
+  const token = readable.readerToken;
+  const last = number === readable.total;
   return deps.pages.render('installment', {
     pageTitle: inst.title,
-    canonical: deps.links.installment(inst.number),
+    // A reader's private copy of a page not yet public has no public address to point at.
+    canonical: inst.publishedAt ? deps.links.installment(inst.number) : null,
+    noindex: token !== undefined,
     inst,
-    readingTime: `About ${minutes} minute${minutes === 1 ? '' : 's'}`,
+    part: `Part ${inst.number} of ${readable.total}`,
+    readingTime: minutesText(inst.minutes),
     notice: ratingNotice(deps.app.info),
-    story: installmentHtml(inst.blocks),
-    prev: published[at - 1],
-    next: published[at + 1],
-    csrf,
+    // The header is the story's cover: shown where a reader starts.
+    showDetails: inst.number === 1,
+    story: installmentHtml(readingBlocks(inst)),
+    prev: list[at - 1] && { title: list[at - 1]!.title, url: deps.links.installment(list[at - 1]!.number, token) },
+    next: list[at + 1] && { title: list[at + 1]!.title, url: deps.links.installment(list[at + 1]!.number, token) },
+    ending: last && whole(readable) ? { wholeStoryUrl: deps.links.wholeStory(token), epubUrl: deps.links.epub(token) } : null,
+    csrf: token === undefined ? csrf : null,
   });
 }
 
+/** The home page: the story's cover, its contents so far, and (with `csrf`) the subscribe form. */
+export function homePage(deps: ArchiveDeps, published: StoredInstallment[], csrf: string | null, form: { formError?: string; email?: string } = {}): string {
+  return deps.pages.render('home', { published, total: deps.app.store.installments.count().total, notice: ratingNotice(deps.app.info), csrf, ...form });
+}
+
+/** The whole story on one page, or null until the visitor may read all of it. */
+export function wholeStoryPage(deps: ArchiveDeps, readable: Readable): string | null {
+  if (!whole(readable)) return null;
+  const token = readable.readerToken;
+  return deps.pages.render('story', {
+    pageTitle: 'The whole story',
+    canonical: token === undefined ? deps.links.wholeStory() : null,
+    noindex: token !== undefined,
+    notice: ratingNotice(deps.app.info),
+    minutes: readable.installments.reduce((sum, i) => sum + i.minutes, 0),
+    parts: readable.installments.map((i) => ({ number: i.number, title: i.title, story: installmentHtml(readingBlocks(i)) })),
+    epubUrl: deps.links.epub(token),
+  });
+}
+
+/** The EPUB's bytes, built again only when the text of some installment changed. */
+function epubCache(deps: ArchiveDeps): (installments: StoredInstallment[]) => Buffer {
+  let cached: { key: string; bytes: Buffer } | undefined;
+  return (installments) => {
+    const key = installments.map((i) => `${i.hash}|${i.publishedAt ?? ''}`).join(',');
+    if (cached?.key !== key) cached = { key, bytes: buildEpub(deps.app.info, installments, { homeUrl: deps.links.home() }) };
+    return cached.bytes;
+  };
+}
+
+/** A file name for the download: the title in plain ASCII words. */
+const epubFileName = (title: string): string =>
+  `${
+    title
+      .normalize('NFKD')
+      .replace(/[^\w\s-]/g, '')
+      .trim()
+      .replace(/\s+/g, '-')
+      .toLowerCase() || 'story'
+  }.epub`;
+
 export function archiveRoutes(deps: ArchiveDeps) {
-  const feeds = feedCache(deps.app);
+  const { app, links } = deps;
+  const feeds = feedCache(app);
+  const epub = epubCache(deps);
+
+  /** What this request may read; null for a reader token that is not valid. */
+  const readableFor = (query: unknown): Readable | null => {
+    const published = feeds.published();
+    const total = app.store.installments.count().total;
+    const token = (query as { reader?: unknown }).reader;
+    if (token === undefined) return { installments: published, total };
+    const id = Links.idOf(token);
+    const sub = id === null ? undefined : app.store.subscribers.get(id);
+    if (!sub || !links.verify('read', token as string, sub)) return null;
+    const sent = (n: number) => sub.position >= n || app.store.deliveries.get(sub.id, n)?.status === 'sent';
+    return { installments: app.store.installments.all().filter((i) => i.publishedAt || sent(i.number)), total, readerToken: token as string };
+  };
+
+  /** A reader's pages are theirs alone: not kept by any cache, not indexed. */
+  const privately = (reply: FastifyReply, readable: Readable): FastifyReply =>
+    readable.readerToken === undefined ? reply : reply.header('cache-control', 'no-store').header('x-robots-tag', 'noindex, nofollow');
+
   return (server: FastifyInstance) => {
     server.get<{ Params: { n: string } }>('/installments/:n', (req, reply) => {
-      const page = INSTALLMENT_NUMBER.test(req.params.n) ? installmentPage(deps, feeds.published(), Number(req.params.n), reply.generateCsrf()) : null;
+      const readable = readableFor(req.query);
+      const page = readable && INSTALLMENT_NUMBER.test(req.params.n) ? installmentPage(deps, readable, Number(req.params.n), reply.generateCsrf()) : null;
       if (!page) return reply.callNotFound();
-      return sendHtml(reply, 200, page);
+      return sendHtml(privately(reply, readable!), 200, page);
+    });
+
+    server.get('/story', (req, reply) => {
+      const readable = readableFor(req.query);
+      const page = readable && wholeStoryPage(deps, readable);
+      if (!page) return reply.callNotFound();
+      return sendHtml(privately(reply, readable!), 200, page);
+    });
+
+    server.get('/story.epub', (req, reply) => {
+      const readable = readableFor(req.query);
+      if (!readable || !whole(readable)) return reply.callNotFound();
+      return privately(reply, readable)
+        .type(EPUB_CONTENT_TYPE)
+        .header('content-disposition', `attachment; filename="${epubFileName(app.info.title)}"`)
+        .send(epub(readable.installments));
     });
   };
 }

@@ -16,6 +16,8 @@ export interface MessagePage {
   heading: string;
   paragraphs: string[];
   action?: { url: string; label: string; fields: Record<string, string> };
+  /** Where to go from here, shown under the text. */
+  nextSteps?: Array<{ url: string; label: string }>;
 }
 
 export class Pages {
@@ -23,7 +25,8 @@ export class Pages {
 
   constructor(
     templatesDir: string,
-    private readonly common: PageCommon,
+    /** What every page shows (story, links): also what routes build their own URLs from. */
+    readonly common: PageCommon,
   ) {
     this.eta = new Eta({ views: path.join(templatesDir, 'pages'), cache: true, autoEscape: true });
   }

@@ -5,6 +5,7 @@ import type { App } from '../app.ts';
 import { feedCache } from '../publish/feeds.ts';
 import { InvalidEmailError } from '../subscribers/address.ts';
 import type { Subscriptions } from '../subscribers/service.ts';
+import { homePage } from './archive-routes.ts';
 import type { Pages } from './pages.ts';
 import { sendHtml, tokenOf } from './reply.ts';
 
@@ -18,12 +19,17 @@ const CONFIRM_FAILURES = {
 
 export function subscribeRoutes(deps: { app: App; pages: Pages; subscriptions: Subscriptions }) {
   const { app, pages, subscriptions } = deps;
+  const { links } = pages.common;
   const { config } = app;
 
-  const home = (reply: FastifyReply, status: number, form: { formError?: string; email?: string } = {}) => {
-    // The feed cache holds the published list until something is published: no story text is read per request.
-    const published = feedCache(app).published();
-    return sendHtml(reply, status, pages.render('home', { published, total: app.store.installments.count().total, csrf: reply.generateCsrf(), ...form }));
+  // The feed cache holds the published list until something is published: no story text is read per request.
+  const home = (reply: FastifyReply, status: number, form: { formError?: string; email?: string } = {}) =>
+    sendHtml(reply, status, homePage({ app, pages, links }, feedCache(app).published(), reply.generateCsrf(), form));
+
+  /** Broadcast with every installment out: a new subscriber has nothing more to wait for. */
+  const complete = (): boolean => {
+    const { total, published } = app.store.installments.count();
+    return config.mode === 'broadcast' && total > 0 && published >= total;
   };
 
   return (server: FastifyInstance) => {
@@ -69,7 +75,9 @@ export function subscribeRoutes(deps: { app: App; pages: Pages; subscriptions: S
           pageTitle: 'Check your inbox',
           heading: 'Check your inbox',
           paragraphs: [
-            'If that address can subscribe, a confirmation email is on its way. Click the link in it to start receiving installments.',
+            complete()
+              ? 'If that address can subscribe, a confirmation email is on its way. Click the link in it to confirm your subscription.'
+              : 'If that address can subscribe, a confirmation email is on its way. Click the link in it to start receiving installments.',
             'Nothing arrived after a few minutes? Look in your spam folder, or subscribe again a little later.',
           ],
         }),
@@ -98,8 +106,11 @@ export function subscribeRoutes(deps: { app: App; pages: Pages; subscriptions: S
       const next =
         config.mode === 'paced'
           ? 'Installment 1 is on its way to your inbox; the next ones follow on the schedule, and each email lets you ask for the next one sooner.'
-          : 'New installments will arrive in your inbox as they are published. Earlier ones can be read on this site.';
-      return sendHtml(reply, 200, pages.message({ pageTitle: 'Subscribed', heading: "You're subscribed", paragraphs: [`Thank you: ${outcome.subscriber.email} is now subscribed to ${app.info.title}.`, next] }));
+          : complete()
+            ? 'The story is complete: every installment is already out. Read the whole story on this site or download it as an EPUB; if the author adds to it, new installments will come by email.'
+            : 'New installments will arrive in your inbox as they are published. Earlier ones can be read on this site.';
+      const storyLinks = complete() ? [{ url: links.wholeStory(), label: 'Read the whole story' }, { url: links.epub(), label: 'Download the EPUB' }] : undefined;
+      return sendHtml(reply, 200, pages.message({ pageTitle: 'Subscribed', heading: "You're subscribed", paragraphs: [`Thank you: ${outcome.subscriber.email} is now subscribed to ${app.info.title}.`, next], nextSteps: storyLinks }));
     });
 
     const badUnsubscribe = (reply: FastifyReply) =>

@@ -23,6 +23,8 @@ const COVER = 'https://img.example.org/cover.png?size=large&v=2';
 const STORY_TITLE = `Fish & Chips <Special> "Edition" ]]> &amp; co`;
 const PART_TITLE = `Part {n}: <b>&amp;</b> 'q' "q" ]]> ]]>`;
 const HOSTILE = `She wrote <script>alert("x")</script> & signed it 'Tom' ]]> and ]]> again, <b>twice</b> &amp; more.`;
+/** Typed line by line: the lines must survive in every channel. */
+const LETTER = 'Dear Tom,\nthe lamps are lit.\nYours, A.';
 
 /** Paragraph k starts with a marker no other paragraph contains, to search the output for it. */
 function storyText(paragraphs: number, variant = ''): string {
@@ -32,6 +34,7 @@ function storyText(paragraphs: number, variant = ''): string {
     return `Paragraph${k + 1}${variant} ${body}.`;
   });
   paras.splice(1, 0, HOSTILE);
+  paras.splice(2, 0, LETTER);
   paras.splice(4, 0, '* * *');
   return `Title: Header Title\nBy Test Author\nSummary: A summary with <tags> & "quotes".\nRating: M\nCategory: Drama <3, A&B "q"\n\n${paras.join('\n\n')}\n`;
 }
@@ -113,6 +116,7 @@ describe('feeds and installment pages', () => {
     const notice = ratingNotice(site.app.info)!;
     assert.equal(notice, 'Rated M — for adult readers');
     const feeds = await Promise.all(FEEDS.map((f) => fetchFeed(site, f)));
+    assert.ok(published(site).some((i) => i.blocks.some((b) => b.text === LETTER)), 'the letter is published');
     for (const inst of published(site)) {
       const page = await site.get(`/installments/${inst.number}`);
       assert.equal(page.status, 200);
@@ -120,6 +124,8 @@ describe('feeds and installment pages', () => {
       // The text as a reader of the web page sees it: the reference for every other channel.
       const text = plainText(storyHtml(html));
       if (inst.number === 1) assert.ok(text.includes(HOSTILE), 'the hostile paragraph reads back as the author wrote it');
+      const hasLetter = inst.blocks.some((b) => b.text === LETTER);
+      if (hasLetter) assert.ok(html.includes('Dear Tom,<br>\nthe lamps are lit.<br>\nYours, A.'), 'the letter keeps its lines on the page');
       assert.ok(html.includes(notice), 'the page shows the rating notice');
       for (const [k, feed] of feeds.entries()) {
         const entry = feed.parsed.entries.find((e) => e.id === links.installment(inst.number))!;
@@ -130,6 +136,7 @@ describe('feeds and installment pages', () => {
       const email = prepared.fill(Object.fromEntries(prepared.placeholders.map((p) => [p, `https://example.org/${p}`])));
       assert.equal(plainText(emailStoryHtml(email.html)), text, `email HTML part #${inst.number}`);
       assert.equal(emailStoryText(email.text, inst.title), normalizeForCompare(text), `email text part #${inst.number}`);
+      if (hasLetter) assert.ok(email.text.includes('Dear Tom,\nthe lamps are lit.\nYours, A.'), 'and in the email text part');
       assert.ok(email.text.includes(notice) && plainText(email.html).includes(notice), 'the email shows the rating notice');
     }
   });

@@ -7,7 +7,7 @@ import { describe, test } from 'node:test';
 import { loadConfig } from '../../src/config.ts';
 import { installmentHtml, installmentText, readingBlocks, SCENE_BREAK_ORNAMENT } from '../../src/render/fragment.ts';
 import { storyInfo } from '../../src/story/info.ts';
-import { parseStory, parseStoryText } from '../../src/story/parse.ts';
+import { parseStory, parseStoryText, StoryError } from '../../src/story/parse.ts';
 import { splitStory } from '../../src/story/split.ts';
 
 const FIXTURES = path.join(import.meta.dirname, '..', 'fixtures', 'stories');
@@ -108,4 +108,11 @@ describe('the edges of an installment', () => {
     const s = parseStoryText('Before.\n\n## Later\n\nAfter.\n', 'x.md');
     assert.match(installmentHtml(readingBlocks({ title: 'Part 1', blocks: s.blocks })), /<h2>Later<\/h2>/);
   });
+});
+
+test('a nested front matter value is an error naming the key, not the text "[object Object]"', () => {
+  assert.throws(
+    () => parseStoryText('---\ntitle: T\nauthor:\n  name: Someone\n---\n\nBody.\n', 'nested.md'),
+    (err: Error) => err instanceof StoryError && /nested\.md/.test(err.message) && /"author"/.test(err.message) && !err.message.includes('\n'),
+  );
 });
