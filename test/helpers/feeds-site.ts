@@ -53,7 +53,9 @@ export function emailStoryHtml(email: string): string {
 /** The story in an email's text part: the lines between the installment title and "Read online". */
 export function emailStoryText(text: string, title: string): string {
   const start = text.indexOf(`\n${title}\n`);
-  const end = text.indexOf('\nRead online\n', start);
+  // The last installment's story ends at its "The End" (a heading of its own, after the story).
+  const endMark = text.indexOf('\n\nThe End\n\n', start);
+  const end = endMark >= 0 ? endMark : text.indexOf('\nRead online\n', start);
   if (start < 0 || end < 0) throw new Error(`no story between "${title}" and "Read online" in the text part`);
   return normalizeForCompare(text.slice(start + title.length + 2, end));
 }
