@@ -81,7 +81,7 @@ async function bareRate(app: App, smtpUrl: string, count: number): Promise<numbe
   runtime.transport.close();
   // The message the feuilleton transport would hand over, text encoding included: the ratio
   // is then our overhead alone, not a nodemailer setting.
-  const mail = { from: config.mail.from, ...listMail(app, filled, sub.email, unsubscribeUrl, runtime.ids.installment(sub, inst.number)) };
+  const mail = { from: config.mail.from, ...listMail(app, filled, sub.email, unsubscribeUrl, runtime.ids.installment(sub, inst.number), 'installment') };
   const transporter = nodemailer.createTransport({ url: smtpUrl, pool: true, maxConnections: config.mail.maxConnections, maxMessages: Infinity });
   let started = 0;
   const start = performance.now();

@@ -4,9 +4,10 @@ import cron from 'node-cron';
 import type { Logger } from 'pino';
 import type { App } from './app.ts';
 import { listMail, MessageIds, senderDomain } from './deliver/headers.ts';
+import { InstallmentMail } from './deliver/installment-mail.ts';
 import { NoticeSender } from './deliver/notices.ts';
 import { sendNext, type SendContext } from './deliver/send.ts';
-import { createTransport, type MailTransport } from './deliver/transport.ts';
+import { createTransport, mailOptions, type MailTransport } from './deliver/transport.ts';
 import { Links } from './links.ts';
 import { EmailRenderer } from './render/email.ts';
 import { Subscriptions } from './subscribers/service.ts';
@@ -37,7 +38,7 @@ export function nextScheduledRun(config: App['config']): () => Date | null {
 export function createRuntime(app: App, log: Logger): Runtime {
   const links = new Links(app.config.baseUrl, app.secret);
   const transport = createTransport(app.config);
-  const renderer = new EmailRenderer({ templatesDir: app.config.paths.templates, info: app.info, config: app.config, links });
+  const renderer = new EmailRenderer({ templatesDir: app.config.paths.templates, info: app.info, config: app.config, links, progress: () => app.store.installments.count() });
   const ids = new MessageIds({ instance: app.instanceId, storyTitle: app.info.title, domain: senderDomain(app.config) });
   const notices = new NoticeSender({
     notices: app.store.notices,
@@ -50,7 +51,8 @@ export function createRuntime(app: App, log: Logger): Runtime {
     config: app.config,
     log,
   });
-  const send: SendContext = { app, transport, renderer, links, ids, notices, nextRunAt: nextScheduledRun(app.config), log: (line) => log.info(line) };
+  const installmentMail = new InstallmentMail({ renderer, address: (filled, to, unsubscribeUrl, id) => listMail(app, filled, to, unsubscribeUrl, id, 'installment'), options: (mail) => mailOptions(app.config, mail) });
+  const send: SendContext = { app, transport, renderer, links, ids, installmentMail, notices, nextRunAt: nextScheduledRun(app.config), log: (line) => log.info(line) };
   const subscriptions = new Subscriptions({
     store: app.store,
     config: app.config,

@@ -12,6 +12,7 @@ export interface SendCliOptions {
   resume?: boolean;
   retryFailed?: number | true;
   limit?: number;
+  force?: boolean;
 }
 
 type Out = (line: string) => void;
@@ -84,7 +85,7 @@ export async function sendCommand(ctx: SendContext, opts: SendCliOptions, out: O
   const progress = progressReporter(out, process.stderr.isTTY === true, signal);
   let summary: SendSummary;
   try {
-    summary = await sendRun(ctx, { installment: opts.installment, resume: opts.resume, retryFailed: opts.retryFailed, limit: opts.limit, onProgress: progress.onProgress, signal, kind: 'manual' });
+    summary = await sendRun(ctx, { installment: opts.installment, resume: opts.resume, retryFailed: opts.retryFailed, limit: opts.limit, force: opts.force, onProgress: progress.onProgress, signal, kind: 'manual' });
   } finally {
     progress.stop();
   }

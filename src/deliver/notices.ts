@@ -26,7 +26,7 @@ export interface NoticeSenderDeps {
   subscribers: Pick<SubscriberStore, 'get'>;
   renderer: Pick<EmailRenderer, 'confirm' | 'welcome' | 'theEnd'>;
   transport: Pick<MailTransport, 'send'>;
-  links: Pick<Links, 'unsubscribe' | 'privateFeed'>;
+  links: Pick<Links, 'forReader'>;
   ids: Pick<MessageIds, 'notice'>;
   /** Addresses a filled email to one reader with the list's headers. */
   address(filled: FilledEmail, to: string, unsubscribeUrl: string, messageId: string, kind: NoticeKind): OutgoingMail;
@@ -158,9 +158,9 @@ export class NoticeSender {
   private async compose(n: Notice, sub: Subscriber): Promise<OutgoingMail> {
     const { renderer, links } = this.deps;
     const prepared: PreparedEmail = await (n.kind === 'confirm' ? renderer.confirm() : n.kind === 'welcome' ? renderer.welcome() : renderer.theEnd());
-    const unsubscribeUrl = links.unsubscribe(sub);
-    const filled = prepared.fill({ unsubscribeUrl, feedUrl: links.privateFeed(sub), confirmUrl: n.confirmUrl ?? '' });
-    return this.deps.address(filled, sub.email, unsubscribeUrl, n.messageId, n.kind);
+    // The confirmation link is this notice's own; the rest are the reader's.
+    const values: Record<string, string> = { ...links.forReader(sub, ['unsubscribeUrl', ...prepared.placeholders]), confirmUrl: n.confirmUrl ?? '' };
+    return this.deps.address(prepared.fill(values), sub.email, values.unsubscribeUrl!, n.messageId, n.kind);
   }
 
   /**

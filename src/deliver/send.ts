@@ -10,9 +10,11 @@ import type { StoredInstallment } from '../store/installments.ts';
 import type { Run, RunCounts, RunKind } from '../store/runs.ts';
 import type { Subscriber } from '../store/subscribers.ts';
 import { listMail, type MessageIds } from './headers.ts';
+import { tooSoonAfter } from './interval.ts';
+import { dateHeader, type InstallmentMail, type ReaderValues } from './installment-mail.ts';
 import type { NoticeSender } from './notices.ts';
 import { backoffMs, classify, type Failure } from './replies.ts';
-import type { MailTransport } from './transport.ts';
+import { assertHeaderSafe, type MailTransport } from './transport.ts';
 
 export interface SendContext {
   app: App;
@@ -20,6 +22,8 @@ export interface SendContext {
   renderer: EmailRenderer;
   links: Links;
   ids: MessageIds;
+  /** Installment emails composed once and filled per reader, for transports that take built messages. */
+  installmentMail?: InstallmentMail;
   /** "The End" goes through the notices ledger. */
   notices: Pick<NoticeSender, 'theEnd' | 'drain'>;
   /** Next scheduled run, shown in broadcast emails ("next installment: …"). */
@@ -35,6 +39,8 @@ export interface SendOptions {
   /** Queue again the failed deliveries of this run (true: the latest run that has some), then resume it. */
   retryFailed?: number | true;
   limit?: number;
+  /** Start a broadcast run even within the minimum interval of the last one (see interval.ts). */
+  force?: boolean;
   signal?: AbortSignal;
   onProgress?: (counts: RunCounts) => void;
 }
@@ -74,26 +80,45 @@ interface RunFacts {
   total: number;
   /** ISO date of the next scheduled run, or null. */
   nextDate: string | null;
+  /** The Date header for a message sent now: formatted once a second, not once a message. */
+  date(): string;
 }
 
 function runFacts(ctx: SendContext): RunFacts {
   const next = ctx.nextRunAt?.() ?? null;
-  return { total: ctx.app.store.installments.count().total, nextDate: next ? next.toISOString() : null };
+  let second = -1;
+  let formatted = '';
+  return {
+    total: ctx.app.store.installments.count().total,
+    nextDate: next ? next.toISOString() : null,
+    date() {
+      const now = Math.floor(Date.now() / 1000);
+      if (now !== second) [second, formatted] = [now, dateHeader(new Date(now * 1000))];
+      return formatted;
+    },
+  };
 }
 
-/** Fills and sends one installment to one subscriber (no bookkeeping); MJML runs once per installment, in the renderer. */
+/**
+ * Fills and sends one installment to one subscriber (no bookkeeping). MJML runs once per
+ * installment, in the renderer; where the transport takes built messages, nodemailer
+ * composes the MIME once per installment too, and each reader's bytes are the template
+ * filled (installment-mail.ts).
+ */
 async function deliverMessage(ctx: SendContext, facts: RunFacts, job: Job, test?: TestSend): Promise<string> {
   const { app, renderer, links } = ctx;
-  const prepared = await renderer.installment(job.inst, { nextDate: job.inst.number >= facts.total ? null : facts.nextDate });
-  const unsubscribeUrl = links.unsubscribe(job.sub);
-  const filled = prepared.fill({
-    unsubscribeUrl,
-    feedUrl: links.privateFeed(job.sub),
-    // Signing is the costly part of a link; broadcast emails have no "next one now".
-    ...(prepared.placeholders.includes('nextUrl') && { nextUrl: links.next(job.sub) }),
-  });
+  const nextDate = job.inst.number >= facts.total ? null : facts.nextDate;
   const id = test ? ctx.ids.test(job.inst.number) : ctx.ids.installment(job.sub, job.inst.number);
-  const mail = listMail(app, filled, test?.to ?? job.sub.email, unsubscribeUrl, id);
+  const template = !test && ctx.transport.sendRaw && ctx.installmentMail ? await ctx.installmentMail.template(job.inst, nextDate) : undefined;
+  if (template) {
+    assertHeaderSafe('To', job.sub.email);
+    const values = { ...links.forReader(job.sub, template.slots), to: job.sub.email, messageId: id, date: facts.date() } as ReaderValues;
+    await ctx.transport.sendRaw!(job.sub.email, template.fill(values), id);
+    return id;
+  }
+  const prepared = await renderer.installment(job.inst, { nextDate });
+  const values = links.forReader(job.sub, ['unsubscribeUrl', ...prepared.placeholders]);
+  const mail = listMail(app, prepared.fill(values), test?.to ?? job.sub.email, values.unsubscribeUrl!, id, 'installment');
   const result = await ctx.transport.send(test ? { ...mail, subject: `[TEST] ${mail.subject}` } : mail);
   return result.messageId;
 }
@@ -449,6 +474,8 @@ export async function sendRun(ctx: SendContext, opts: SendOptions = {}): Promise
     if (mode === 'broadcast') {
       installment = broadcastTarget(installments, unfinished ? resumeNote?.installment : opts.installment);
       if (!installment) return nothingToSend(mode, recovered.length, `the story is complete: all ${installments.length} installments are published`);
+      const tooSoon = unfinished ? null : tooSoonAfter(store.runs.latest(), { kind, force: opts.force, schedule: config.schedule });
+      if (tooSoon) throw new UserError(tooSoon);
       store.installments.markPublished(installment.number);
     } else if (!unfinished && kind !== 'on-demand') {
       // The public feed follows the story's own calendar: one more installment per run.

@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import nodemailer, { type SendMailOptions } from 'nodemailer';
+import addressparser from 'nodemailer/lib/addressparser/index.js';
 import type SMTPPool from 'nodemailer/lib/smtp-pool/index.js';
 import type { Config } from '../config.ts';
 import type { TextEncoding } from '../render/email.ts';
@@ -36,6 +37,11 @@ export interface MailTransport {
   /** Where mail goes, for logs: the SMTP host or the outbox folder. Never includes credentials. */
   readonly description: string;
   send(mail: OutgoingMail): Promise<SendResult>;
+  /**
+   * A message already built (see compose.ts), to one recipient. Only where it pays: the
+   * outbox keeps composing each message, as its viewer reads the parts.
+   */
+  sendRaw?(to: string, raw: Buffer, messageId: string): Promise<SendResult>;
   close(): void;
 }
 
@@ -54,7 +60,8 @@ function checkHeaders(mail: OutgoingMail, from: string): void {
   for (const [k, v] of Object.entries(mail.headers ?? {})) assertHeaderSafe(k, v);
 }
 
-function message(config: Config, mail: OutgoingMail): SendMailOptions {
+/** The nodemailer message for one email: what every transport sends, and what compose.ts composes once. */
+export function mailOptions(config: Config, mail: OutgoingMail): SendMailOptions {
   checkHeaders(mail, config.mail.from);
   return {
     from: config.mail.from,
@@ -102,11 +109,18 @@ function smtpTransport(config: Config, url: string): MailTransport {
     socketTimeout: 60_000,
   } as SMTPPool.Options;
   const transporter = nodemailer.createTransport(options);
+  const sender = addressparser(config.mail.from, { flatten: true })[0];
+  const envelopeFrom = sender && 'address' in sender ? sender.address : config.mail.from;
   return {
     kind: 'smtp',
     description: `smtp ${parsed.hostname}:${parsed.port || (parsed.protocol === 'smtps:' ? 465 : 587)}`,
     async send(mail) {
-      const info = await transporter.sendMail(message(config, mail));
+      const info = await transporter.sendMail(mailOptions(config, mail));
+      return { messageId: info.messageId, response: info.response };
+    },
+    async sendRaw(to, raw, messageId) {
+      // The id is in the bytes already; handing it over spares nodemailer drawing one of its own.
+      const info = await transporter.sendMail({ envelope: { from: envelopeFrom, to: [to] }, raw, messageId });
       return { messageId: info.messageId, response: info.response };
     },
     close: () => transporter.close(),
@@ -133,7 +147,7 @@ function outboxTransport(config: Config): MailTransport {
     kind: 'outbox',
     description: `outbox ${dir}`,
     async send(mail) {
-      const msg = message(config, mail);
+      const msg = mailOptions(config, mail);
       const info = await transporter.sendMail(msg);
       // Sortable by time, unique within the millisecond.
       const id = `${Date.now().toString().padStart(14, '0')}-${randomBytes(4).toString('hex')}`;

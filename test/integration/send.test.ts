@@ -13,7 +13,7 @@ import { startServing } from '../../src/commands/serve.ts';
 import { sendCommand, type SendCliOptions } from '../../src/commands/send.ts';
 import { statusReport } from '../../src/commands/status.ts';
 import { sendConcurrency, sendNext, sendRun, type SendContext } from '../../src/deliver/send.ts';
-import { HeaderInjectionError } from '../../src/deliver/transport.ts';
+import { HeaderInjectionError, type MailTransport } from '../../src/deliver/transport.ts';
 import { UserError } from '../../src/errors.ts';
 import { createLogger } from '../../src/log.ts';
 import { installmentText, normalizeForCompare } from '../../src/render/fragment.ts';
@@ -58,6 +58,8 @@ async function setup(
       mail: { smtpUrl: sink.url, from: FROM, maxConnections: 2, ...opts.mail },
       // Real backoff, short enough that a test waits milliseconds, not minutes.
       delivery: { backoffBaseMs: 5, backoffMaxMs: 20, ...opts.delivery },
+      // These tests send one broadcast run after another on purpose (reader.test.ts covers the minimum interval).
+      schedule: { enabled: false, minIntervalHours: 0 },
     },
   });
   for (const [name, content] of Object.entries(opts.files ?? {})) writeFileSync(path.join(project.dir, name), content);
@@ -86,6 +88,15 @@ async function setup(
   };
   open.push(env);
   return env;
+}
+
+/** The transport, with `before` run as each message is handed over (composed per message or built once and filled). */
+function beforeEachSend(transport: MailTransport, before: () => void): MailTransport {
+  return {
+    ...transport,
+    send: (mail) => (before(), transport.send(mail)),
+    ...(transport.sendRaw && { sendRaw: (to: string, raw: Buffer, id: string) => (before(), transport.sendRaw!(to, raw, id)) }),
+  };
 }
 
 const GREYLISTED = { code: 451, message: '4.7.1 Greylisted, try again later' };
@@ -258,13 +269,7 @@ describe('feuilleton send over SMTP', () => {
     env.sink.rcptRule = (address, attempt) => (/^reader\d*[37]@/.test(address) && attempt <= 2 ? GREYLISTED : undefined);
     const { transport } = env.ctx;
     const seen: number[] = [];
-    env.ctx.transport = {
-      ...transport,
-      send: (mail) => {
-        seen.push(env.app.store.deliveries.countByStatus().sending);
-        return transport.send(mail);
-      },
-    };
+    env.ctx.transport = beforeEachSend(transport, () => seen.push(env.app.store.deliveries.countByStatus().sending));
     const summary = await sendRun(env.ctx);
     assert.deepEqual([summary.status, summary.sent], ['finished', readers.length]);
     assert.ok(seen.length > readers.length, 'retries went through the transport too');
@@ -671,15 +676,11 @@ describe('a misconfigured relay never destroys a list (promise 9)', () => {
     env.subscribe(...emails('reader', 200));
     const { transport } = env.ctx;
     let handedOver = 0;
-    env.ctx.transport = {
-      ...transport,
-      send: async (mail) => {
-        handedOver++;
-        // Another sender decides this one is dead and takes the lock, as after a long SIGSTOP.
-        if (handedOver === 3) env.app.store.meta.set('send_lock', JSON.stringify({ owner: 'someone-else', pid: 1, host: 'elsewhere', since: new Date().toISOString(), heartbeat: Date.now() }));
-        return transport.send(mail);
-      },
-    };
+    env.ctx.transport = beforeEachSend(transport, () => {
+      handedOver++;
+      // Another sender decides this one is dead and takes the lock, as after a long SIGSTOP.
+      if (handedOver === 3) env.app.store.meta.set('send_lock', JSON.stringify({ owner: 'someone-else', pid: 1, host: 'elsewhere', since: new Date().toISOString(), heartbeat: Date.now() }));
+    });
     await assert.rejects(sendRun(env.ctx), (err: Error) => err instanceof UserError && /another process took over the send lock/.test(err.message));
     assert.ok(handedOver <= 3 + sendConcurrency(env.app.config), `only messages already claimed went out after the takeover: ${handedOver}`);
     assert.equal(env.sink.count, handedOver);

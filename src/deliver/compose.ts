@@ -1,0 +1,206 @@
+// Compose once, fill per reader. nodemailer builds the whole MIME message for every
+// recipient (headers, encodings, boundaries): most of a send's CPU time, though only a few
+// values differ from one reader to the next. Here nodemailer composes each message once,
+// with slot tokens where the reader's values go, and each reader's bytes are made by
+// filling the slots: the header fields that hold them are encoded again by nodemailer's own
+// header encoder, and a body part is kept encoded up to a point before its first slot, where
+// nodemailer's quoted-printable (or base64) encoder is run again on the rest.
+//
+// The result is what nodemailer would have built for that reader on its own (a test checks
+// it byte for byte on many readers). When the composed template does not have the shape
+// this relies on, `compose` answers undefined and the caller composes per message as before.
+import { randomBytes } from 'node:crypto';
+import MailComposer from 'nodemailer/lib/mail-composer/index.js';
+import { foldLines } from 'nodemailer/lib/mime-funcs/index.js';
+import type MimeNode from 'nodemailer/lib/mime-node/index.js';
+import { encode as qpEncode, wrap as qpWrap } from 'nodemailer/lib/qp/index.js';
+import type { SendMailOptions } from 'nodemailer';
+
+/** A reader's values, by slot name. */
+export type SlotValues = Record<string, string>;
+
+/** A reader's value: where its token stands, the value goes (escaped in HTML, as it is elsewhere). */
+export interface Slot {
+  /** Letters and digits only (see slotToken): quoted-printable and HTML escaping leave it as it is. */
+  token: string;
+  slot: string;
+}
+
+/** A header field whose value holds slot tokens: encoded and folded again per reader. */
+export interface HeaderSlot {
+  /** Header name as nodemailer writes it (To, Message-ID, Date, List-Unsubscribe…). */
+  key: string;
+  /** The value the template is composed with: tokens where the reader's values go. */
+  placeholder: string;
+}
+
+type Piece = string | ((values: SlotValues) => string);
+
+const LINE = 76;
+/** Bytes of input per line of base64 output. */
+const B64_LINE_BYTES = (LINE / 4) * 3;
+
+/** A fresh body-slot token: never found in story text by chance. */
+export const slotToken = (): string => `fslot${randomBytes(9).toString('hex')}x`;
+
+export class ComposedMessage {
+  private constructor(
+    private readonly pieces: Piece[],
+    /** The slot names `fill` needs a value for. */
+    readonly slots: ReadonlySet<string>,
+  ) {}
+
+  /**
+   * Composes `mail` (holding the header placeholders and body tokens) once. `escapeHtml` is
+   * what the HTML part needs done to a value before it goes in.
+   */
+  static async compose(
+    mail: SendMailOptions,
+    slots: { headers: HeaderSlot[]; values: Slot[] },
+    escapeHtml: (value: string) => string,
+  ): Promise<ComposedMessage | undefined> {
+    const root = new MailComposer({ ...mail, baseBoundary: mail.baseBoundary ?? randomBytes(8).toString('hex') }).compile();
+    const built = (await root.build()).toString('latin1');
+    const headerEnd = built.indexOf('\r\n\r\n');
+    if (headerEnd < 0) return undefined;
+
+    const pieces: Piece[] = [];
+    let at = 0;
+    const fixed = (upTo: number) => {
+      if (upTo > at) pieces.push(built.slice(at, upTo));
+      at = upTo;
+    };
+    const field = (key: string, value: string) => foldLines(`${key}: ${root.encodeHeaderValue(key, value)}`, LINE);
+
+    // Header slots, in the order their fields stand in the header block.
+    const headerSlots = slots.headers
+      .map((h) => ({ ...h, template: field(h.key, h.placeholder), index: built.indexOf(field(h.key, h.placeholder)) }))
+      .sort((a, b) => a.index - b.index);
+    for (const h of headerSlots) {
+      if (h.index < at || h.index > headerEnd || built.indexOf(h.template, h.index + 1) >= 0) return undefined;
+      fixed(h.index);
+      const inHeader = slots.values.filter((s) => h.placeholder.includes(s.token));
+      pieces.push((v) => field(h.key, inHeader.reduce((value, s) => value.split(s.token).join(v[s.slot]!), h.placeholder)));
+      at = h.index + h.template.length;
+    }
+
+    // Body parts, in the order they stand in the message.
+    const parts = leaves(root)
+      .map((node) => bodyPart(node, slots.values, escapeHtml))
+      .filter((p) => p !== undefined);
+    let searchFrom = headerEnd;
+    for (const part of parts) {
+      if (part === null) return undefined;
+      const index = built.indexOf(part.encoded, searchFrom);
+      if (index < 0) return undefined;
+      fixed(index);
+      pieces.push(part.fill);
+      at = index + part.encoded.length;
+      searchFrom = at;
+    }
+    fixed(built.length);
+    // A token left over would mean a slot nobody fills: every reader would get it verbatim.
+    const rest = pieces.filter((p): p is string => typeof p === 'string').join('');
+    if (slots.values.some((s) => rest.includes(s.token))) return undefined;
+    return new ComposedMessage(pieces, new Set(slots.values.map((s) => s.slot)));
+  }
+
+  /** This reader's message, ready to hand to the SMTP pool as `raw`. */
+  fill(values: SlotValues): Buffer {
+    let out = '';
+    for (const p of this.pieces) out += typeof p === 'string' ? p : p(values);
+    return Buffer.from(out, 'latin1');
+  }
+}
+
+function leaves(node: MimeNode): MimeNode[] {
+  return node.childNodes.length ? node.childNodes.flatMap(leaves) : [node];
+}
+
+interface Part {
+  /** The part's body as nodemailer encoded it in the template. */
+  encoded: string;
+  fill: (values: SlotValues) => string;
+}
+
+/**
+ * How one leaf part is filled: undefined for a part without slots (it stays as composed),
+ * null when the part is not one this knows how to fill.
+ */
+function bodyPart(node: MimeNode, body: Slot[], escapeHtml: (v: string) => string): Part | undefined | null {
+  const content = node.content;
+  if (typeof content !== 'string') return null;
+  const bytes = Buffer.from(content, 'utf8');
+  const html = /^text\/html\b/i.test(node.contentType ?? '');
+  // Where each token stands in the part's bytes, in order.
+  const found: Array<{ start: number; end: number; slot: string }> = [];
+  for (const s of body) {
+    for (let i = bytes.indexOf(s.token); i >= 0; i = bytes.indexOf(s.token, i + s.token.length)) found.push({ start: i, end: i + s.token.length, slot: s.slot });
+  }
+  if (found.length === 0) return undefined;
+  found.sort((a, b) => a.start - b.start);
+  const value = (v: SlotValues, slot: string) => Buffer.from(html ? escapeHtml(v[slot]!) : v[slot]!, 'utf8');
+  const encoding = node.getTransferEncoding();
+
+  if (encoding === 'base64') {
+    // Whole lines of output before the first slot stay; the rest is encoded per reader.
+    const keep = Math.floor(found[0]!.start / B64_LINE_BYTES) * B64_LINE_BYTES;
+    const prefix = keep > 0 ? base64Lines(bytes.subarray(0, keep)) + '\r\n' : '';
+    const rest = spliced(bytes, keep, found);
+    return { encoded: base64Lines(bytes), fill: (v) => prefix + base64Lines(rest(v, value)) };
+  }
+  if (encoding !== 'quoted-printable') return null;
+
+  const encoded = qpWrap(qpEncode(bytes), LINE);
+  // The wrap decides each line from the next LINE characters of encoded input and restarts
+  // after every soft break it makes. A soft break whose next line starts more than LINE
+  // characters before the first slot's encoded position is a line nobody's values reach.
+  // Encoded on its own, the bytes before the slot may end in whitespace written as =20: two
+  // characters more than within the whole, hence the margin.
+  const firstSlotEncoded = qpEncode(bytes.subarray(0, found[0]!.start)).length - 2;
+  let cutOut = 0; // in the wrapped output
+  let cutBytes = 0; // in the part's bytes
+  let input = 0; // in the encoded input
+  let rawBytes = 0;
+  for (let i = 0; i < encoded.length; ) {
+    if (encoded.startsWith('=\r\n', i)) {
+      i += 3;
+      if (input + LINE > firstSlotEncoded) break;
+      [cutOut, cutBytes] = [i, rawBytes];
+      continue;
+    }
+    // An encoded byte is "=XX"; in encoded text a "=" starts nothing else.
+    const step = encoded[i] === '=' ? 3 : 1;
+    i += step;
+    input += step;
+    rawBytes += 1;
+  }
+  const prefix = encoded.slice(0, cutOut);
+  const rest = spliced(bytes, cutBytes, found);
+  return { encoded, fill: (v) => prefix + qpWrap(qpEncode(rest(v, value)), LINE) };
+}
+
+/** The part's bytes from `from` on, with each token replaced by the reader's value. */
+function spliced(bytes: Buffer, from: number, found: Array<{ start: number; end: number; slot: string }>) {
+  const literals: Buffer[] = [];
+  let at = from;
+  for (const f of found) {
+    literals.push(bytes.subarray(at, f.start));
+    at = f.end;
+  }
+  literals.push(bytes.subarray(at));
+  const slotsInOrder = found.map((f) => f.slot);
+  return (v: SlotValues, value: (v: SlotValues, slot: string) => Buffer): Buffer => {
+    const chunks: Buffer[] = [literals[0]!];
+    for (let i = 0; i < slotsInOrder.length; i++) chunks.push(value(v, slotsInOrder[i]!), literals[i + 1]!);
+    return Buffer.concat(chunks);
+  };
+}
+
+/** base64 in lines of LINE characters joined by CRLF, the last one without: nodemailer's layout. */
+function base64Lines(bytes: Buffer): string {
+  const b64 = bytes.toString('base64');
+  let out = '';
+  for (let i = 0; i < b64.length; i += LINE) out += (i ? '\r\n' : '') + b64.slice(i, i + LINE);
+  return out;
+}

@@ -1,0 +1,69 @@
+// An installment's email, composed once by nodemailer with slots for the reader's values
+// (compose.ts) and filled per reader: the bytes a run hands to the SMTP pool as `raw`.
+import type { SendMailOptions } from 'nodemailer';
+import type { EmailRenderer, FilledEmail } from '../render/email.ts';
+import { escapeHtml } from '../render/fragment.ts';
+import type { StoredInstallment } from '../store/installments.ts';
+import { ComposedMessage, slotToken, type HeaderSlot, type Slot, type SlotValues } from './compose.ts';
+import type { OutgoingMail } from './transport.ts';
+
+/** What differs from one reader to the next: the slots of an installment's template. */
+export type ReaderValues = SlotValues & {
+  to: string;
+  messageId: string;
+  /** The Date header's value, formatted as nodemailer formats a date (dateHeader). */
+  date: string;
+  unsubscribeUrl: string;
+  feedUrl: string;
+  nextUrl?: string;
+};
+
+export interface InstallmentMailDeps {
+  renderer: Pick<EmailRenderer, 'installment'>;
+  /** Addresses a filled email to one reader with the list's headers (listMail). */
+  address(filled: FilledEmail, to: string, unsubscribeUrl: string, messageId: string): OutgoingMail;
+  /** The nodemailer message for an addressed email (the transport's own). */
+  options(mail: OutgoingMail): SendMailOptions;
+}
+
+/** nodemailer's Date header format, for a date. */
+export const dateHeader = (at: Date): string => at.toUTCString().replace(/GMT/, '+0000');
+
+export class InstallmentMail {
+  /** One template per installment text and "next" date: a run sends one or (paced) a few. */
+  private readonly templates = new Map<string, Promise<ComposedMessage | undefined>>();
+
+  constructor(private readonly deps: InstallmentMailDeps) {}
+
+  /** The composed template, or undefined when this email has to be composed per reader. */
+  template(inst: StoredInstallment, nextDate: string | null): Promise<ComposedMessage | undefined> {
+    const key = `${inst.number}|${inst.hash}|${nextDate ?? ''}`;
+    let t = this.templates.get(key);
+    if (!t) {
+      t = this.compose(inst, nextDate);
+      // A failed compile is not kept: the next reader tries again.
+      t.catch(() => this.templates.delete(key));
+      this.templates.set(key, t);
+    }
+    return t;
+  }
+
+  private async compose(inst: StoredInstallment, nextDate: string | null): Promise<ComposedMessage | undefined> {
+    const prepared = await this.deps.renderer.installment(inst, { nextDate });
+    const names = ['to', 'messageId', 'date', ...prepared.placeholders];
+    // nodemailer drops a To that is not an address: that token is one.
+    const values: Slot[] = names.map((slot) => ({ slot, token: slot === 'to' ? `${slotToken()}@compose.invalid` : slotToken() }));
+    const token = Object.fromEntries(values.map((s) => [s.slot, s.token])) as Record<string, string>;
+    const filled = prepared.fill(token);
+    const mail = this.deps.address(filled, token.to!, token.unsubscribeUrl!, token.messageId!);
+    const headers: HeaderSlot[] = [
+      { key: 'To', placeholder: token.to! },
+      { key: 'Message-ID', placeholder: token.messageId! },
+      { key: 'Date', placeholder: token.date! },
+      ...Object.entries(mail.headers ?? {})
+        .filter(([, value]) => values.some((s) => value.includes(s.token)))
+        .map(([key, placeholder]) => ({ key, placeholder })),
+    ];
+    return ComposedMessage.compose({ ...this.deps.options(mail), date: token.date }, { headers, values }, escapeHtml);
+  }
+}

@@ -1,0 +1,83 @@
+// Compose once, fill per reader: each reader's bytes must be exactly what nodemailer builds
+// for that reader on its own (same date and boundary), whatever the values do to line
+// wrapping: long links, international domains, scripts sent as base64, paced "next" links.
+import assert from 'node:assert/strict';
+import { after, describe, it } from 'node:test';
+import MailComposer from 'nodemailer/lib/mail-composer/index.js';
+import { listMail } from '../../src/deliver/headers.ts';
+import { dateHeader, type ReaderValues } from '../../src/deliver/installment-mail.ts';
+import { mailOptions } from '../../src/deliver/transport.ts';
+import { createLogger } from '../../src/log.ts';
+import { createRuntime, type Runtime } from '../../src/runtime.ts';
+import { makeProject, type Project } from '../helpers/project.ts';
+
+const silent = createLogger({ level: 'silent', pretty: false });
+const open: Array<{ project: Project; runtime: Runtime }> = [];
+after(() => {
+  for (const o of open) {
+    o.runtime.close();
+    o.project.cleanup();
+  }
+});
+
+function site(settings: Record<string, unknown>, story?: string): Runtime {
+  const project = makeProject({ story, settings: { mail: { smtpUrl: 'smtp://127.0.0.1:9', from: 'Die Laterne <serial@example.org>' }, ...settings } });
+  const runtime = createRuntime(project.open(), silent);
+  open.push({ project, runtime });
+  return runtime;
+}
+
+const READERS = [
+  'a@example.com',
+  'Reader.With.A.Rather.Long.Local.Part+serial-subscription@subdomain.of.an.example-domain.org',
+  'leser@bücher.example',
+  'x@例え.jp',
+  'z@xn--mnchen-3ya.example',
+];
+
+async function check(runtime: Runtime, readers: string[]): Promise<number> {
+  const { app, links, ids, renderer } = runtime;
+  const inst = app.store.installments.get(1)!;
+  const template = await runtime.send.installmentMail!.template(inst, '2026-12-07T06:00:00.000Z');
+  assert.ok(template, 'the installment email composes once');
+  let compared = 0;
+  for (const [i, email] of readers.entries()) {
+    const sub = app.store.subscribers.create({ email, status: 'active' });
+    const date = new Date(Date.UTC(2026, 11, 2, 21, 0, i));
+    const values = { ...links.forReader(sub, template.slots), to: sub.email, messageId: ids.installment(sub, 1), date: dateHeader(date) } as ReaderValues;
+    const ours: Buffer = template.fill(values);
+
+    // nodemailer on its own, for this reader: the same email filled and composed whole.
+    const prepared = await renderer.installment(inst, { nextDate: '2026-12-07T06:00:00.000Z' });
+    const filled = prepared.fill(links.forReader(sub, prepared.placeholders));
+    const boundary: string = /boundary="--_NmP-([0-9a-f]+)-Part_1"/.exec(ours.toString('latin1'))![1]!;
+    const mail = listMail(app, filled, sub.email, values.unsubscribeUrl, values.messageId, 'installment');
+    const theirs: Buffer = await new MailComposer({ ...mailOptions(app.config, mail), date, baseBoundary: boundary }).compile().build();
+    assert.equal(ours.toString('latin1'), theirs.toString('latin1'), `byte for byte for ${email}`);
+    compared++;
+  }
+  return compared;
+}
+
+describe('compose once, fill per reader', () => {
+  it('is byte for byte what nodemailer builds, for many readers (quoted-printable story)', async () => {
+    const runtime = site({ baseUrl: 'https://serial.example.org' });
+    const many = Array.from({ length: 60 }, (_, i) => `reader${'x'.repeat(i)}${i}@example${i % 7}.org`);
+    assert.equal(await check(runtime, [...READERS, ...many]), READERS.length + many.length);
+  });
+
+  it('with links long enough to wrap differently from one reader to the next', async () => {
+    const runtime = site({ baseUrl: 'https://serial.example.org/a/rather/long/path/so/that/every/link/wraps/across/quoted-printable/lines' });
+    await check(runtime, [...READERS, ...Array.from({ length: 40 }, (_, i) => `r${'y'.repeat(i * 3)}@example.net`)]);
+  });
+
+  it('paced, with the reader\'s own "next one now" link', async () => {
+    await check(site({ baseUrl: 'https://serial.example.org', mode: 'paced' }), READERS);
+  });
+
+  it('a story in another script, sent as base64', async () => {
+    const paragraph = 'Фонарщик шёл по набережной, и каждый фонарь загорался за его спиной, будто кто-то читал книгу вслух.';
+    const story = `Title: Книга фонарщика\nBy Автор\n\n${Array.from({ length: 12 }, () => paragraph).join('\n\n')}\n`;
+    await check(site({ baseUrl: 'https://serial.example.org' }, story), READERS);
+  });
+});
