@@ -316,7 +316,7 @@ export class FeedCache {
 
   private current(): Snapshot {
     const { store } = this.app;
-    const key = `${store.installments.count().published}|${store.installments.lastPublishedAt() ?? ''}`;
+    const { key } = store.installments.publishedState();
     if (this.snapshot?.key !== key) {
       const installments = store.installments.published();
       this.snapshot = { key, installments, entries: publishedEntries(installments), docs: {} };

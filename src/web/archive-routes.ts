@@ -14,6 +14,7 @@ import { feedCache } from '../publish/feeds.ts';
 import { installmentHtml, ratingNotice, readingBlocks } from '../render/fragment.ts';
 import type { StoredInstallment } from '../store/installments.ts';
 import type { Pages } from './pages.ts';
+import { PageCache } from './page-cache.ts';
 import { sendHtml } from './reply.ts';
 
 export interface ArchiveDeps {
@@ -113,6 +114,7 @@ export function archiveRoutes(deps: ArchiveDeps) {
   const { app, links } = deps;
   const feeds = feedCache(app);
   const epub = epubCache(deps);
+  const publicPages = new PageCache(() => app.store.installments.publishedState().key);
 
   /** What this request may read; null for a reader token that is not valid. */
   const readableFor = (query: unknown): Readable | null => {
@@ -133,8 +135,14 @@ export function archiveRoutes(deps: ArchiveDeps) {
 
   return (server: FastifyInstance) => {
     server.get<{ Params: { n: string } }>('/installments/:n', (req, reply) => {
+      if (!INSTALLMENT_NUMBER.test(req.params.n)) return reply.callNotFound();
+      const number = Number(req.params.n);
+      if ((req.query as { reader?: unknown }).reader === undefined) {
+        const page = publicPages.get(`/installments/${number}`, () => reply.generateCsrf(), (csrf) => installmentPage(deps, readableFor({})!, number, csrf));
+        return page === null ? reply.callNotFound() : sendHtml(reply, 200, page);
+      }
       const readable = readableFor(req.query);
-      const page = readable && INSTALLMENT_NUMBER.test(req.params.n) ? installmentPage(deps, readable, Number(req.params.n), reply.generateCsrf()) : null;
+      const page = readable && installmentPage(deps, readable, number, null);
       if (!page) return reply.callNotFound();
       return sendHtml(privately(reply, readable!), 200, page);
     });

@@ -22,6 +22,8 @@ export interface MessagePage {
 
 export class Pages {
   private readonly eta: Eta;
+  /** One formatter for every page: building one per date (toLocaleDateString) was most of a page's cost. */
+  private readonly dateFormat: Intl.DateTimeFormat;
 
   constructor(
     templatesDir: string,
@@ -29,13 +31,14 @@ export class Pages {
     readonly common: PageCommon,
   ) {
     this.eta = new Eta({ views: path.join(templatesDir, 'pages'), cache: true, autoEscape: true });
+    this.dateFormat = new Intl.DateTimeFormat(common.info.language, { year: 'numeric', month: 'long', day: 'numeric', timeZone: 'UTC' });
   }
 
   render(name: string, data: object): string {
-    const formatDate = (iso: string | null) =>
-      iso ? new Date(iso).toLocaleDateString(this.common.info.language, { year: 'numeric', month: 'long', day: 'numeric', timeZone: 'UTC' }) : '';
-    return this.eta.render(`./${name}`, { ...this.common, formatDate, ...data });
+    return this.eta.render(`./${name}`, { ...this.common, formatDate: this.formatDate, ...data });
   }
+
+  private readonly formatDate = (iso: string | null): string => (iso ? this.dateFormat.format(new Date(iso)) : '');
 
   message(page: MessagePage): string {
     return this.render('message', page);

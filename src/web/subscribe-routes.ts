@@ -7,6 +7,7 @@ import { InvalidEmailError } from '../subscribers/address.ts';
 import type { Subscriptions } from '../subscribers/service.ts';
 import { homePage } from './archive-routes.ts';
 import type { Pages } from './pages.ts';
+import { PageCache } from './page-cache.ts';
 import { sendHtml, tokenOf } from './reply.ts';
 
 type Form = Record<string, unknown>;
@@ -25,6 +26,8 @@ export function subscribeRoutes(deps: { app: App; pages: Pages; subscriptions: S
   // The feed cache holds the published list until something is published: no story text is read per request.
   const home = (reply: FastifyReply, status: number, form: { formError?: string; email?: string } = {}) =>
     sendHtml(reply, status, homePage({ app, pages, links }, feedCache(app).published(), reply.generateCsrf(), form));
+  // The plain home page, as most visitors get it, is rendered once per published state.
+  const homeCache = new PageCache(() => app.store.installments.publishedState().key);
 
   /** Broadcast with every installment out: a new subscriber has nothing more to wait for. */
   const complete = (): boolean => {
@@ -33,7 +36,9 @@ export function subscribeRoutes(deps: { app: App; pages: Pages; subscriptions: S
   };
 
   return (server: FastifyInstance) => {
-    server.get('/', (_req, reply) => home(reply, 200));
+    server.get('/', (_req, reply) =>
+      sendHtml(reply, 200, homeCache.get('/', () => reply.generateCsrf(), (csrf) => homePage({ app, pages, links }, feedCache(app).published(), csrf))!),
+    );
 
     server.post(
       '/subscribe',
