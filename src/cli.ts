@@ -6,7 +6,7 @@ import { openApp, type App } from './app.ts';
 import { loadConfig, type Config } from './config.ts';
 import { UserError } from './errors.ts';
 import { failureLine } from './failures.ts';
-import { check, checkFailed, checkReport, startWarnings } from './commands/check.ts';
+import { check, checkFailed, checkReport, startWarnings, storyFindings } from './commands/check.ts';
 import { installmentsReport } from './commands/installments.ts';
 import { backup, init } from './commands/operate.ts';
 import { sendCommand, type SendCliOptions } from './commands/send.ts';
@@ -48,7 +48,7 @@ program
   .command('installments')
   .description('show how the story is split into installments, and which are published')
   .option('--json', 'print JSON instead of a table')
-  .action((opts: { json?: boolean }) => withApp((app) => out(installmentsReport(app, !!opts.json))));
+  .action((opts: { json?: boolean }) => withApp(async (app) => out(await installmentsReport(app, !!opts.json))));
 
 program
   .command('serve')
@@ -144,8 +144,9 @@ program
   .command('check')
   .description('name every setting unsafe for going live, with its fix (exit 1 on errors in production)')
   .option('--json', 'print JSON')
-  .action((opts: { json?: boolean }) => {
-    const result = check(config());
+  .action(async (opts: { json?: boolean }) => {
+    const cfg = config();
+    const result = check(cfg, await storyFindings(cfg));
     out(opts.json ? JSON.stringify(result, null, 2) : checkReport(result));
     if (checkFailed(result)) process.exitCode = 1;
   });

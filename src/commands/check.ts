@@ -2,9 +2,12 @@
 // its fix. The same findings are logged at `serve` and `send` start in production and
 // shown by `status`; the ones that would lose or mis-sign mail also stop the transport
 // from being built (deliver/transport.ts), so they are never only a warning.
+import { openApp } from '../app.ts';
 import { isLoopbackHost, type Config } from '../config.ts';
 import { dkimTxtRecord, inspectDkimKey, KEYGEN_COMMAND, RECOMMENDED_BITS, type DkimInspection } from '../deliver/dkim.ts';
 import { outboxRefusal } from '../deliver/transport.ts';
+import { UserError } from '../errors.ts';
+import { installmentEmailSizes, sizeWarnings } from '../render/size.ts';
 
 export interface Finding {
   level: 'error' | 'warning';
@@ -99,9 +102,25 @@ export interface CheckResult {
   dkimRecord: string | null;
 }
 
-export function check(config: Config): CheckResult {
+/** What readers would meet in the story's emails: each installment Gmail would clip. A story that cannot be read is an error. */
+export async function storyFindings(config: Config): Promise<Finding[]> {
+  let app;
+  try {
+    app = openApp(config);
+  } catch (err) {
+    if (err instanceof UserError) return [{ level: 'error', text: err.message }];
+    throw err;
+  }
+  try {
+    return sizeWarnings(await installmentEmailSizes(app)).map((text) => ({ level: 'warning', text }));
+  } finally {
+    app.store.close();
+  }
+}
+
+export function check(config: Config, more: Finding[] = []): CheckResult {
   const dkim = inspectDkimKey(config);
-  const findings = checkConfig(config, dkim);
+  const findings = [...checkConfig(config, dkim), ...more];
   return {
     production: config.production,
     productionReason: config.productionReason,

@@ -1,4 +1,5 @@
 import type { App } from '../app.ts';
+import { installmentEmailSizes, sizeWarnings } from '../render/size.ts';
 import type { StoredInstallment } from '../store/installments.ts';
 import { formatTable } from './table.ts';
 
@@ -13,6 +14,8 @@ function firstWords(inst: StoredInstallment): string {
 
 export function installmentsReport(app: App, json: boolean): string {
   const list = app.store.installments.all();
+  const sizes = await installmentEmailSizes(app);
+  const emailKB = new Map(sizes.map((s) => [s.number, s.kb]));
   if (json) {
     return JSON.stringify(
       {
@@ -27,10 +30,11 @@ export function installmentsReport(app: App, json: boolean): string {
           publishedAt: i.publishedAt,
           hash: i.hash,
         })),
-        warnings: app.warnings,
+        warnings: [...app.warnings, ...sizeWarnings(sizes)],
       },
       null,
       2,
+          emailKB: emailKB.get(i.number),
     );
   }
   const head = `${app.info.title}${app.info.author ? ` by ${app.info.author}` : ''} (title from ${app.info.titleSource}); ${list.length} installments, target ${app.config.split.targetWords} words`;
@@ -38,5 +42,5 @@ export function installmentsReport(app: App, json: boolean): string {
     ['#', 'Title', 'Words', 'Min', 'First words', 'Published'],
     list.map((i) => [i.number, i.title, i.wordCount, i.minutes, firstWords(i), i.publishedAt ? 'yes' : 'no']),
   );
-  return `${head}\n\n${table}`;
+  return [`${head}\n\n${table}`, ...sizeWarnings(sizes).map((w) => `warning: ${w}`)].join('\n');
 }

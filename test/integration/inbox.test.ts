@@ -202,8 +202,8 @@ const contrasts = (page: Page, selector: string): Promise<Contrast[]> => page.ev
 describe('size guard: Gmail clips an email over 102 KB', () => {
   let project: Project;
   before(() => {
-    // Two installments; the first is one paragraph of some 130 KB.
-    const huge = `${'The lamps were lit one by one along the harbour wall. '.repeat(2400).trim()}`;
+    // The first installment is one paragraph of some 130 KB, and one sentence: nothing may split it.
+    const huge = `The lamps were lit ${'one by one along the harbour wall and '.repeat(3000).trim()} so the night came.`;
     project = makeProject({ story: `${generatedStory(0)}\n${huge}\n\n${generatedStory(30, 2, '').trim()}\n`, settings: { split: { targetWords: 400 } } });
   });
   after(() => project?.cleanup());
