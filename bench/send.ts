@@ -1,12 +1,15 @@
 // What `feuilleton send` costs on top of the SMTP library it drives, and what memory a
-// large send holds. In one run, against one local SMTP sink (smtp-server on 127.0.0.1):
-//   1. messages/second of sendRun to N subscribers (ledger, streaming, per-reader fill);
+// large send holds. In one run, against one local SMTP sink (smtp-server on 127.0.0.1), for
+// broadcast and paced mode at each list size:
+//   1. messages/second of sendRun (ledger, streaming, the message composed once and filled
+//      per reader);
 //   2. messages/second of a bare nodemailer pool, same pool size and as many messages in
-//      flight, sending the same rendered installment N times; and their ratio (target ≥ 0.9);
+//      flight, sending the same installment as nodemailer composes it for each message, and
+//      as pre-built bytes; the ratios to both (target ≥ 2.0 to the first);
 //   3. peak RSS of `feuilleton send` to M subscribers, the built CLI as operators run it, in
-//      a child process (target < 200 MB), next to that of a send to a small list, to show
-//      memory stays flat as the list grows.
-//   node --import tsx bench/send.ts [N=20000] [M=100000]
+//      a child process, at pools of 5 and 20 (target < 150 MB), next to that of a send to a
+//      small list, to show memory stays flat as the list grows.
+//   node --import tsx bench/send.ts [sizes=10000,100000] [M=100000]   (BENCH_ROUNDS=3)
 // The sink runs in a process of its own, so that sender and server each have a core.
 import { execFileSync, fork, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -16,7 +19,9 @@ import { fileURLToPath } from 'node:url';
 import nodemailer from 'nodemailer';
 import type { App } from '../src/app.ts';
 import { PACKAGE_ROOT } from '../src/config.ts';
+import MailComposer from 'nodemailer/lib/mail-composer/index.js';
 import { listMail } from '../src/deliver/headers.ts';
+import { mailOptions } from '../src/deliver/transport.ts';
 import { sendConcurrency, sendRun } from '../src/deliver/send.ts';
 import { createLogger } from '../src/log.ts';
 import { EmailRenderer } from '../src/render/email.ts';
@@ -30,7 +35,7 @@ const CLI = path.join(PACKAGE_ROOT, 'dist', 'cli.js');
 const V8_OPTIONS = (process.env.BENCH_NODE_OPTIONS ?? '').split(' ').filter(Boolean);
 const silent = createLogger({ level: 'silent', pretty: false });
 const FROM = 'The Ledger <serial@example.org>';
-const ROUNDS = 5;
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
@@ -56,8 +61,10 @@ async function sinkProcess(): Promise<void> {
   process.send!({ port: sink.port });
 }
 
-function projectWith(smtpUrl: string, subscribers: number): Project {
-  const project = makeProject({ settings: { mail: { smtpUrl, from: FROM } } });
+type Mode = 'broadcast' | 'paced';
+
+function projectWith(smtpUrl: string, subscribers: number, mode: Mode = 'broadcast', maxConnections = 5): Project {
+  const project = makeProject({ settings: { mode, mail: { smtpUrl, from: FROM, maxConnections } } });
   const app = project.open();
   try {
     const emails = Array.from({ length: subscribers }, (_, i) => ({ email: `reader${i + 1}@example.com` }));
@@ -68,20 +75,26 @@ function projectWith(smtpUrl: string, subscribers: number): Project {
   return project;
 }
 
-/** The bare loop: the rendered installment of one reader, handed to a nodemailer pool `count` times. */
-async function bareRate(app: App, smtpUrl: string, count: number): Promise<number> {
+/**
+ * The bare loop: the installment as one reader gets it, handed to a nodemailer pool `count`
+ * times, composed by nodemailer each time (`sendMail` with the parts), or built once and
+ * handed over as the same bytes (`raw`): the second is the most any sender could get from
+ * the same pool and sink.
+ */
+async function bareRate(app: App, smtpUrl: string, count: number, prebuilt: boolean): Promise<number> {
   const { config } = app;
   const runtime = createRuntime(app, silent);
   // A renderer of its own, so the feuilleton run below still pays for its one MJML compile.
-  const renderer = new EmailRenderer({ templatesDir: config.paths.templates, info: app.info, config, links: runtime.links });
+  const renderer = new EmailRenderer({ templatesDir: config.paths.templates, info: app.info, config, links: runtime.links, progress: () => app.store.installments.count() });
   const sub = app.store.subscribers.iterate({ status: 'active' }).next().value!;
   const inst = app.store.installments.get(1)!;
-  const unsubscribeUrl = runtime.links.unsubscribe(sub);
-  const filled = (await renderer.installment(inst, { nextDate: null })).fill({ unsubscribeUrl, feedUrl: runtime.links.privateFeed(sub), nextUrl: runtime.links.next(sub) });
+  const prepared = await renderer.installment(inst, { nextDate: null });
+  const values = runtime.links.forReader(sub, ['unsubscribeUrl', ...prepared.placeholders]);
   runtime.transport.close();
   // The message the feuilleton transport would hand over, text encoding included: the ratio
   // is then our overhead alone, not a nodemailer setting.
-  const mail = { from: config.mail.from, ...listMail(app, filled, sub.email, unsubscribeUrl, runtime.ids.installment(sub, inst.number), 'installment') };
+  const mail = mailOptions(config, listMail(app, prepared.fill(values), sub.email, values.unsubscribeUrl!, runtime.ids.installment(sub, inst.number), 'installment'));
+  const raw = await new MailComposer(mail).compile().build();
   const transporter = nodemailer.createTransport({ url: smtpUrl, pool: true, maxConnections: config.mail.maxConnections, maxMessages: Infinity });
   let started = 0;
   const start = performance.now();
@@ -89,7 +102,7 @@ async function bareRate(app: App, smtpUrl: string, count: number): Promise<numbe
     Array.from({ length: sendConcurrency(config) }, async () => {
       while (started < count) {
         started++;
-        await transporter.sendMail({ ...mail, date: new Date() });
+        await transporter.sendMail(prebuilt ? { envelope: { from: 'serial@example.org', to: [sub.email] }, raw } : { ...mail, date: new Date() });
       }
     }),
   );
@@ -112,8 +125,8 @@ async function feuilletonRate(app: App): Promise<number> {
 const REPORT_PEAK = `data:text/javascript,process.on('exit', () => process.stderr.write('maxRSS ' + process.resourceUsage().maxRSS + '\\n'))`;
 
 /** `feuilleton send` as an operator runs it, in its own process, with its peak RSS. */
-async function cliSend(smtpUrl: string, subscribers: number): Promise<{ maxRssMb: number; seconds: number }> {
-  const project = projectWith(smtpUrl, subscribers);
+async function cliSend(smtpUrl: string, subscribers: number, mode: Mode, pool: number): Promise<{ maxRssMb: number; seconds: number }> {
+  const project = projectWith(smtpUrl, subscribers, mode, pool);
   try {
     const start = performance.now();
     const cli = spawnCli(['--config', project.configPath, 'send'], { node: [...V8_OPTIONS, '--import', REPORT_PEAK, CLI] });
@@ -130,52 +143,63 @@ async function cliSend(smtpUrl: string, subscribers: number): Promise<{ maxRssMb
 }
 
 async function main(): Promise<void> {
-  const N = Number(process.argv[2] ?? 20_000);
+  const sizes = (process.argv[2] ?? '10000,100000').split(',').map(Number);
   const M = Number(process.argv[3] ?? 100_000);
   const sink = child(['sink']);
   const { port } = await reply<{ port: number }>(sink);
   const smtpUrl = `smtp://127.0.0.1:${port}`;
   try {
-    // Rounds of one run each, each feuilleton run on a fresh project (its ledger starts
-    // empty). On a small shared machine the same run can take half again as long from one
-    // minute to the next, so the ratio is the median of the rounds' ratios: the two runs of
-    // a round share the machine's mood.
-    const ours: number[] = [];
-    const bare: number[] = [];
     let expected = 0;
-    for (let round = 0; round < ROUNDS; round++) {
-      const project = projectWith(smtpUrl, N);
-      const app = project.open();
-      try {
-        if (round === 0) {
-          console.log(`send of installment 1 (${app.store.installments.get(1)!.wordCount} words) to ${N} subscribers; pool of ${app.config.mail.maxConnections} connections, ${sendConcurrency(app.config)} messages in flight; ${ROUNDS} rounds`);
-          await bareRate(app, smtpUrl, 1000); // warm-up: JIT, sockets
-          expected += 1000;
+    for (const mode of ['broadcast', 'paced'] as Mode[]) {
+      for (const N of sizes) {
+        // Rounds of one run each, each feuilleton run on a fresh project (its ledger starts
+        // empty). On a small shared machine the same run can take half again as long from
+        // one minute to the next, so ratios are medians of the rounds' ratios: the runs of a
+        // round share the machine's mood.
+        const ours: number[] = [];
+        const composed: number[] = [];
+        const prebuilt: number[] = [];
+        for (let round = 0; round < ROUNDS; round++) {
+          const project = projectWith(smtpUrl, N, mode);
+          const app = project.open();
+          try {
+            if (round === 0) {
+              console.log(`${mode}: installment 1 (${app.store.installments.get(1)!.wordCount} words) to ${N} subscribers; pool of ${app.config.mail.maxConnections}, ${sendConcurrency(app.config)} messages in flight; ${ROUNDS} rounds`);
+              await bareRate(app, smtpUrl, 1000, false); // warm-up: JIT, sockets
+              expected += 1000;
+            }
+            // Which goes first alternates, so a machine speeding up or slowing down favours neither.
+            if (round % 2 === 0) composed.push(await bareRate(app, smtpUrl, N, false));
+            ours.push(await feuilletonRate(app));
+            prebuilt.push(await bareRate(app, smtpUrl, N, true));
+            if (round % 2 === 1) composed.push(await bareRate(app, smtpUrl, N, false));
+            expected += 3 * N;
+          } finally {
+            app.store.close();
+            project.cleanup();
+          }
         }
-        // Which goes first alternates, so a machine speeding up or slowing down favours neither.
-        if (round % 2 === 0) bare.push(await bareRate(app, smtpUrl, N));
-        ours.push(await feuilletonRate(app));
-        if (round % 2 === 1) bare.push(await bareRate(app, smtpUrl, N));
-        expected += 2 * N;
-      } finally {
-        app.store.close();
-        project.cleanup();
+        const runs = (rates: number[]) => rates.map((r) => r.toFixed(0)).join(', ');
+        const ratio = (a: number[], b: number[]) => median(a.map((x, i) => x / b[i]!)).toFixed(2);
+        console.log(`  feuilleton send                 ${median(ours).toFixed(0).padStart(6)} msg/s   (${runs(ours)})`);
+        console.log(`  nodemailer, composed each time  ${median(composed).toFixed(0).padStart(6)} msg/s   (${runs(composed)})`);
+        console.log(`  nodemailer, pre-built bytes     ${median(prebuilt).toFixed(0).padStart(6)} msg/s   (${runs(prebuilt)})`);
+        console.log(`  ratio to composed each time ${ratio(ours, composed).padStart(6)}   (target ≥ 2.0)   ratio to pre-built ${ratio(ours, prebuilt)}`);
       }
     }
     const { count } = await reply<{ count: number }>(sink, 'count');
     if (count !== expected) throw new Error(`the sink received ${count} messages, expected ${expected}`);
-    const runs = (rates: number[]) => rates.map((r) => r.toFixed(0)).join(', ');
-    console.log(`  feuilleton send       ${median(ours).toFixed(0).padStart(6)} msg/s   (median of ${runs(ours)})`);
-    console.log(`  bare nodemailer pool  ${median(bare).toFixed(0).padStart(6)} msg/s   (median of ${runs(bare)})`);
-    const ratios = ours.map((o, i) => o / bare[i]!);
-    console.log(`  ratio                 ${median(ratios).toFixed(2).padStart(6)}     (target ≥ 0.9; median of the rounds: ${ratios.map((r) => r.toFixed(2)).join(', ')})`);
 
     // The bin runs the compiled JavaScript; tsx would add its own compiler to the figure.
     execFileSync('npm', ['run', 'build', '--silent'], { cwd: PACKAGE_ROOT, stdio: 'inherit' });
     console.log(`peak RSS of "feuilleton send" (node ${[...V8_OPTIONS, 'dist/cli.js'].join(' ')} send), whole process:`);
-    for (const n of new Set([1_000, M])) {
-      const r = await cliSend(smtpUrl, n);
-      console.log(`  ${String(n).padStart(7)} subscribers  ${r.maxRssMb.toFixed(0).padStart(4)} MB   (${r.seconds.toFixed(0)} s with start-up)${n === M ? '   (target < 200 MB)' : ''}`);
+    for (const mode of ['broadcast', 'paced'] as Mode[]) {
+      for (const pool of [5, 20]) {
+        for (const n of new Set([1_000, M])) {
+          const r = await cliSend(smtpUrl, n, mode, pool);
+          console.log(`  ${mode.padEnd(9)} pool ${String(pool).padStart(2)} ${String(n).padStart(7)} subscribers  ${r.maxRssMb.toFixed(0).padStart(4)} MB   (${r.seconds.toFixed(0)} s with start-up)${n === M ? '   (target < 150 MB)' : ''}`);
+        }
+      }
     }
   } finally {
     sink.send('stop');

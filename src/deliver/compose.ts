@@ -146,49 +146,48 @@ function bodyPart(node: MimeNode, body: Slot[], escapeHtml: (v: string) => strin
     // Whole lines of output before the first slot stay; the rest is encoded per reader.
     const keep = Math.floor(found[0]!.start / B64_LINE_BYTES) * B64_LINE_BYTES;
     const prefix = keep > 0 ? base64Lines(bytes.subarray(0, keep)) + '\r\n' : '';
-    const rest = spliced(bytes, keep, found);
+    const rest = spliced(bytes, keep, bytes.length, found);
     return { encoded: base64Lines(bytes), fill: (v) => prefix + base64Lines(rest(v, value)) };
   }
   if (encoding !== 'quoted-printable') return null;
 
-  const encoded = qpWrap(qpEncode(bytes), LINE);
-  // The wrap decides each line from the next LINE characters of encoded input and restarts
-  // after every soft break it makes. A soft break whose next line starts more than LINE
-  // characters before the first slot's encoded position is a line nobody's values reach.
-  // Encoded on its own, the bytes before the slot may end in whitespace written as =20: two
-  // characters more than within the whole, hence the margin.
-  const firstSlotEncoded = qpEncode(bytes.subarray(0, found[0]!.start)).length - 2;
-  let cutOut = 0; // in the wrapped output
-  let cutBytes = 0; // in the part's bytes
-  let input = 0; // in the encoded input
-  let rawBytes = 0;
-  for (let i = 0; i < encoded.length; ) {
-    if (encoded.startsWith('=\r\n', i)) {
-      i += 3;
-      if (input + LINE > firstSlotEncoded) break;
-      [cutOut, cutBytes] = [i, rawBytes];
-      continue;
+  // The wrap starts afresh after every line break (the parts are written with CRLF, see
+  // mailOptions), so each line encodes on its own: the lines that hold a slot are encoded
+  // again per reader, every other line once.
+  const pieces: Piece[] = [];
+  let fixed = '';
+  for (let start = 0, f = 0; start < bytes.length; ) {
+    const lf = bytes.indexOf(0x0a, start);
+    const end = lf < 0 ? bytes.length : lf + 1;
+    const inLine: typeof found = [];
+    while (f < found.length && found[f]!.start < end) inLine.push(found[f++]!);
+    if (inLine.length === 0) {
+      fixed += qpWrap(qpEncode(bytes.subarray(start, end)), LINE);
+    } else {
+      if (fixed) pieces.push(fixed);
+      fixed = '';
+      const line = spliced(bytes, start, end, inLine);
+      pieces.push((v) => qpWrap(qpEncode(line(v, value)), LINE));
     }
-    // An encoded byte is "=XX"; in encoded text a "=" starts nothing else.
-    const step = encoded[i] === '=' ? 3 : 1;
-    i += step;
-    input += step;
-    rawBytes += 1;
+    start = end;
   }
-  const prefix = encoded.slice(0, cutOut);
-  const rest = spliced(bytes, cutBytes, found);
-  return { encoded, fill: (v) => prefix + qpWrap(qpEncode(rest(v, value)), LINE) };
+  if (fixed) pieces.push(fixed);
+  const fill = (v: SlotValues): string => pieces.map((p) => (typeof p === 'string' ? p : p(v))).join('');
+  const encoded = qpWrap(qpEncode(bytes), LINE);
+  // Filled with its own tokens, the part must come out as nodemailer encoded it whole.
+  const tokens = Object.fromEntries(body.map((s) => [s.slot, s.token]));
+  return fill(tokens) === encoded ? { encoded, fill } : null;
 }
 
-/** The part's bytes from `from` on, with each token replaced by the reader's value. */
-function spliced(bytes: Buffer, from: number, found: Array<{ start: number; end: number; slot: string }>) {
+/** The part's bytes from `from` to `to`, with each token found there replaced by the reader's value. */
+function spliced(bytes: Buffer, from: number, to: number, found: Array<{ start: number; end: number; slot: string }>) {
   const literals: Buffer[] = [];
   let at = from;
   for (const f of found) {
     literals.push(bytes.subarray(at, f.start));
     at = f.end;
   }
-  literals.push(bytes.subarray(at));
+  literals.push(bytes.subarray(at, to));
   const slotsInOrder = found.map((f) => f.slot);
   return (v: SlotValues, value: (v: SlotValues, slot: string) => Buffer): Buffer => {
     const chunks: Buffer[] = [literals[0]!];

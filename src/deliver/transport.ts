@@ -60,6 +60,8 @@ function checkHeaders(mail: OutgoingMail, from: string): void {
   for (const [k, v] of Object.entries(mail.headers ?? {})) assertHeaderSafe(k, v);
 }
 
+const crlf = (s: string): string => s.replace(/\r\n|\r|\n/g, '\r\n');
+
 /** The nodemailer message for one email: what every transport sends, and what compose.ts composes once. */
 export function mailOptions(config: Config, mail: OutgoingMail): SendMailOptions {
   checkHeaders(mail, config.mail.from);
@@ -68,8 +70,10 @@ export function mailOptions(config: Config, mail: OutgoingMail): SendMailOptions
     replyTo: config.mail.replyTo,
     to: mail.to,
     subject: mail.subject,
-    html: mail.html,
-    text: mail.text,
+    // SMTP carries CRLF whatever the parts hold; written so from the start, each line is
+    // quoted-printable encoded on its own, which compose.ts relies on.
+    html: crlf(mail.html),
+    text: crlf(mail.text),
     messageId: mail.messageId,
     date: new Date(),
     headers: mail.headers,
