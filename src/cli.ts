@@ -1,31 +1,28 @@
 #!/usr/bin/env node
-// Command definitions only: each action loads config, opens the app and calls one module.
-import path from 'node:path';
+// Command definitions only. Nothing but commander loads at start, so `--help` answers about
+// as fast as node itself; each action imports the modules it needs (the database driver,
+// zod, the web framework and MJML weigh hundreds of milliseconds together).
+import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
-import { openApp, type App } from './app.ts';
-import { loadConfig, type Config } from './config.ts';
+import type { App } from './app.ts';
+import type { Config } from './config.ts';
+import type { InitOptions } from './commands/operate.ts';
+import type { SendCliOptions } from './commands/send.ts';
 import { UserError } from './errors.ts';
-import { failureLine } from './failures.ts';
-import { check, checkFailed, checkReport, startWarnings, storyFindings } from './commands/check.ts';
-import { installmentsReport } from './commands/installments.ts';
-import { backup, init } from './commands/operate.ts';
-import { sendCommand, type SendCliOptions } from './commands/send.ts';
-import { statusData, statusReport } from './commands/status.ts';
-import { subscribersTable } from './commands/subscribers.ts';
-import { createLogger } from './log.ts';
-import { createRuntime } from './runtime.ts';
-import { addSubscriber, exportSubscribers, forgetSubscriber, importCsv, parseStatus, removeSubscriber, showSubscriber } from './subscribers/admin.ts';
+
+const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
 
 const program = new Command()
   .name('feuilleton')
   .description('Publish a serialized story: installments by email, feeds and web pages.')
+  .version(version)
   .option('-c, --config <file>', 'config file (default: ./feuilleton.yaml, or $FEUILLETON_CONFIG)')
   .showHelpAfterError();
 
 const out = (line: string): void => {
   process.stdout.write(line + '\n');
 };
-const config = (): Config => loadConfig({ configPath: program.opts<{ config?: string }>().config });
+const config = async (): Promise<Config> => (await import('./config.ts')).loadConfig({ configPath: program.opts<{ config?: string }>().config, requireFile: true });
 
 const positiveInt = (name: string) => (v: string) => {
   const n = Number(v);
@@ -33,9 +30,16 @@ const positiveInt = (name: string) => (v: string) => {
   return n;
 };
 
+const port = (v: string) => {
+  const n = Number(v);
+  if (!/^\d+$/.test(v) || n > 65535) throw new InvalidArgumentError('--port must be a whole number from 0 to 65535 (0: any free port)');
+  return n;
+};
+
 /** Runs `fn` with an open app and always closes the database, even when `fn` throws. */
 async function withApp<T>(fn: (app: App) => T | Promise<T>): Promise<T> {
-  const app = openApp(config());
+  const cfg = await config();
+  const app = (await import('./app.ts')).openApp(cfg);
   for (const w of app.warnings) process.stderr.write(`warning: ${w}\n`);
   try {
     return await fn(app);
@@ -48,21 +52,21 @@ program
   .command('installments')
   .description('show how the story is split into installments, and which are published')
   .option('--json', 'print JSON instead of a table')
-  .action((opts: { json?: boolean }) => withApp(async (app) => out(await installmentsReport(app, !!opts.json))));
+  .action((opts: { json?: boolean }) => withApp(async (app) => out(await (await import('./commands/installments.ts')).installmentsReport(app, !!opts.json))));
 
 program
   .command('serve')
   .description('run the web front (subscribe, archive, feeds) and the delivery schedule')
-  .option('-p, --port <port>', 'port to listen on (default: server.port)', (v) => Number(v))
+  .option('-p, --port <port>', 'port to listen on (default: server.port, or $FEUILLETON_PORT; 0: any free port)', port)
   .option('--host <host>', 'address to listen on (default: server.host)')
   .action(async (opts: { port?: number; host?: string }) => {
-    const app = openApp(config());
+    const cfg = await config();
+    const [{ openApp }, { createLogger }, { listenConfig, startServing }] = await Promise.all([import('./app.ts'), import('./log.ts'), import('./commands/serve.ts')]);
+    // The address is settled before anything is built, so links follow the port actually used.
+    const app = openApp(await listenConfig(cfg, opts));
     const log = createLogger();
     for (const w of app.warnings) log.warn(w);
-    // serve and export load the web framework and feed writer only when run: a send
-    // holds its memory for the whole run and needs neither.
-    const { startServing } = await import('./commands/serve.ts');
-    const serving = await startServing(app, log, opts);
+    const serving = await startServing(app, log);
     log.info(`serving "${app.info.title}" at ${serving.url}${serving.runtime.transport.kind === 'outbox' ? ` (no mail server: emails go to ${app.config.server.outboxPage === 'off' ? app.config.paths.outbox : `${serving.url}outbox`})` : ''}`);
     const shutdown = (signal: string) => {
       log.info(`${signal} received: shutting down`);
@@ -90,8 +94,15 @@ program
   .option('--resume', 'continue a run that paused (mail server outage, --limit) or was interrupted')
   .option('--retry-failed [run]', "once you fixed what made deliveries fail, queue a run's failed ones again and send them (default: the latest run with failures)", positiveInt('--retry-failed'))
   .option('--limit <n>', 'send at most this many messages, then pause the run', positiveInt('--limit'))
+  .option('--force', 'broadcast: start a run even within schedule.minIntervalHours of the last one')
   .action((opts: SendCliOptions) =>
     withApp(async (app) => {
+      const [{ createLogger }, { createRuntime }, { startWarnings }, { sendCommand }] = await Promise.all([
+        import('./log.ts'),
+        import('./runtime.ts'),
+        import('./commands/check.ts'),
+        import('./commands/send.ts'),
+      ]);
       const log = createLogger({ pretty: true });
       const runtime = createRuntime(app, log);
       for (const w of startWarnings(app.config)) process.stderr.write(`warning: ${w}\n`);
@@ -117,7 +128,6 @@ program
   .option('--out <dir>', 'folder for the files (default: DATA/preview)')
   .action((n: number | undefined, opts: { png?: boolean; out?: string }) =>
     withApp(async (app) => {
-      // Loaded here: playwright-core takes seconds to import, and only this command needs it.
       const { preview } = await import('./commands/preview.ts');
       for (const file of await preview(app, n, { png: !!opts.png, outDir: opts.out })) out(file);
     }),
@@ -130,7 +140,7 @@ program
     withApp(async (app) => {
       const { exportStatic } = await import('./publish/export.ts');
       const files = await exportStatic(app, dir);
-      out(`wrote ${files.length} files to ${path.resolve(dir)} (links point at ${app.config.baseUrl}: host the copy there)`);
+      out(`wrote ${files.length} files to ${(await import('node:path')).resolve(dir)} (links point at ${app.config.baseUrl}: host the copy there)`);
     }),
   );
 
@@ -138,20 +148,27 @@ program
   .command('status')
   .description('story progress, subscribers, last run, next scheduled run')
   .option('--json', 'print JSON')
-  .action((opts: { json?: boolean }) => withApp((app) => out(opts.json ? JSON.stringify(statusData(app), null, 2) : statusReport(app))));
+  .action((opts: { json?: boolean }) =>
+    withApp(async (app) => {
+      const { statusData, statusReport } = await import('./commands/status.ts');
+      out(opts.json ? JSON.stringify(statusData(app), null, 2) : statusReport(app));
+    }),
+  );
 
 program
   .command('check')
   .description('name every setting unsafe for going live, with its fix (exit 1 on errors in production)')
   .option('--json', 'print JSON')
   .action(async (opts: { json?: boolean }) => {
-    const cfg = config();
+    const { check, checkFailed, checkReport, storyFindings } = await import('./commands/check.ts');
+    const cfg = await config();
     const result = check(cfg, await storyFindings(cfg));
     out(opts.json ? JSON.stringify(result, null, 2) : checkReport(result));
     if (checkFailed(result)) process.exitCode = 1;
   });
 
 const subscribers = program.command('subscribers').description('manage the subscriber list');
+const admin = () => import('./subscribers/admin.ts');
 
 subscribers
   .command('list')
@@ -159,10 +176,11 @@ subscribers
   .option('--status <status>', 'only pending, active, unsubscribed or bounced')
   .option('--json', 'print JSON')
   .action((opts: { status?: string; json?: boolean }) =>
-    withApp((app) => {
+    withApp(async (app) => {
+      const { exportSubscribers, parseStatus } = await admin();
       const status = parseStatus(opts.status);
       if (opts.json) exportSubscribers(app.store, 'json', (c) => process.stdout.write(c), status);
-      else out(subscribersTable(app.store, status));
+      else out((await import('./commands/subscribers.ts')).subscribersTable(app.store, status));
     }),
   );
 
@@ -170,8 +188,8 @@ subscribers
   .command('add <email>')
   .description('add an address as active (you vouch for their consent)')
   .action((email: string) =>
-    withApp((app) => {
-      const r = addSubscriber(app.store, email);
+    withApp(async (app) => {
+      const r = (await admin()).addSubscriber(app.store, email);
       out(r.created ? `added ${r.subscriber.email} (active)` : `${r.subscriber.email} was already subscribed; now active`);
     }),
   );
@@ -179,15 +197,15 @@ subscribers
 subscribers
   .command('remove <email>')
   .description('unsubscribe an address (its history is kept; see "forget")')
-  .action((email: string) => withApp((app) => out(`${removeSubscriber(app.store, email).email} unsubscribed`)));
+  .action((email: string) => withApp(async (app) => out(`${(await admin()).removeSubscriber(app.store, email).email} unsubscribed`)));
 
 subscribers
   .command('import <file>')
   .description('import active subscribers from a CSV file with an "email" column (all or nothing)')
   .option('--skip-invalid', 'import the valid rows even when some rows are invalid')
   .action((file: string, opts: { skipInvalid?: boolean }) =>
-    withApp((app) => {
-      const r = importCsv(app.store, file, opts);
+    withApp(async (app) => {
+      const r = (await admin()).importCsv(app.store, file, opts);
       for (const e of r.errors) process.stderr.write(`${e}\n`);
       if (r.ignoredColumns.length) out(`ignored columns: ${r.ignoredColumns.join(', ')}`);
       if (!r.imported) {
@@ -205,7 +223,8 @@ subscribers
   .option('--format <format>', 'csv or json', 'csv')
   .option('--status <status>', 'only pending, active, unsubscribed or bounced')
   .action((opts: { format: string; status?: string }) =>
-    withApp((app) => {
+    withApp(async (app) => {
+      const { exportSubscribers, parseStatus } = await admin();
       if (opts.format !== 'csv' && opts.format !== 'json') throw new UserError(`--format must be csv or json, not "${opts.format}"`);
       exportSubscribers(app.store, opts.format, (c) => process.stdout.write(c), parseStatus(opts.status));
     }),
@@ -214,14 +233,14 @@ subscribers
 subscribers
   .command('show <email>')
   .description('print everything held about one subscriber (access request)')
-  .action((email: string) => withApp((app) => out(JSON.stringify(showSubscriber(app.store, email), null, 2))));
+  .action((email: string) => withApp(async (app) => out(JSON.stringify((await admin()).showSubscriber(app.store, email), null, 2))));
 
 subscribers
   .command('forget <email>')
   .description('delete a subscriber and their delivery history (erasure request)')
   .action((email: string) =>
-    withApp((app) => {
-      const r = forgetSubscriber(app.store, email);
+    withApp(async (app) => {
+      const r = (await admin()).forgetSubscriber(app.store, email);
       out(`forgot ${r.email}: subscriber record and ${r.deliveries} delivery record(s) deleted`);
     }),
   );
@@ -231,32 +250,30 @@ program
   .description('copy the database to FILE while serving (online backup)')
   .action((file: string) =>
     withApp(async (app) => {
-      const r = await backup(app.store, file);
+      const r = await (await import('./commands/operate.ts')).backup(app.store, file);
       out(`backup written to ${r.file} (${r.pages} pages)`);
     }),
   );
 
 program
   .command('init <dir>')
-  .description('create a new story project in DIR: commented config, sample story, templates')
-  .action((dir: string) => {
-    const files = init(dir);
-    out(`created:
-${files.map((f) => `  ${f}`).join('\n')}
-
-Next: replace the story in ${dir}/story/, edit ${dir}/feuilleton.yaml, then run "feuilleton serve" in ${dir}.`);
+  .description('create a new story project in DIR: commented config, your story (or the sample), templates, package.json')
+  .option('--story <file>', 'your story (.txt or .md) to copy in (default: the sample story, to replace)')
+  .option('--title <title>', "the story's title (default: from the story file's header, or its name)")
+  .option('--author <name>', "the author's name (default: from the story file's header)")
+  .option('--from <address>', 'sender of every email, such as "My Serial <serial@example.org>" (default: a local address that `check` flags)')
+  .option('--postal-address <text>', 'your postal address for the foot of every email (default: empty, which `check` flags)')
+  .action(async (dir: string, opts: InitOptions) => {
+    const { init, nextSteps } = await import('./commands/operate.ts');
+    const project = init(dir, opts);
+    out(`created:\n${project.files.map((f) => `  ${f}`).join('\n')}\n\n${nextSteps(project)}`);
   });
 
-const dbFile = (): string | undefined => {
-  try {
-    return config().paths.db;
-  } catch {
-    return undefined;
-  }
-};
-
-program.parseAsync(process.argv).catch((err: unknown) => {
-  process.stderr.write(`feuilleton: ${failureLine(err, dbFile)}\n`);
+program.parseAsync(process.argv).catch(async (err: unknown) => {
+  const { failureLine } = await import('./failures.ts');
+  // Asked for only to name a damaged database; a config that does not load names none.
+  const db = await config().then((c) => c.paths.db, () => undefined);
+  for (const line of failureLine(err, () => db).split('\n')) process.stderr.write(`feuilleton: ${line}\n`);
   if (['debug', 'trace'].includes(process.env.LOG_LEVEL ?? '') && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
   process.exitCode = 1;
 });

@@ -3,10 +3,11 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseDocument } from 'yaml';
+import { LineCounter, parseDocument } from 'yaml';
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { validateDetailed as validateCron } from 'node-cron';
+import { isTimeZone, parseTimeOfDay, WEEKDAY_NAMES } from './calendar.ts';
 import { UserError } from './errors.ts';
 
 export const CONFIG_FILE_NAME = 'feuilleton.yaml';
@@ -14,15 +15,6 @@ export const CONFIG_FILE_NAME = 'feuilleton.yaml';
 export const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 export class ConfigError extends UserError {}
-
-const isTimeZone = (tz: string): boolean => {
-  try {
-    new Intl.DateTimeFormat('en', { timeZone: tz });
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 const absoluteHttpUrl = z.string().refine((v) => {
   try {
@@ -87,8 +79,8 @@ const schema = z.strictObject({
     })
     .default({ targetMinutes: 5, wordsPerMinute: 230, partTitle: 'Part {n}' }),
   mode: z.enum(['broadcast', 'paced']).default('broadcast'),
-  /** Required in a config file; the default serves the zero-config local demo only. */
-  baseUrl: baseUrl.default('http://127.0.0.1:3000'),
+  /** Unset: the server's own loopback address, following its port (refused in production). */
+  baseUrl: baseUrl.optional(),
   server: z
     .strictObject({
       host: z.string().min(1).default('127.0.0.1'),
@@ -192,6 +184,8 @@ const schema = z.strictObject({
         .default('UTC'),
       /** On start, send once if a scheduled run was missed while the server was down. */
       catchUp: z.boolean().default(true),
+      /** Broadcast: a manual run this soon after the last one is refused without --force. Default: half the schedule's period, 12 when it is off. */
+      minIntervalHours: z.number().nonnegative().optional(),
     })
     .default({ enabled: true, cron: '0 7 * * 1,4', timezone: 'UTC', catchUp: true }),
   /** Bounce and complaint notifications from the relay (POST /webhooks/ses, /webhooks/postmark). */
@@ -211,13 +205,36 @@ const schema = z.strictObject({
         .optional(),
     })
     .default({}),
+  /**
+   * Readers' own calendars (README "Each reader's calendar"): the choices a new reader starts
+   * with and the preferences form shows first, and how often the scheduler looks for readers
+   * whose own delivery time has come.
+   */
+  readers: z
+    .strictObject({
+      /** schedule: one installment at each of the story's runs, until the reader chooses otherwise. */
+      cadence: z.enum(['schedule', 'daily', 'weekdays', 'days', 'weekly']).default('schedule'),
+      /** The days for cadence `days` and the day for `weekly` (its first). */
+      days: z.array(z.enum(WEEKDAY_NAMES)).min(1, 'must name at least one day, such as [monday]').default(['monday']),
+      time: z.string().refine((v) => parseTimeOfDay(v) !== null, 'must be a time of day as HH:MM, such as "07:00"').default('07:00'),
+      /** Unset: schedule.timezone. The form preselects the zone the reader's browser reports. */
+      timezone: z
+        .string()
+        .refine((v) => isTimeZone(v), 'is not a known time zone; use an IANA name such as Europe/Paris or UTC')
+        .optional(),
+      tickMinutes: z.number().int().min(1).max(60).default(5),
+    })
+    .default({ cadence: 'schedule', days: ['monday'], time: '07:00', tickMinutes: 5 }),
   dataDir: z.string().min(1).default('data'),
   templatesDir: z.string().min(1).optional(),
 });
 
 type Raw = z.infer<typeof schema>;
 
-export interface Config extends Omit<Raw, 'split' | 'production'> {
+export interface Config extends Omit<Raw, 'split' | 'production' | 'baseUrl'> {
+  baseUrl: string;
+  /** baseUrl was not set: it is the server's address, so `serve` rebuilds it from the port it listens on. */
+  baseUrlFollowsServer: boolean;
   /** Going live (see the `production` setting): decided once here. */
   production: boolean;
   /** What decided `production`, for messages: the setting, NODE_ENV or the baseUrl. */
@@ -230,14 +247,43 @@ export interface Config extends Omit<Raw, 'split' | 'production'> {
   paths: { story: string; data: string; templates: string; outbox: string; db: string };
 }
 
-const ENV_OVERRIDES: Array<[string, (raw: Record<string, any>, value: string) => void]> = [
-  ['FEUILLETON_SMTP_URL', (raw, v) => ((raw.mail ??= {}).smtpUrl = v)],
-  ['FEUILLETON_SECRET', (raw, v) => (raw.secret = v)],
-  ['FEUILLETON_BASE_URL', (raw, v) => (raw.baseUrl = v)],
-  ['FEUILLETON_DATA_DIR', (raw, v) => (raw.dataDir = v)],
-  ['FEUILLETON_PORT', (raw, v) => ((raw.server ??= {}).port = Number(v))],
-  ['FEUILLETON_POSTMARK_TOKEN', (raw, v) => (((raw.webhooks ??= {}).postmark ??= {}).token = v)],
+interface EnvOverride {
+  name: string;
+  /** The setting it replaces, as a path into the raw config. */
+  setting: string[];
+  /** Its value may be printed in an error (never for secrets and URLs with passwords). */
+  shown: boolean;
+  parse?: (value: string) => unknown;
+}
+
+const ENV_OVERRIDES: EnvOverride[] = [
+  { name: 'FEUILLETON_SMTP_URL', setting: ['mail', 'smtpUrl'], shown: false },
+  { name: 'FEUILLETON_SECRET', setting: ['secret'], shown: false },
+  { name: 'FEUILLETON_BASE_URL', setting: ['baseUrl'], shown: true },
+  { name: 'FEUILLETON_DATA_DIR', setting: ['dataDir'], shown: true },
+  // Anything but digits stays a string, so the schema refuses it rather than NaN or a rounding.
+  { name: 'FEUILLETON_PORT', setting: ['server', 'port'], shown: true, parse: (v) => (/^\d+$/.test(v) ? Number(v) : v) },
+  { name: 'FEUILLETON_POSTMARK_TOKEN', setting: ['webhooks', 'postmark', 'token'], shown: false },
 ];
+
+function applyEnv(raw: Record<string, any>, env: NodeJS.ProcessEnv): EnvOverride[] {
+  const applied: EnvOverride[] = [];
+  for (const o of ENV_OVERRIDES) {
+    const v = env[o.name];
+    if (v === undefined || v === '') continue;
+    let node = raw;
+    for (const key of o.setting.slice(0, -1)) node = node[key] ??= {};
+    node[o.setting.at(-1)!] = o.parse ? o.parse(v) : v;
+    applied.push(o);
+  }
+  return applied;
+}
+
+/** The address links use when baseUrl is unset: a wildcard listen address is reached through loopback. */
+export function serverUrl(host: string, port: number): string {
+  const h = ['0.0.0.0', '::', ''].includes(host) ? '127.0.0.1' : host;
+  return `http://${h.includes(':') ? `[${h}]` : h}:${port}`;
+}
 
 /** 127.0.0.0/8, ::1 and localhost names: a site only this machine can reach. */
 export function isLoopbackHost(host: string): boolean {
@@ -254,8 +300,8 @@ function production(setting: boolean | undefined, env: NodeJS.ProcessEnv, base: 
 }
 
 /** Finds the config: an explicit path, FEUILLETON_CONFIG, or feuilleton.yaml in the working directory. */
-export function locateConfig(explicit?: string, cwd = process.cwd()): string | undefined {
-  const wanted = explicit ?? process.env.FEUILLETON_CONFIG;
+export function locateConfig(explicit?: string, cwd = process.cwd(), env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const wanted = explicit ?? env.FEUILLETON_CONFIG;
   if (wanted) {
     const abs = path.resolve(cwd, wanted);
     if (!existsSync(abs)) throw new ConfigError(`${abs}: config file not found; pass an existing file with --config or run "feuilleton init DIR"`);
@@ -272,11 +318,14 @@ function readRaw(file: string): Record<string, unknown> {
   } catch (err) {
     throw new ConfigError(`${file}: cannot read config (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
   }
-  const doc = parseDocument(text, { prettyErrors: false });
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { prettyErrors: false, lineCounter });
   if (doc.errors.length > 0) {
-    const e = doc.errors[0]!;
-    const line = e.linePos?.[0]?.line;
-    throw new ConfigError(`${file}${line ? `:${line}` : ''}: not valid YAML (${e.message.split('\n')[0]})`);
+    const lines = doc.errors.map((e) => {
+      const at = lineCounter.linePos(e.pos[0]);
+      return `${file}:${at.line}:${at.col}: not valid YAML (${e.message.split('\n')[0]})`;
+    });
+    throw new ConfigError(lines.join('\n'));
   }
   let value: unknown;
   try {
@@ -289,8 +338,15 @@ function readRaw(file: string): Record<string, unknown> {
   return value as Record<string, unknown>;
 }
 
-function describeIssue(file: string, issue: z.core.$ZodIssue): string {
+function describeIssue(file: string, issue: z.core.$ZodIssue, fromEnv: EnvOverride[], raw: Record<string, any>): string {
   const where = issue.path.map(String).join('.');
+  // A value the environment set is the variable's fault: the file may not even mention it.
+  const env = fromEnv.find((o) => o.setting.join('.') === where);
+  if (env) {
+    const value = env.shown ? `=${String(env.setting.reduce<any>((node, key) => node?.[key], raw))}` : '';
+    const problem = where === 'server.port' ? 'is not a port number: use a whole number from 1 to 65535 (0 picks a free one)' : issue.message;
+    return `${env.name}${value} (environment, sets ${where}) ${problem}; fix it, or unset it to use the config file's value`;
+  }
   if (issue.code === 'unrecognized_keys') {
     const keys = issue.keys.map((k) => (where ? `${where}.${k}` : k)).join(', ');
     return `${file}: unknown setting ${keys}; check the spelling (see README, "Configuration")`;
@@ -298,24 +354,31 @@ function describeIssue(file: string, issue: z.core.$ZodIssue): string {
   return `${file}: ${where || '(top level)'} ${issue.message}`;
 }
 
-export function loadConfig(opts: { configPath?: string; cwd?: string; env?: NodeJS.ProcessEnv } = {}): Config {
+/**
+ * `requireFile`: the CLI's rule. Without a config file a command would run on the demo story
+ * and create a database wherever it was started, so it stops and says where it looked.
+ */
+export function loadConfig(opts: { configPath?: string; cwd?: string; env?: NodeJS.ProcessEnv; requireFile?: boolean } = {}): Config {
   const cwd = opts.cwd ?? process.cwd();
   const env = opts.env ?? process.env;
-  const file = locateConfig(opts.configPath, cwd);
-  const raw: Record<string, any> = file ? readRaw(file) : {};
-  for (const [name, apply] of ENV_OVERRIDES) {
-    const v = env[name];
-    if (v !== undefined && v !== '') apply(raw, v);
+  const file = locateConfig(opts.configPath, cwd, env);
+  if (!file && opts.requireFile) {
+    throw new ConfigError(`no config file: ${path.join(cwd, CONFIG_FILE_NAME)} does not exist, FEUILLETON_CONFIG is not set and no --config was given; run this in your project's folder, pass --config FILE, or make a project with "feuilleton init DIR"`);
   }
+  const raw: Record<string, any> = file ? readRaw(file) : {};
+  const fromEnv = applyEnv(raw, env);
   const label = file ?? `${CONFIG_FILE_NAME} (built-in defaults)`;
   const result = schema.safeParse(raw);
-  if (!result.success) throw new ConfigError(describeIssue(label, result.error.issues[0]!));
-  // A site configured for real but linking to 127.0.0.1 would send broken links to every
-  // reader and feed, with nothing failing here to say so.
-  if (file && raw.baseUrl === undefined) {
-    throw new ConfigError(`${file}: baseUrl is missing; set it to the site's public address, such as https://serial.example.org (or set FEUILLETON_BASE_URL)`);
+  const problems = result.success ? [] : result.error.issues.map((issue) => describeIssue(label, issue, fromEnv, raw));
+  // A site going live but linking to 127.0.0.1 would send broken links to every reader and
+  // feed, with nothing failing here to say so.
+  const followsServer = raw.baseUrl === undefined;
+  const goingLive = raw.production === true || (raw.production === undefined && env.NODE_ENV === 'production');
+  if (followsServer && goingLive) {
+    problems.push(`${label}: baseUrl is missing; set it to the site's public address, such as https://serial.example.org (or set FEUILLETON_BASE_URL)`);
   }
-  const c = result.data;
+  if (!result.success || problems.length) throw new ConfigError(problems.join('\n'));
+  const c = { ...result.data, baseUrl: result.data.baseUrl ?? serverUrl(result.data.server.host, result.data.server.port) };
   const root = file ? path.dirname(file) : cwd;
   const resolve = (p: string) => path.resolve(root, p);
   const storyPath = file || existsSync(resolve(c.story.file)) ? resolve(c.story.file) : path.join(PACKAGE_ROOT, c.story.file);
@@ -323,6 +386,7 @@ export function loadConfig(opts: { configPath?: string; cwd?: string; env?: Node
   const targetWords = c.split.targetWords ?? Math.round(c.split.targetMinutes * c.split.wordsPerMinute);
   return {
     ...c,
+    baseUrlFollowsServer: followsServer,
     ...production(c.production, env, c.baseUrl),
     file,
     root,

@@ -5,6 +5,8 @@ import path from 'node:path';
 import { PACKAGE_ROOT } from '../../src/config.ts';
 
 export const CLI = path.join(PACKAGE_ROOT, 'src', 'cli.ts');
+/** tsx by its resolved URL, so the CLI runs from any working folder (a project made by init, an empty one). */
+const TSX = import.meta.resolve('tsx');
 
 export interface CliResult {
   code: number | null;
@@ -31,7 +33,7 @@ export interface CliProcess {
  * `node` is what comes before ARGS: by default the TypeScript sources through tsx.
  */
 export function spawnCli(args: string[], opts: { cwd?: string; node?: string[]; env?: NodeJS.ProcessEnv } = {}): CliProcess {
-  const child = spawn(process.execPath, [...(opts.node ?? ['--import', 'tsx', CLI]), ...args], { cwd: opts.cwd ?? PACKAGE_ROOT, env: { ...cleanEnv(), ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...(opts.node ?? ['--import', TSX, CLI]), ...args], { cwd: opts.cwd ?? PACKAGE_ROOT, env: { ...cleanEnv(), ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   let output = '';

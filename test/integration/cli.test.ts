@@ -1,8 +1,11 @@
 // The CLI as a user runs it: a child process, its output and its exit code.
 import assert from 'node:assert/strict';
-import { readdirSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
+import { PACKAGE_ROOT } from '../../src/config.ts';
 import { runCli } from '../helpers/cli.ts';
 import { makeProject } from '../helpers/project.ts';
 
@@ -51,6 +54,11 @@ describe('feuilleton installments', () => {
 
 // Ten separate processes that only print: side by side, not one after another.
 describe('help', { concurrency: true }, () => {
+  test('feuilleton --version prints the package version', async () => {
+    const r = await runCli(['--version']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout.trim(), JSON.parse(readFileSync(path.join(PACKAGE_ROOT, 'package.json'), 'utf8')).version);
+  });
   test('feuilleton --help lists the commands', async () => {
     const r = await runCli(['--help']);
     assert.equal(r.code, 0);
@@ -91,6 +99,61 @@ describe('user errors: one line, non-zero exit, nothing changed', () => {
       assert.match(r.stderr, new RegExp(`${p.configPath.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: unknown setting story\\.titel`));
     } finally {
       p.cleanup();
+    }
+  });
+});
+
+describe('no config file: every command but init and --help stops, saying where it looked', () => {
+  const empty = mkdtempSync(path.join(tmpdir(), 'feuilleton-noconfig-'));
+  after(() => rmSync(empty, { recursive: true, force: true }));
+  for (const args of [['subscribers', 'add', 'reader@example.org'], ['status'], ['send'], ['check'], ['serve', '--port', '0'], ['installments']]) {
+    test(args.join(' '), async () => {
+      const r = await runCli(args, empty);
+      assert.equal(r.code, 1, r.stdout + r.stderr);
+      assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+      assert.ok(r.stderr.startsWith(`feuilleton: no config file: ${path.join(empty, 'feuilleton.yaml')} does not exist`), r.stderr);
+      assert.match(r.stderr, /FEUILLETON_CONFIG.*--config.*feuilleton init DIR/);
+      assert.deepEqual(readdirSync(empty), [], 'no data folder or database created');
+    });
+  }
+  test('--help still answers there', async () => {
+    const r = await runCli(['status', '--help'], empty);
+    assert.equal(r.code, 0, r.stderr);
+  });
+});
+
+describe('serve: start-up problems are one line each', () => {
+  test('a port already in use names the port and the fix', async () => {
+    const project = makeProject();
+    const blocker = createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    const { port } = blocker.address() as { port: number };
+    try {
+      const r = await runCli(['serve', '-c', project.configPath, '--port', String(port)]);
+      assert.equal(r.code, 1, r.stdout + r.stderr);
+      assert.doesNotMatch(r.stdout + r.stderr, /unexpected error|\n\s+at /);
+      assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+      assert.match(r.stderr, new RegExp(`^feuilleton: port ${port} on 127\\.0\\.0\\.1 is already in use .*--port.*FEUILLETON_PORT.*server\\.port`));
+    } finally {
+      await new Promise((resolve) => blocker.close(resolve));
+      project.cleanup();
+    }
+  });
+
+  test('a bad FEUILLETON_PORT is blamed on the variable; every config problem is listed', async () => {
+    const project = makeProject();
+    try {
+      writeFileSync(project.configPath, 'story:\n  file: story.txt\nbaseUrl: http://127.0.0.1:3000\nmode: sometimes\ncolour: blue\n');
+      const r = await runCli(['status', '-c', project.configPath], PACKAGE_ROOT, { FEUILLETON_PORT: 'eighty' });
+      assert.equal(r.code, 1);
+      const lines = r.stderr.trim().split('\n');
+      assert.equal(lines.length, 3, r.stderr);
+      for (const line of lines) assert.ok(line.startsWith('feuilleton: '), line);
+      assert.ok(lines.some((l) => l.startsWith('feuilleton: FEUILLETON_PORT=eighty ') && !l.includes(project.configPath)), r.stderr);
+      assert.ok(lines.some((l) => l.includes(`${project.configPath}: mode`)), r.stderr);
+      assert.ok(lines.some((l) => l.includes(`${project.configPath}: unknown setting colour`)), r.stderr);
+    } finally {
+      project.cleanup();
     }
   });
 });

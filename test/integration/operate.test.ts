@@ -92,21 +92,22 @@ describe('feuilleton backup', () => {
 describe('feuilleton init', () => {
   test('scaffolds a commented config, the story and the templates, and the result opens as a project', () => {
     const dir = path.join(tempDir(), 'my-serial');
-    const files = init(dir);
+    const { files } = init(dir);
     assert.deepEqual(
       files.map((f) => path.relative(dir, f)),
-      [CONFIG_FILE_NAME, path.join('story', 'the-lamplighters-ledger.txt'), 'templates', 'data', '.gitignore'],
+      [CONFIG_FILE_NAME, path.join('story', 'the-lamplighters-ledger.txt'), 'templates', 'data', 'package.json', '.gitignore'],
     );
     assert.deepEqual(readdirSync(path.join(dir, 'templates')).sort(), readdirSync(path.join(PACKAGE_ROOT, 'templates')).sort());
     assert.ok(statSync(path.join(dir, 'data')).isDirectory());
 
-    // The package's own commented config, pointed at the copied templates.
+    // The package's own commented config, pointed at the copied templates, without the sample's sender and postal address.
     const text = readFileSync(path.join(dir, CONFIG_FILE_NAME), 'utf8');
     const packageText = readFileSync(path.join(PACKAGE_ROOT, CONFIG_FILE_NAME), 'utf8');
     const lines = text.split('\n');
+    const own = /templatesDir|^ {2}(file|from|postalAddress):/;
     assert.deepEqual(
-      lines.filter((l) => !l.includes('templatesDir')),
-      packageText.split('\n').filter((l) => !l.includes('templatesDir')),
+      lines.filter((l) => !own.test(l)),
+      packageText.split('\n').filter((l) => !own.test(l)),
     );
     assert.ok(lines.filter((l) => l.trimStart().startsWith('#')).length >= 30, 'settings are explained in comments');
     for (const key of ['cron:', 'catchUp:', 'templatesDir:']) {
@@ -149,7 +150,7 @@ describe('feuilleton init', () => {
     const made = await runCli(['init', dir]);
     assert.equal(made.code, 0, made.stderr);
     assert.match(made.stdout, /^created:\n/);
-    assert.match(made.stdout, /Next: replace the story in .*story\/, edit .*feuilleton\.yaml, then run "feuilleton serve" in /);
+    assert.match(made.stdout, /Next, in .*cli-serial:\n {2}npm install .*\n {2}npm start /);
     const status = await runCli(['status', '-c', path.join(dir, CONFIG_FILE_NAME)]);
     assert.equal(status.code, 0, status.stderr);
     assert.match(status.stdout, /^Story:\s+The Lamplighter's Ledger by Odile Marchetti \(broadcast mode\)$/m);

@@ -111,7 +111,7 @@ describe('baseUrl: every link in emails, feeds and pages is built on it', () => 
   after(() => rmSync(dir, { recursive: true, force: true }));
 
   const cases: Array<[string, Record<string, unknown>, RegExp]> = [
-    ['missing from a config file', {}, /: baseUrl is missing; set it to the site's public address/],
+    ['missing from a config file in production', { production: true }, /: baseUrl is missing; set it to the site's public address/],
     ['relative', { baseUrl: '/tale' }, /: baseUrl must be an absolute http\(s\) URL/],
     ['without a scheme', { baseUrl: 'serial.example.org' }, /: baseUrl must be an absolute http\(s\) URL/],
     ['with a query', { baseUrl: 'https://serial.example.org/?ref=feed' }, /: baseUrl must not have a query/],

@@ -36,6 +36,21 @@ describe('config validation: errors name the key and the file', () => {
   test('invalid cron expression', () => rejects('schedule:\n  cron: "every tuesday"\n', /schedule\.cron/));
   test('unknown timezone', () => rejects('schedule:\n  timezone: Mars/Olympus\n', /schedule\.timezone/));
   test('not YAML', () => rejects('story: [unclosed\n', /not valid YAML/));
+  test('a YAML error names its line and column', () => rejects('mode: broadcast\nserver:\n  port: 3000\n   host: x\n', /^[^\n]*\.yaml:[34]:\d+: not valid YAML/));
+  test('every problem is reported, one line each, not only the first', () => {
+    const file = configFile('colour: blue\nmode: sometimes\nserver:\n  port: "eighty"\nschedule:\n  timezone: Mars/Olympus\n');
+    assert.throws(
+      () => loadConfig({ configPath: file, env: {} }),
+      (err: unknown) => {
+        assert.ok(err instanceof ConfigError);
+        const lines = err.message.split('\n');
+        assert.equal(lines.length, 4, err.message);
+        for (const line of lines) assert.ok(line.startsWith(`${file}: `), line);
+        for (const key of [/unknown setting colour/, /mode/, /server\.port/, /schedule\.timezone/]) assert.ok(lines.some((l) => key.test(l)), `${key}: ${err.message}`);
+        return true;
+      },
+    );
+  });
   test('top level not a mapping', () => rejects('- a\n- b\n', /mapping/));
   test('trustProxy: true is refused in one line: the proxy must be named', () => {
     rejects('server:\n  trustProxy: true\n', /^[^\n]*server\.trustProxy true would trust any client's X-Forwarded-For; list your reverse proxy's address[^\n]*$/);
@@ -57,6 +72,21 @@ describe('config validation: errors name the key and the file', () => {
     const levels = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]'];
     for (const [prev, name] of [['a', 'b'], ['b', 'c'], ['c', 'd'], ['d', 'e'], ['e', 'f'], ['f', 'g'], ['g', 'h']]) levels.push(`${name}: &${name} [${Array(9).fill(`*${prev}`).join(',')}]`);
     rejects(levels.join('\n') + '\n', /^[^\n]*: too many YAML aliases \(\*name\)[^\n]*$/);
+  });
+  test('no config file anywhere: one line saying where it looked, when a file is required', () => {
+    const empty = mkdtempSync(path.join(dir, 'empty-'));
+    assert.throws(
+      () => loadConfig({ cwd: empty, env: {}, requireFile: true }),
+      (err: unknown) => {
+        assert.ok(err instanceof ConfigError);
+        assert.equal(err.message.split('\n').length, 1, err.message);
+        assert.ok(err.message.includes(path.join(empty, 'feuilleton.yaml')), err.message);
+        assert.match(err.message, /FEUILLETON_CONFIG/);
+        assert.match(err.message, /--config/);
+        assert.match(err.message, /feuilleton init/);
+        return true;
+      },
+    );
   });
   test('missing config file given explicitly', () => {
     assert.throws(() => loadConfig({ configPath: path.join(dir, 'absent.yaml'), env: {} }), /config file not found/);
@@ -96,7 +126,46 @@ describe('config defaults and environment', () => {
     assert.equal(c.server.port, 8080);
   });
 
+  test('a bad FEUILLETON_PORT is blamed on the variable, not on the file', () => {
+    const file = configFile('baseUrl: http://127.0.0.1:3000\n');
+    for (const bad of ['abc', '70000', '30.5']) {
+      assert.throws(
+        () => loadConfig({ configPath: file, env: { FEUILLETON_PORT: bad } }),
+        (err: unknown) => {
+          assert.ok(err instanceof ConfigError);
+          assert.ok(err.message.startsWith(`FEUILLETON_PORT=${bad} `), err.message);
+          assert.ok(!err.message.includes(file), `the file is not to blame: ${err.message}`);
+          assert.equal(err.message.split('\n').length, 1);
+          return true;
+        },
+      );
+    }
+  });
+
   test('a bad value from the environment is reported too', () => {
     assert.throws(() => loadConfig({ configPath: configFile('{}\n'), env: { FEUILLETON_BASE_URL: 'not a url' } }), /baseUrl/);
+  });
+});
+
+describe('baseUrl left unset follows the server address', () => {
+  test('server.port, FEUILLETON_PORT and server.host make the links', () => {
+    const file = configFile('server:\n  port: 3101\n');
+    const c = loadConfig({ configPath: file, env: {} });
+    assert.equal(c.baseUrl, 'http://127.0.0.1:3101');
+    assert.equal(c.baseUrlFollowsServer, true);
+    assert.equal(c.production, false);
+    assert.equal(loadConfig({ configPath: file, env: { FEUILLETON_PORT: '3202' } }).baseUrl, 'http://127.0.0.1:3202');
+    assert.equal(loadConfig({ configPath: configFile('server:\n  host: "::1"\n'), env: {} }).baseUrl, 'http://[::1]:3000');
+    assert.equal(loadConfig({ configPath: configFile('server:\n  host: 0.0.0.0\n'), env: {} }).baseUrl, 'http://127.0.0.1:3000', 'a wildcard address is reached through loopback');
+  });
+  test('a baseUrl that is set stays as it is', () => {
+    const c = loadConfig({ configPath: configFile('baseUrl: http://127.0.0.1:3000\nserver:\n  port: 3101\n'), env: {} });
+    assert.equal(c.baseUrl, 'http://127.0.0.1:3000');
+    assert.equal(c.baseUrlFollowsServer, false);
+  });
+  test('in production an unset baseUrl is an error', () => {
+    rejects('production: true\n', /baseUrl is missing/);
+    const file = configFile('{}\n');
+    assert.throws(() => loadConfig({ configPath: file, env: { NODE_ENV: 'production' } }), /baseUrl is missing/);
   });
 });
