@@ -55,22 +55,3 @@ export function installmentHtml(blocks: Block[]): string {
     })
     .join('\n');
 }
-
-/** Plain text with the author's exact words, one blank line between blocks. */
-export function installmentText(blocks: Block[]): string {
-  return blocks
-    .map((b) => {
-      switch (b.kind) {
-        case 'paragraph':
-          return b.text;
-        case 'heading':
-          return b.title;
-        case 'scene-break':
-          return SCENE_BREAK_LINE;
-      }
-    })
-    .join('\n\n');
-}
-
-/** For tests comparing renderings: whitespace runs become one space; entities are left alone. */
-export const normalizeForCompare = (s: string): string => s.replace(/\s+/g, ' ').trim();

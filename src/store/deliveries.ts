@@ -119,13 +119,6 @@ export class DeliveryStore {
     return (this.db.prepare('SELECT * FROM deliveries WHERE subscriber_id = ? ORDER BY installment').all(subscriberId) as Row[]).map(fromRow);
   }
 
-  /** Installment numbers this subscriber has been sent, ascending. */
-  sentInstallments(subscriberId: number): number[] {
-    return (this.db.prepare(`SELECT installment FROM deliveries WHERE subscriber_id = ? AND status = 'sent' ORDER BY installment`).all(subscriberId) as Array<{ installment: number }>).map(
-      (r) => r.installment,
-    );
-  }
-
   /** Did this run already deliver something to this subscriber? (paced: one installment per run) */
   sentInRun(subscriberId: number, runId: number): boolean {
     return this.db.prepare(`SELECT 1 FROM deliveries WHERE subscriber_id = ? AND run_id = ? AND status IN ('sent', 'sending')`).get(subscriberId, runId) !== undefined;

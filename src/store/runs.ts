@@ -70,8 +70,10 @@ const isDead = (holder: LockHolder, staleMs: number): boolean =>
 
 export class RunStore {
   private readonly holds;
+  private readonly latestStory;
 
   constructor(private readonly db: DB) {
+    this.latestStory = db.prepare<[], Row>(`SELECT * FROM runs WHERE kind != 'on-demand' AND json_extract(note, '$.due') IS NULL ORDER BY id DESC LIMIT 1`);
     this.holds = db.prepare<[string, string], { 1: number }>(`SELECT 1 FROM meta WHERE key = ? AND json_extract(value, '$.owner') = ?`);
   }
 
@@ -83,10 +85,6 @@ export class RunStore {
   get(id: number): Run | undefined {
     const row = this.db.prepare('SELECT * FROM runs WHERE id = ?').get(id) as Row | undefined;
     return row && fromRow(row);
-  }
-
-  saveCounts(id: number, counts: RunCounts): void {
-    this.db.prepare('UPDATE runs SET counts_json = ? WHERE id = ?').run(JSON.stringify(counts), id);
   }
 
   finish(id: number, status: Exclude<RunStatus, 'running'>, counts: RunCounts, reason: string | null = null, needsOperator = false): void {
@@ -110,6 +108,15 @@ export class RunStore {
     const row = this.db
       .prepare(`SELECT * FROM runs WHERE kind != 'on-demand' AND id IN (SELECT run_id FROM deliveries WHERE status = 'failed') ORDER BY id DESC LIMIT 1`)
       .get() as Row | undefined;
+    return row && fromRow(row);
+  }
+
+  /**
+   * The newest run on the story's calendar: runs of readers' own calendars (note.due) are
+   * left out, as they say nothing about when the shared calendar last moved.
+   */
+  latestOfStory(): Run | undefined {
+    const row = this.latestStory.get();
     return row && fromRow(row);
   }
 

@@ -15,14 +15,12 @@ export class TokenStore {
   private readonly insertStmt;
   private readonly byHashStmt;
   private readonly consumeStmt;
-  private readonly expireForStmt;
   private readonly purgeStmt;
 
   constructor(db: DB) {
     this.insertStmt = db.prepare(`INSERT INTO tokens (hash, subscriber_id, purpose, expires_at) VALUES (?, ?, 'confirm', ?)`);
     this.byHashStmt = db.prepare('SELECT subscriber_id, expires_at, used_at FROM tokens WHERE hash = ?');
     this.consumeStmt = db.prepare('UPDATE tokens SET used_at = ? WHERE hash = ? AND used_at IS NULL');
-    this.expireForStmt = db.prepare('UPDATE tokens SET expires_at = ? WHERE subscriber_id = ? AND used_at IS NULL');
     this.purgeStmt = db.prepare('DELETE FROM tokens WHERE expires_at < ?');
   }
 
@@ -44,11 +42,6 @@ export class TokenStore {
   /** Spends the token; false if someone spent it first (two clicks racing). */
   consume(token: string): boolean {
     return this.consumeStmt.run(nowIso(), hashToken(token)).changes === 1;
-  }
-
-  /** Test and admin aid: make a subscriber's outstanding tokens expire now. */
-  expireFor(subscriberId: number): void {
-    this.expireForStmt.run(nowIso(), subscriberId);
   }
 
   /** Deletes tokens, used or not, that expired more than a day before `now`; returns how many. */

@@ -3,7 +3,7 @@
 import type { App } from '../../src/app.ts';
 import { startServing, type Serving } from '../../src/commands/serve.ts';
 import { createLogger } from '../../src/log.ts';
-import { normalizeForCompare } from '../../src/render/fragment.ts';
+import { normalizeForCompare } from './story-text.ts';
 import type { Project } from './project.ts';
 
 export interface Site {

@@ -16,7 +16,7 @@ import { sendConcurrency, sendNext, sendRun, type SendContext } from '../../src/
 import { HeaderInjectionError, type MailTransport } from '../../src/deliver/transport.ts';
 import { UserError } from '../../src/errors.ts';
 import { createLogger } from '../../src/log.ts';
-import { installmentText, normalizeForCompare } from '../../src/render/fragment.ts';
+import { installmentText, normalizeForCompare } from '../helpers/story-text.ts';
 import { createRuntime, type Runtime } from '../../src/runtime.ts';
 import type { StoredInstallment } from '../../src/store/installments.ts';
 import type { Subscriber } from '../../src/store/subscribers.ts';
