@@ -27,12 +27,20 @@ export interface Runtime {
   close(): void;
 }
 
+// A task never started, asked only for its times. getNextRun() answers null for such a
+// task; getNextRuns does not.
+const scheduleProbe = (config: App['config']) => cron.createTask(config.schedule.cron, () => undefined, { timezone: config.schedule.timezone });
+
 /** When the schedule will next send, without starting it (for "next installment" lines and status). */
 export function nextScheduledRun(config: App['config']): () => Date | null {
   if (!config.schedule.enabled) return () => null;
-  const probe = cron.createTask(config.schedule.cron, () => undefined, { timezone: config.schedule.timezone });
-  // getNextRun() answers null for a task that was never started; getNextRuns does not.
+  const probe = scheduleProbe(config);
   return () => probe.getNextRuns(1)[0] ?? null;
+}
+
+/** The schedule's next `count` run times; none when it is off. */
+export function upcomingRuns(config: App['config'], count: number): Date[] {
+  return config.schedule.enabled ? scheduleProbe(config).getNextRuns(count) : [];
 }
 
 export function createRuntime(app: App, log: Logger): Runtime {

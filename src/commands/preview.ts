@@ -7,9 +7,9 @@ import { UserError } from '../errors.ts';
 import { Links } from '../links.ts';
 import { launchChromium } from '../render/chromium.ts';
 import { EmailRenderer } from '../render/email.ts';
+import { upcomingRuns } from '../runtime.ts';
 
 const DEMO_SUBSCRIBER = { id: 0, feedToken: 'preview' };
-const SAMPLE_NEXT_DATE_MS = 7 * 24 * 3600 * 1000;
 
 const VIEWPORTS = [
   { name: 'desktop', width: 600 },
@@ -43,9 +43,12 @@ export async function preview(app: App, number: number | undefined, opts: { png:
   }
   const links = new Links(app.config.baseUrl, app.secret);
   const renderer = new EmailRenderer({ templatesDir: app.config.paths.templates, info: app.info, config: app.config, links });
-  // A sample date, like the sample recipient: the real one comes from the scheduler at send time.
+  // The date the email will carry when the schedule sends it: the first unpublished
+  // installment goes at the coming run and names the one after; each later one goes a run
+  // further on. No schedule, no date, as at send time.
   const hasNext = inst.number < (all.at(-1)?.number ?? 0);
-  const nextDate = hasNext ? new Date(Date.now() + SAMPLE_NEXT_DATE_MS).toISOString() : null;
+  const runsAhead = Math.max(0, inst.number - (all.find((i) => !i.publishedAt)?.number ?? inst.number));
+  const nextDate = hasNext ? (upcomingRuns(app.config, runsAhead + 2)[runsAhead + 1]?.toISOString() ?? null) : null;
   const prepared = await renderer.installment(inst, { nextDate });
   const email = prepared.fill({
     unsubscribeUrl: links.unsubscribe(DEMO_SUBSCRIBER),
