@@ -20,7 +20,6 @@ import nodemailer from 'nodemailer';
 import type { App } from '../src/app.ts';
 import { PACKAGE_ROOT } from '../src/config.ts';
 import MailComposer from 'nodemailer/lib/mail-composer/index.js';
-import { listMail } from '../src/deliver/headers.ts';
 import { mailOptions } from '../src/deliver/transport.ts';
 import { sendConcurrency, sendRun } from '../src/deliver/send.ts';
 import { createLogger } from '../src/log.ts';
@@ -93,7 +92,7 @@ async function bareRate(app: App, smtpUrl: string, count: number, prebuilt: bool
   runtime.transport.close();
   // The message the feuilleton transport would hand over, text encoding included: the ratio
   // is then our overhead alone, not a nodemailer setting.
-  const mail = mailOptions(config, listMail(app, prepared.fill(values), sub.email, values.unsubscribeUrl!, runtime.ids.installment(sub, inst.number), 'installment'));
+  const mail = mailOptions(config, runtime.send.lists.address(prepared.fill(values), sub.email, values.unsubscribeUrl!, runtime.ids.installment(sub, inst.number), 'installment'));
   const raw = await new MailComposer(mail).compile().build();
   const transporter = nodemailer.createTransport({ url: smtpUrl, pool: true, maxConnections: config.mail.maxConnections, maxMessages: Infinity });
   let started = 0;

@@ -3,7 +3,7 @@
 import cron from 'node-cron';
 import type { Logger } from 'pino';
 import type { App } from './app.ts';
-import { listMail, MessageIds, senderDomain } from './deliver/headers.ts';
+import { ListMail, MessageIds, senderDomain } from './deliver/headers.ts';
 import { InstallmentMail } from './deliver/installment-mail.ts';
 import { NoticeSender } from './deliver/notices.ts';
 import { sendNext, type SendContext } from './deliver/send.ts';
@@ -47,6 +47,7 @@ export function createRuntime(app: App, log: Logger): Runtime {
   const links = new Links(app.config.baseUrl, app.secret);
   const transport = createTransport(app.config);
   const renderer = new EmailRenderer({ templatesDir: app.config.paths.templates, info: app.info, config: app.config, links, progress: () => app.store.installments.count() });
+  const lists = new ListMail(app.config, app.info.title);
   const ids = new MessageIds({ instance: app.instanceId, storyTitle: app.info.title, domain: senderDomain(app.config) });
   const notices = new NoticeSender({
     notices: app.store.notices,
@@ -55,12 +56,12 @@ export function createRuntime(app: App, log: Logger): Runtime {
     transport,
     links,
     ids,
-    address: (filled, to, unsubscribeUrl, id, kind) => listMail(app, filled, to, unsubscribeUrl, id, kind),
+    address: (filled, to, unsubscribeUrl, id, kind) => lists.address(filled, to, unsubscribeUrl, id, kind),
     config: app.config,
     log,
   });
-  const installmentMail = new InstallmentMail({ renderer, address: (filled, to, unsubscribeUrl, id) => listMail(app, filled, to, unsubscribeUrl, id, 'installment'), options: (mail) => mailOptions(app.config, mail) });
-  const send: SendContext = { app, transport, renderer, links, ids, installmentMail, notices, nextRunAt: nextScheduledRun(app.config), log: (line) => log.info(line) };
+  const installmentMail = new InstallmentMail({ renderer, address: (filled, to, unsubscribeUrl, id) => lists.address(filled, to, unsubscribeUrl, id, 'installment'), options: (mail) => mailOptions(app.config, mail) });
+  const send: SendContext = { app, transport, renderer, links, ids, lists, installmentMail, notices, nextRunAt: nextScheduledRun(app.config), log: (line) => log.info(line) };
   const subscriptions = new Subscriptions({
     store: app.store,
     config: app.config,

@@ -4,24 +4,16 @@
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 import addressparser from 'nodemailer/lib/addressparser/index.js';
 import { encodeWord } from 'nodemailer/lib/mime-funcs/index.js';
-import type { App } from '../app.ts';
 import type { Config } from '../config.ts';
 import type { FilledEmail } from '../render/email.ts';
 import type { NoticeKind } from '../store/notices.ts';
 import type { OutgoingMail } from './transport.ts';
 
-// Asked twice for every message of a send; parsing the From address each time showed in profiles.
-const domains = new WeakMap<Config, string>();
-
+/** The domain of mail.from (else of baseUrl): Message-IDs and List-Id are named after it. */
 export function senderDomain(config: Config): string {
-  let domain = domains.get(config);
-  if (domain === undefined) {
-    const parsed = addressparser(config.mail.from, { flatten: true })[0];
-    const address = parsed && 'address' in parsed ? parsed.address : '';
-    domain = address.split('@')[1] || new URL(config.baseUrl).hostname;
-    domains.set(config, domain);
-  }
-  return domain;
+  const parsed = addressparser(config.mail.from, { flatten: true })[0];
+  const address = parsed && 'address' in parsed ? parsed.address : '';
+  return address.split('@')[1] || new URL(config.baseUrl).hostname;
 }
 
 /** The kinds of email a reader gets; headers differ between them. */
@@ -127,22 +119,40 @@ export class MessageIds {
   }
 }
 
-/** A short, stable, id-safe tag for the story: its title's Latin letters, else a hash of it. */
+/** The list's label, short enough to keep a Message-ID on one header line. */
 function storyTag(title: string): string {
-  const slug = title.toLowerCase().normalize('NFKD').replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '');
-  const short = slug.length <= 24 ? slug : slug.slice(0, 24).replace(/-[^-]*$/, '');
-  return short || `s${createHash('sha256').update(title).digest('hex').slice(0, 8)}`;
+  const slug = listSlug(title);
+  return slug.length <= STORY_TAG_MAX ? slug : slug.slice(0, STORY_TAG_MAX + 1).replace(/-[^-]*$/, '') || slug.slice(0, STORY_TAG_MAX);
 }
+const STORY_TAG_MAX = 24;
 
-/** A filled email addressed to one reader of the list, with the list's headers. */
-export function listMail(app: App, filled: FilledEmail, to: string, unsubscribeUrl: string, id: string, kind: MailKind): OutgoingMail {
-  return {
-    to,
-    subject: filled.subject,
-    html: filled.html,
-    text: filled.text,
-    textEncoding: filled.textEncoding,
-    messageId: id,
-    headers: listHeaders(app.config, app.info.title, unsubscribeUrl, kind),
-  };
+/**
+ * Addresses filled emails to the list's readers. The headers that do not depend on the
+ * reader (List-Id, Feedback-ID…) are worked out once per kind, not once per message.
+ */
+export class ListMail {
+  private readonly fixed = new Map<MailKind, Record<string, string>>();
+
+  constructor(
+    private readonly config: Config,
+    private readonly title: string,
+  ) {}
+
+  address(filled: FilledEmail, to: string, unsubscribeUrl: string, id: string, kind: MailKind): OutgoingMail {
+    let fixed = this.fixed.get(kind);
+    if (!fixed) {
+      const { 'List-Unsubscribe': _reader, ...rest } = listHeaders(this.config, this.title, '', kind);
+      this.fixed.set(kind, (fixed = rest));
+    }
+    return {
+      to,
+      subject: filled.subject,
+      html: filled.html,
+      text: filled.text,
+      textEncoding: filled.textEncoding,
+      messageId: id,
+      // In listHeaders' order: the reader's link first.
+      headers: { 'List-Unsubscribe': `<${unsubscribeUrl}>`, ...fixed },
+    };
+  }
 }

@@ -9,7 +9,7 @@ import type { EmailRenderer } from '../render/email.ts';
 import type { StoredInstallment } from '../store/installments.ts';
 import type { Run, RunCounts, RunKind } from '../store/runs.ts';
 import type { Subscriber } from '../store/subscribers.ts';
-import { listMail, type MessageIds } from './headers.ts';
+import type { ListMail, MessageIds } from './headers.ts';
 import { tooSoonAfter } from './interval.ts';
 import { dateHeader, type InstallmentMail, type ReaderValues } from './installment-mail.ts';
 import type { NoticeSender } from './notices.ts';
@@ -22,6 +22,8 @@ export interface SendContext {
   renderer: EmailRenderer;
   links: Links;
   ids: MessageIds;
+  /** Addresses a filled email to one reader with the list's headers. */
+  lists: Pick<ListMail, 'address'>;
   /** Installment emails composed once and filled per reader, for transports that take built messages. */
   installmentMail?: InstallmentMail;
   /** "The End" goes through the notices ledger. */
@@ -106,7 +108,7 @@ function runFacts(ctx: SendContext): RunFacts {
  * filled (installment-mail.ts).
  */
 async function deliverMessage(ctx: SendContext, facts: RunFacts, job: Job, test?: TestSend): Promise<string> {
-  const { app, renderer, links } = ctx;
+  const { renderer, links } = ctx;
   const nextDate = job.inst.number >= facts.total ? null : facts.nextDate;
   const id = test ? ctx.ids.test(job.inst.number) : ctx.ids.installment(job.sub, job.inst.number);
   const template = !test && ctx.transport.sendRaw && ctx.installmentMail ? await ctx.installmentMail.template(job.inst, nextDate) : undefined;
@@ -118,7 +120,7 @@ async function deliverMessage(ctx: SendContext, facts: RunFacts, job: Job, test?
   }
   const prepared = await renderer.installment(job.inst, { nextDate });
   const values = links.forReader(job.sub, ['unsubscribeUrl', ...prepared.placeholders]);
-  const mail = listMail(app, prepared.fill(values), test?.to ?? job.sub.email, values.unsubscribeUrl!, id, 'installment');
+  const mail = ctx.lists.address(prepared.fill(values), test?.to ?? job.sub.email, values.unsubscribeUrl!, id, 'installment');
   const result = await ctx.transport.send(test ? { ...mail, subject: `[TEST] ${mail.subject}` } : mail);
   return result.messageId;
 }

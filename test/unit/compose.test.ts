@@ -4,7 +4,6 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import MailComposer from 'nodemailer/lib/mail-composer/index.js';
-import { listMail } from '../../src/deliver/headers.ts';
 import { dateHeader, type ReaderValues } from '../../src/deliver/installment-mail.ts';
 import { mailOptions } from '../../src/deliver/transport.ts';
 import { createLogger } from '../../src/log.ts';
@@ -51,7 +50,7 @@ async function check(runtime: Runtime, readers: string[]): Promise<number> {
     const prepared = await renderer.installment(inst, { nextDate: '2026-12-07T06:00:00.000Z' });
     const filled = prepared.fill(links.forReader(sub, prepared.placeholders));
     const boundary: string = /boundary="--_NmP-([0-9a-f]+)-Part_1"/.exec(ours.toString('latin1'))![1]!;
-    const mail = listMail(app, filled, sub.email, values.unsubscribeUrl, values.messageId, 'installment');
+    const mail = runtime.send.lists.address(filled, sub.email, values.unsubscribeUrl, values.messageId, 'installment');
     const theirs: Buffer = await new MailComposer({ ...mailOptions(app.config, mail), date, baseBoundary: boundary }).compile().build();
     assert.equal(ours.toString('latin1'), theirs.toString('latin1'), `byte for byte for ${email}`);
     compared++;
