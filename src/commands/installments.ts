@@ -12,20 +12,29 @@ function firstWords(inst: StoredInstallment): string {
   return words.slice(0, FIRST_WORDS).join(' ') + (words.length > FIRST_WORDS ? ' …' : '');
 }
 
-export function installmentsReport(app: App, json: boolean): string {
+export async function installmentsReport(app: App, json: boolean): Promise<string> {
   const list = app.store.installments.all();
   const sizes = await installmentEmailSizes(app);
   const emailKB = new Map(sizes.map((s) => [s.number, s.kb]));
   if (json) {
     return JSON.stringify(
       {
-        story: { title: app.info.title, titleSource: app.info.titleSource, author: app.info.author ?? null, file: app.story.file },
+        story: {
+          title: app.info.title,
+          titleSource: app.info.titleSource,
+          author: app.info.author ?? null,
+          file: app.story.file,
+          // The header as readers see it: the author's keys, rating and warnings first.
+          details: app.info.details,
+          notes: app.info.notes,
+        },
         installments: list.map((i) => ({
           number: i.number,
           title: i.title,
           words: i.wordCount,
           minutes: i.minutes,
           firstWords: firstWords(i),
+          emailKB: emailKB.get(i.number),
           published: i.publishedAt !== null,
           publishedAt: i.publishedAt,
           hash: i.hash,
@@ -34,7 +43,6 @@ export function installmentsReport(app: App, json: boolean): string {
       },
       null,
       2,
-          emailKB: emailKB.get(i.number),
     );
   }
   const head = `${app.info.title}${app.info.author ? ` by ${app.info.author}` : ''} (title from ${app.info.titleSource}); ${list.length} installments, target ${app.config.split.targetWords} words`;

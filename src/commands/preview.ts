@@ -42,7 +42,7 @@ export async function preview(app: App, number: number | undefined, opts: { png:
     throw new UserError(`${wanted}; the story has ${all.length} installments (see \`feuilleton installments\`)`);
   }
   const links = new Links(app.config.baseUrl, app.secret);
-  const renderer = new EmailRenderer({ templatesDir: app.config.paths.templates, info: app.info, config: app.config, links });
+  const renderer = new EmailRenderer({ templatesDir: app.config.paths.templates, info: app.info, config: app.config, links, progress: () => app.store.installments.count() });
   // The date the email will carry when the schedule sends it: the first unpublished
   // installment goes at the coming run and names the one after; each later one goes a run
   // further on. No schedule, no date, as at send time.
@@ -50,11 +50,7 @@ export async function preview(app: App, number: number | undefined, opts: { png:
   const runsAhead = Math.max(0, inst.number - (all.find((i) => !i.publishedAt)?.number ?? inst.number));
   const nextDate = hasNext ? (upcomingRuns(app.config, runsAhead + 2)[runsAhead + 1]?.toISOString() ?? null) : null;
   const prepared = await renderer.installment(inst, { nextDate });
-  const email = prepared.fill({
-    unsubscribeUrl: links.unsubscribe(DEMO_SUBSCRIBER),
-    nextUrl: links.next(DEMO_SUBSCRIBER),
-    feedUrl: links.privateFeed(DEMO_SUBSCRIBER),
-  });
+  const email = prepared.fill(links.forReader(DEMO_SUBSCRIBER, prepared.placeholders));
 
   const dir = opts.outDir ?? path.join(app.config.paths.data, 'preview');
   await mkdir(dir, { recursive: true });
