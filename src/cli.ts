@@ -201,7 +201,7 @@ subscribers
 
 subscribers
   .command('import <file>')
-  .description('import active subscribers from a CSV file with an "email" column (all or nothing)')
+  .description('import active subscribers from a CSV file with an "email" column, or an export of Mailchimp, Substack, Buttondown, Ghost or listmonk (all or nothing)')
   .option('--skip-invalid', 'import the valid rows even when some rows are invalid')
   .action((file: string, opts: { skipInvalid?: boolean }) =>
     withApp(async (app) => {
@@ -213,7 +213,7 @@ subscribers
         process.exitCode = 1;
         return;
       }
-      out(`${file}: ${r.rows} row(s): ${r.added} added, ${r.alreadyPresent} already present, ${r.duplicatesInFile} duplicate(s) in the file${r.errors.length ? `, ${r.errors.length} invalid skipped` : ''}`);
+      out(`${file}: ${r.rows} row(s): ${r.added} added, ${r.alreadyPresent} already present, ${r.duplicatesInFile} duplicate(s) in the file${r.notSubscribed ? `, ${r.notSubscribed} marked there as not subscribed (skipped)` : ''}${r.errors.length ? `, ${r.errors.length} invalid skipped` : ''}`);
     }),
   );
 

@@ -15,13 +15,44 @@ export interface ImportReport {
   added: number;
   alreadyPresent: number;
   duplicatesInFile: number;
+  /** Rows the file itself marks as not subscribed (unsubscribed, blocklisted, emails off, never confirmed): skipped. */
+  notSubscribed: number;
   errors: string[];
   ignoredColumns: string[];
   /** False when errors stopped the import: then nothing was written. */
   imported: boolean;
 }
 
-const DATE_COLUMNS = ['created_at', 'subscribed_at', 'date'];
+// Headers as other services export them (README, "Moving a list here"), compared after
+// normalizing case, spaces, underscores and dashes. Mailchimp: "Email Address",
+// OPTIN_TIME, CONFIRM_TIME, and UNSUB_TIME or CLEAN_TIME in its unsubscribed and cleaned
+// files; Substack: email, created_at, email_disabled; Buttondown: email, creation_date,
+// subscriber_type; Ghost: email, created_at, subscribed_to_emails; listmonk: email, status,
+// created_at.
+const EMAIL_COLUMNS = ['email', 'email address', 'e mail'];
+/** The first of these present is the sign-up date. */
+const DATE_COLUMNS = ['created at', 'subscribed at', 'creation date', 'optin time', 'confirm time', 'date'];
+/** Columns whose value says a row is no willing reader. */
+const GONE: Record<string, (value: string) => boolean> = {
+  'email disabled': (v) => v === 'true',
+  'subscribed to emails': (v) => v === 'false',
+  'subscriber type': (v) => ['unsubscribed', 'unactivated', 'removed', 'spammy', 'complained', 'undeliverable'].includes(v),
+  // listmonk's, and this tool's own export (a pending reader never confirmed).
+  status: (v) => ['unsubscribed', 'blocklisted', 'blacklisted', 'cleaned', 'bounced', 'complained', 'disabled', 'pending'].includes(v),
+  'unsub time': (v) => v !== '',
+  'clean time': (v) => v !== '',
+};
+
+const headerKey = (h: string): string => h.trim().toLowerCase().replace(/[\s_-]+/g, ' ');
+
+/** ISO dates, and the forms exports write: "2024-03-01 10:00:00" and listmonk's "…+00" offsets. */
+function parseDate(value: string): Date | undefined {
+  for (const candidate of [value, value.replace(' ', 'T').replace(/([+-]\d\d)$/, '$1:00')]) {
+    const d = new Date(candidate);
+    if (!Number.isNaN(d.getTime())) return d;
+  }
+  return undefined;
+}
 
 // A spreadsheet runs a cell that starts with one of these as a formula (CSV injection):
 // export puts a ' in front, as OWASP advises, and import takes exactly one off again. A
@@ -49,18 +80,22 @@ export function importCsv(store: Store, file: string, opts: { skipInvalid?: bool
   } catch (err) {
     throw new CsvError(`${file}: not valid CSV (${(err as Error).message})`);
   }
-  const header = (records[0]?.record ?? []).map((h) => h.toLowerCase());
-  const emailCol = header.indexOf('email');
+  const header = records[0]?.record ?? [];
+  const keys = header.map(headerKey);
+  const emailCol = keys.findIndex((k) => EMAIL_COLUMNS.includes(k));
   if (emailCol < 0) {
-    throw new CsvError(`${file}: line 1 must be a header with an "email" column (found: ${header.length ? header.join(', ') : 'nothing'}); nothing was imported`);
+    throw new CsvError(`${file}: line 1 must be a header with an "email" column (or an export's own, such as Mailchimp's "Email Address"); found: ${header.length ? header.join(', ') : 'nothing'}; nothing was imported`);
   }
-  const dateCol = header.findIndex((h) => DATE_COLUMNS.includes(h));
+  const dateKey = DATE_COLUMNS.find((k) => keys.includes(k));
+  const dateCol = dateKey === undefined ? -1 : keys.indexOf(dateKey);
+  const goneCols = keys.flatMap((k, i) => (GONE[k] ? [{ i, gone: GONE[k] }] : []));
   const report: ImportReport = {
     file,
     rows: records.length - 1,
     added: 0,
     alreadyPresent: 0,
     duplicatesInFile: 0,
+    notSubscribed: 0,
     errors: [],
     ignoredColumns: header.filter((_, i) => i !== emailCol && i !== dateCol),
     imported: false,
@@ -68,6 +103,10 @@ export function importCsv(store: Store, file: string, opts: { skipInvalid?: bool
   const seen = new Set<string>();
   const rows: Array<{ email: string; createdAt?: string }> = [];
   for (const { record, info } of records.slice(1)) {
+    if (goneCols.some(({ i, gone }) => gone((record[i] ?? '').toLowerCase()))) {
+      report.notSubscribed++;
+      continue;
+    }
     const raw = fromText(record[emailCol] ?? '');
     let email: string;
     try {
@@ -84,8 +123,8 @@ export function importCsv(store: Store, file: string, opts: { skipInvalid?: bool
     seen.add(key);
     let createdAt: string | undefined;
     if (dateCol >= 0 && record[dateCol]) {
-      const d = new Date(record[dateCol]!);
-      if (Number.isNaN(d.getTime())) {
+      const d = parseDate(record[dateCol]!);
+      if (!d) {
         report.errors.push(`${file}:${info.lines}: ${header[dateCol]} "${record[dateCol]}" is not a date (use 2026-01-31 or an ISO timestamp)`);
         continue;
       }
