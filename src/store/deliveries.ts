@@ -48,17 +48,45 @@ export class DeliveryStore {
   private readonly insertClaim;
   private readonly reclaim;
   private readonly sent;
+  private readonly bump;
+  private readonly toQueue;
+  private readonly failedAgain;
+  private readonly toFailed;
+  private readonly inFlight;
+  private readonly resendInFlight;
+  private readonly failInFlight;
+  private readonly one;
+  private readonly ofSubscriber;
+  private readonly inRun;
+  private readonly byStatus;
+  private readonly duplicates;
+  private readonly sentOf;
 
-  constructor(private readonly db: DB) {
-    this.insertClaim = db.prepare(
+  constructor(db: DB) {
+    this.insertClaim = db.prepare<[number, number, number | null, string]>(
       `INSERT INTO deliveries (subscriber_id, installment, status, attempts, run_id, queued_at)
        VALUES (?, ?, 'sending', 1, ?, ?) ON CONFLICT (subscriber_id, installment) DO NOTHING`,
     );
-    this.reclaim = db.prepare(
+    this.reclaim = db.prepare<[number | null, number, number], { id: number; attempts: number; possible_duplicate: number }>(
       `UPDATE deliveries SET status = 'sending', attempts = attempts + 1, run_id = ? WHERE subscriber_id = ? AND installment = ? AND status = 'queued'
        RETURNING id, attempts, possible_duplicate`,
     );
-    this.sent = db.prepare(`UPDATE deliveries SET status = 'sent', message_id = ?, sent_at = ?, last_error = NULL WHERE id = ? AND status = 'sending'`);
+    this.sent = db.prepare<[string, string, number]>(`UPDATE deliveries SET status = 'sent', message_id = ?, sent_at = ?, last_error = NULL WHERE id = ? AND status = 'sending'`);
+    this.bump = db.prepare<[string, number], { attempts: number }>(`UPDATE deliveries SET attempts = attempts + 1, last_error = ? WHERE id = ? RETURNING attempts`);
+    this.toQueue = db.prepare<[string, number]>(`UPDATE deliveries SET status = 'queued', last_error = ? WHERE id = ?`);
+    this.failedAgain = db.prepare<[number]>(`UPDATE deliveries SET status = 'queued' WHERE run_id = ? AND status = 'failed'`);
+    this.toFailed = db.prepare<[string, number]>(`UPDATE deliveries SET status = 'failed', last_error = ? WHERE id = ?`);
+    this.inFlight = db.prepare<[], Row>(`SELECT * FROM deliveries WHERE status = 'sending' ORDER BY id`);
+    this.resendInFlight = db.prepare(`UPDATE deliveries SET status = 'queued', possible_duplicate = 1, last_error = 'interrupted while sending' WHERE status = 'sending'`);
+    this.failInFlight = db.prepare(
+      `UPDATE deliveries SET status = 'failed', last_error = 'interrupted while sending; not re-sent (delivery.inFlightPolicy: fail)' WHERE status = 'sending'`,
+    );
+    this.one = db.prepare<[number, number], Row>('SELECT * FROM deliveries WHERE subscriber_id = ? AND installment = ?');
+    this.ofSubscriber = db.prepare<[number], Row>('SELECT * FROM deliveries WHERE subscriber_id = ? ORDER BY installment');
+    this.inRun = db.prepare<[number, number]>(`SELECT 1 FROM deliveries WHERE subscriber_id = ? AND run_id = ? AND status IN ('sent', 'sending')`);
+    this.byStatus = db.prepare<[], { status: DeliveryStatus; n: number }>('SELECT status, count(*) AS n FROM deliveries GROUP BY status');
+    this.duplicates = db.prepare<[], number>('SELECT count(*) FROM deliveries WHERE possible_duplicate = 1').pluck();
+    this.sentOf = db.prepare<[number], number>(`SELECT count(*) FROM deliveries WHERE installment = ? AND status = 'sent'`).pluck();
   }
 
   /**
@@ -68,14 +96,13 @@ export class DeliveryStore {
   claim(subscriberId: number, installment: number, runId: number | null): { id: number; attempts: number; possibleDuplicate: boolean } | undefined {
     const fresh = this.insertClaim.run(subscriberId, installment, runId, nowIso());
     if (fresh.changes === 1) return { id: Number(fresh.lastInsertRowid), attempts: 1, possibleDuplicate: false };
-    const again = this.reclaim.get(runId, subscriberId, installment) as { id: number; attempts: number; possible_duplicate: number } | undefined;
+    const again = this.reclaim.get(runId, subscriberId, installment);
     return again && { id: again.id, attempts: again.attempts, possibleDuplicate: again.possible_duplicate === 1 };
   }
 
   /** Counts one more attempt on a row we hold (a retry inside the same run). */
   bumpAttempt(id: number, error: string): number {
-    const row = this.db.prepare(`UPDATE deliveries SET attempts = attempts + 1, last_error = ? WHERE id = ? RETURNING attempts`).get(error, id) as { attempts: number };
-    return row.attempts;
+    return this.bump.get(error, id)!.attempts;
   }
 
   markSent(id: number, messageId: string): void {
@@ -84,16 +111,16 @@ export class DeliveryStore {
 
   /** Gives a held row back for a later run (outage, pause). */
   requeue(id: number, error: string): void {
-    this.db.prepare(`UPDATE deliveries SET status = 'queued', last_error = ? WHERE id = ?`).run(error, id);
+    this.toQueue.run(error, id);
   }
 
   /** Failed deliveries of a run back to the queue (--retry-failed); returns how many. */
   requeueFailed(runId: number): number {
-    return this.db.prepare(`UPDATE deliveries SET status = 'queued' WHERE run_id = ? AND status = 'failed'`).run(runId).changes;
+    return this.failedAgain.run(runId).changes;
   }
 
   markFailed(id: number, error: string): void {
-    this.db.prepare(`UPDATE deliveries SET status = 'failed', last_error = ? WHERE id = ?`).run(error, id);
+    this.toFailed.run(error, id);
   }
 
   /**
@@ -101,38 +128,34 @@ export class DeliveryStore {
    * queues them again flagged as possible duplicates; `fail` gives up on them.
    */
   recoverInFlight(policy: 'resend' | 'fail'): Delivery[] {
-    const rows = this.db.prepare(`SELECT * FROM deliveries WHERE status = 'sending' ORDER BY id`).all() as Row[];
-    if (policy === 'resend') {
-      this.db.prepare(`UPDATE deliveries SET status = 'queued', possible_duplicate = 1, last_error = 'interrupted while sending' WHERE status = 'sending'`).run();
-    } else {
-      this.db.prepare(`UPDATE deliveries SET status = 'failed', last_error = 'interrupted while sending; not re-sent (delivery.inFlightPolicy: fail)' WHERE status = 'sending'`).run();
-    }
+    const rows = this.inFlight.all();
+    (policy === 'resend' ? this.resendInFlight : this.failInFlight).run();
     return rows.map(fromRow);
   }
 
   get(subscriberId: number, installment: number): Delivery | undefined {
-    const row = this.db.prepare('SELECT * FROM deliveries WHERE subscriber_id = ? AND installment = ?').get(subscriberId, installment) as Row | undefined;
+    const row = this.one.get(subscriberId, installment);
     return row && fromRow(row);
   }
 
   forSubscriber(subscriberId: number): Delivery[] {
-    return (this.db.prepare('SELECT * FROM deliveries WHERE subscriber_id = ? ORDER BY installment').all(subscriberId) as Row[]).map(fromRow);
+    return this.ofSubscriber.all(subscriberId).map(fromRow);
   }
 
   /** Did this run already deliver something to this subscriber? (paced: one installment per run) */
   sentInRun(subscriberId: number, runId: number): boolean {
-    return this.db.prepare(`SELECT 1 FROM deliveries WHERE subscriber_id = ? AND run_id = ? AND status IN ('sent', 'sending')`).get(subscriberId, runId) !== undefined;
+    return this.inRun.get(subscriberId, runId) !== undefined;
   }
 
   countByStatus(): Record<DeliveryStatus, number> & { possibleDuplicates: number } {
     const counts = { queued: 0, sending: 0, sent: 0, failed: 0, possibleDuplicates: 0 };
-    for (const r of this.db.prepare('SELECT status, count(*) AS n FROM deliveries GROUP BY status').all() as Array<{ status: DeliveryStatus; n: number }>) counts[r.status] = r.n;
-    counts.possibleDuplicates = (this.db.prepare('SELECT count(*) AS n FROM deliveries WHERE possible_duplicate = 1').get() as { n: number }).n;
+    for (const r of this.byStatus.all()) counts[r.status] = r.n;
+    counts.possibleDuplicates = this.duplicates.get()!;
     return counts;
   }
 
   /** Sent messages for this installment, for reports. */
   countSent(installment: number): number {
-    return (this.db.prepare(`SELECT count(*) AS n FROM deliveries WHERE installment = ? AND status = 'sent'`).get(installment) as { n: number }).n;
+    return this.sentOf.get(installment)!;
   }
 }
