@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # What the tests need from the system, beyond node_modules: Chromium at /usr/bin/chromium
 # for playwright-core (never a downloaded browser), python3-feedparser and newsboat as
-# independent feed parsers. `npm test` runs this first: it installs what is missing with
+# independent feed parsers, spamassassin to score every kind of email with its local rules
+# (no network). `npm test` runs this first: it installs what is missing with
 # apt-get when it can (root, or sudo without a password), else stops at once with the
 # exact command, rather than letting a dozen tests fail one by one.
 set -euo pipefail
@@ -11,6 +12,7 @@ need=()
 # Debian's own python3, where the package installs (the tests call it by this path).
 /usr/bin/python3 -c 'import feedparser' 2>/dev/null || need+=(python3-feedparser)
 command -v newsboat >/dev/null || need+=(newsboat)
+command -v spamassassin >/dev/null || need+=(spamassassin)
 [ ${#need[@]} -eq 0 ] && exit 0
 
 install="apt-get install -y --no-install-recommends ${need[*]}"
