@@ -85,7 +85,8 @@ async function bareRate(app: App, smtpUrl: string, count: number, prebuilt: bool
   const runtime = createRuntime(app, silent);
   // A renderer of its own, so the feuilleton run below still pays for its one MJML compile.
   const renderer = new EmailRenderer({ templatesDir: config.paths.templates, info: app.info, config, links: runtime.links, progress: () => app.store.installments.count() });
-  const sub = app.store.subscribers.iterate({ status: 'active' }).next().value!;
+  const [sub] = app.store.subscribers.iterate({ status: 'active' });
+  if (!sub) throw new Error('the bench project has no readers');
   const inst = app.store.installments.get(1)!;
   const prepared = await renderer.installment(inst, { nextDate: null });
   const values = runtime.links.forReader(sub, ['unsubscribeUrl', ...prepared.placeholders]);
@@ -132,7 +133,7 @@ async function cliSend(smtpUrl: string, subscribers: number, mode: Mode, pool: n
     const { code } = await cli.done;
     const output = cli.output();
     const seconds = (performance.now() - start) / 1000;
-    const sent = /^  sent (\d+), failed 0,/m.exec(output)?.[1];
+    const sent = /^ {2}sent (\d+), failed 0,/m.exec(output)?.[1];
     const peak = /^maxRSS (\d+)$/m.exec(output)?.[1];
     if (code !== 0 || Number(sent) !== subscribers || !peak) throw new Error(`feuilleton send to ${subscribers} did not finish cleanly (exit ${code}):\n${output.slice(-2000)}`);
     return { maxRssMb: Number(peak) / 1024, seconds };

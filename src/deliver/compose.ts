@@ -80,7 +80,7 @@ export class ComposedMessage {
       if (h.index < at || h.index > headerEnd || built.indexOf(h.template, h.index + 1) >= 0) return undefined;
       fixed(h.index);
       const inHeader = slots.values.filter((s) => h.placeholder.includes(s.token));
-      pieces.push((v) => field(h.key, inHeader.reduce((value, s) => value.split(s.token).join(v[s.slot]!), h.placeholder)));
+      pieces.push((v) => field(h.key, inHeader.reduce((value, s) => value.split(s.token).join(v[s.slot]), h.placeholder)));
       at = h.index + h.template.length;
     }
 

@@ -141,8 +141,9 @@ export class ListMail {
   address(filled: FilledEmail, to: string, unsubscribeUrl: string, id: string, kind: MailKind): OutgoingMail {
     let fixed = this.fixed.get(kind);
     if (!fixed) {
-      const { 'List-Unsubscribe': _reader, ...rest } = listHeaders(this.config, this.title, '', kind);
-      this.fixed.set(kind, (fixed = rest));
+      const all = listHeaders(this.config, this.title, '', kind);
+      delete all['List-Unsubscribe'];
+      this.fixed.set(kind, (fixed = all));
     }
     return {
       to,

@@ -140,7 +140,7 @@ export class NoticeSender {
   }
 
   private async deliver(n: Notice): Promise<void> {
-    const { notices, subscribers, transport, log } = this.deps;
+    const { notices, subscribers, transport } = this.deps;
     const sub = subscribers.get(n.subscriberId);
     if (!sub || sub.status !== WANTS[n.kind]) {
       notices.markFailed(n.id, `not sent: the reader is ${sub?.status ?? 'gone'}`);

@@ -111,7 +111,7 @@ function smtpTransport(config: Config, url: string): MailTransport {
     connectionTimeout: 30_000,
     greetingTimeout: 30_000,
     socketTimeout: 60_000,
-  } as SMTPPool.Options;
+  };
   const transporter = nodemailer.createTransport(options);
   const sender = addressparser(config.mail.from, { flatten: true })[0];
   const envelopeFrom = sender && 'address' in sender ? sender.address : config.mail.from;

@@ -12,6 +12,7 @@ import type { StoryInfo } from '../story/info.ts';
 export const EPUB_CONTENT_TYPE = 'application/epub+zip';
 
 // XML 1.0 cannot carry these at all (see feeds.ts).
+// eslint-disable-next-line no-control-regex -- matching those control characters is the point
 const XML_ILLEGAL = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]/g;
 const x = (s: string): string => escapeHtml(s.replace(XML_ILLEGAL, ''));
 

@@ -71,6 +71,7 @@ const cdataSafe = (s: string): string => {
 
 // C0 controls other than tab and line breaks cannot appear in XML 1.0 at all, not even as
 // character references; a stray form feed in a story file would make the feed unreadable.
+// eslint-disable-next-line no-control-regex -- matching those control characters is the point
 const XML_ILLEGAL = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]/g;
 
 // feed@6 escapes "&" and '"' in attributes but not "<", which XML forbids there. Only

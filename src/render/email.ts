@@ -17,7 +17,7 @@ import type { Block } from '../story/types.ts';
 import { escapeHtml, installmentHtml, ratingNotice, readingBlocks, SCENE_BREAK_LINE } from './fragment.ts';
 import { compileMjml, MjmlError } from './mjml.ts';
 
-export type PlaceholderName = 'unsubscribeUrl' | 'nextUrl' | 'feedUrl' | 'confirmUrl' | 'readToken';
+export type PlaceholderName = 'unsubscribeUrl' | 'nextUrl' | 'feedUrl' | 'confirmUrl' | 'readToken' | 'preferencesUrl';
 
 export type TextEncoding = 'quoted-printable' | 'base64';
 
@@ -62,7 +62,7 @@ const textOf = (node: Node): string => (node.type === 'text' ? String(node.data 
 /** A link's words, then its address on a line of its own (once, if the words are the address): whole, easy to tap or copy. */
 const linkOnItsOwnLine: FormatCallback = (elem, walk, builder) => {
   walk(elem.children, builder);
-  const href = String(elem.attribs?.href ?? '').trim();
+  const href = String((elem.attribs as Record<string, string> | undefined)?.href ?? '').trim();
   if (!href || textOf(elem).trim() === href) return;
   builder.addLineBreak();
   builder.addInline(href, { noWordTransform: true });
@@ -183,7 +183,9 @@ export class EmailRenderer {
     const last = total !== undefined && inst.number >= total;
     const part = total === undefined ? `Part ${inst.number}` : `Part ${inst.number} of ${total}`;
     // Paced readers run ahead of the public calendar: their links carry a token that opens what they were sent.
-    const placeholders: PlaceholderName[] = paced ? ['unsubscribeUrl', 'feedUrl', 'readToken', ...(last ? [] : ['nextUrl' as const])] : ['unsubscribeUrl', 'feedUrl'];
+    // Every installment but the last lets the reader choose when the next ones come.
+    const calendar: PlaceholderName[] = last ? [] : ['preferencesUrl'];
+    const placeholders: PlaceholderName[] = paced ? ['unsubscribeUrl', 'feedUrl', 'readToken', ...(last ? [] : ['nextUrl' as const]), ...calendar] : ['unsubscribeUrl', 'feedUrl', ...calendar];
     return this.cached(`installment:${inst.number}`, `${inst.hash}|${nextDate ?? ''}|${total ?? ''}`, () =>
       this.prepare('installment', `${this.info.title} — ${inst.title}`, placeholders, {
         heading: inst.title,
@@ -225,7 +227,7 @@ export class EmailRenderer {
   welcome(): Promise<PreparedEmail> {
     const complete = this.complete();
     return this.cached('welcome', String(complete), () =>
-      this.prepare('welcome', `Welcome to ${this.info.title}`, ['unsubscribeUrl', 'feedUrl'], {
+      this.prepare('welcome', `Welcome to ${this.info.title}`, complete ? ['unsubscribeUrl', 'feedUrl'] : ['unsubscribeUrl', 'feedUrl', 'preferencesUrl'], {
         preheader: complete ? `${this.info.title} is complete: read it online or as an EPUB.` : `You are subscribed to ${this.info.title}.`,
         paced: this.config.mode === 'paced',
         ending: complete ? this.ending() : null,
@@ -237,7 +239,7 @@ export class EmailRenderer {
     const paced = this.config.mode === 'paced';
     return this.cached('the-end', '', () =>
       this.prepare('the-end', `${this.info.title} — The End`, paced ? ['unsubscribeUrl', 'readToken'] : ['unsubscribeUrl'], {
-        preheader: `You have read all of ${this.info.title}. Thank you.`,
+        preheader: `You now have all of ${this.info.title}. Thank you.`,
         ending: this.ending(),
       }),
     );

@@ -252,7 +252,8 @@ function takeFrontMatter(source: string, file: string, meta: StoryMeta): number 
       const values = Array.isArray(value) ? value : [value];
       if (values.some((v) => typeof v === 'object' && v !== null))
         throw new StoryError(file, `front matter key "${key}" has a nested value; write it as one line of text (or a list of words), such as ${key}: value`);
-      const text = Array.isArray(value) ? value.map(String).join(', ') : String(value);
+      // Objects were refused above: what is left are strings, numbers, booleans and dates.
+      const text = (values as Array<string | number | boolean | Date>).map(String).join(', ');
       setMeta(meta, key, text);
     }
   }

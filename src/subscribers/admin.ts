@@ -6,6 +6,7 @@ import { UserError } from '../errors.ts';
 import type { Store } from '../store/index.ts';
 import { SUBSCRIBER_STATUSES, type Subscriber, type SubscriberStatus } from '../store/subscribers.ts';
 import { normalizeEmail } from './address.ts';
+import { calendarView, effectiveCalendar } from './calendars.ts';
 
 export class CsvError extends UserError {}
 
@@ -123,7 +124,7 @@ export function importCsv(store: Store, file: string, opts: { skipInvalid?: bool
     seen.add(key);
     let createdAt: string | undefined;
     if (dateCol >= 0 && record[dateCol]) {
-      const d = parseDate(record[dateCol]!);
+      const d = parseDate(record[dateCol]);
       if (!d) {
         report.errors.push(`${file}:${info.lines}: ${header[dateCol]} "${record[dateCol]}" is not a date (use 2026-01-31 or an ISO timestamp)`);
         continue;
@@ -206,8 +207,26 @@ export function forgetSubscriber(store: Store, emailInput: string): { email: str
   return { email: sub.email, deliveries };
 }
 
-/** Everything held about one subscriber (GDPR access request). */
-export function showSubscriber(store: Store, emailInput: string): { subscriber: Subscriber; deliveries: ReturnType<Store['deliveries']['forSubscriber']> } {
+/** Everything held about one subscriber (GDPR access request), and how they read: place and calendar. */
+export function showSubscriber(
+  store: Store,
+  emailInput: string,
+  config?: Parameters<typeof calendarView>[1],
+): { subscriber: Subscriber; reading?: ReturnType<typeof readingOf>; deliveries: ReturnType<Store['deliveries']['forSubscriber']> } {
   const sub = find(store, emailInput);
-  return { subscriber: sub, deliveries: store.deliveries.forSubscriber(sub.id) };
+  return { subscriber: sub, ...(config ? { reading: readingOf(store, sub, config) } : {}), deliveries: store.deliveries.forSubscriber(sub.id) };
+}
+
+function readingOf(store: Store, sub: Subscriber, config: Parameters<typeof calendarView>[1]) {
+  const total = store.installments.count().total;
+  const view = calendarView(sub, config, new Date());
+  const own = effectiveCalendar(sub.choices, config) !== null;
+  return {
+    installment: sub.position,
+    of: total,
+    finished: total > 0 && sub.position >= total,
+    calendar: own ? { cadence: view.cadence, days: view.days, time: view.time, timezone: view.timezone } : 'the story\'s schedule',
+    pausedUntil: view.pausedUntil,
+    nextDueAt: sub.nextDueAt,
+  };
 }

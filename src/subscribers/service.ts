@@ -86,7 +86,7 @@ export class Subscriptions {
     return { ok: true, subscriber, alreadyActive: subscriber.status === 'active' };
   }
 
-  async confirm(token: unknown, ip: string | null): Promise<ConfirmOutcome> {
+  confirm(token: unknown, ip: string | null): ConfirmOutcome {
     const checked = this.checkConfirm(token);
     if (!checked.ok) return checked;
     const { store } = this.deps;

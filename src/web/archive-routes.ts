@@ -144,14 +144,14 @@ export function archiveRoutes(deps: ArchiveDeps) {
       const readable = readableFor(req.query);
       const page = readable && installmentPage(deps, readable, number, null);
       if (!page) return reply.callNotFound();
-      return sendHtml(privately(reply, readable!), 200, page);
+      return sendHtml(privately(reply, readable), 200, page);
     });
 
     server.get('/story', (req, reply) => {
       const readable = readableFor(req.query);
       const page = readable && wholeStoryPage(deps, readable);
       if (!page) return reply.callNotFound();
-      return sendHtml(privately(reply, readable!), 200, page);
+      return sendHtml(privately(reply, readable), 200, page);
     });
 
     server.get('/story.epub', (req, reply) => {

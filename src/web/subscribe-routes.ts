@@ -8,6 +8,7 @@ import type { Subscriptions } from '../subscribers/service.ts';
 import { homePage } from './archive-routes.ts';
 import type { Pages } from './pages.ts';
 import { PageCache } from './page-cache.ts';
+import { calendarPage } from './preferences-routes.ts';
 import { sendHtml, tokenOf } from './reply.ts';
 
 type Form = Record<string, unknown>;
@@ -43,7 +44,7 @@ export function subscribeRoutes(deps: { app: App; pages: Pages; subscriptions: S
     server.post(
       '/subscribe',
       {
-        preHandler: server.csrfProtection,
+        preHandler: (req, reply, done) => server.csrfProtection(req, reply, done),
         config: {
           rateLimit: {
             max: config.subscribe.rateLimitMax,
@@ -60,12 +61,12 @@ export function subscribeRoutes(deps: { app: App; pages: Pages; subscriptions: S
         // Bots fill every field; people never see this one. Answer as if it worked.
         if (typeof form.website === 'string' && form.website !== '') return reply.redirect('/subscribe/check-inbox', 303);
         if (app.info.adult && form.adult !== 'yes') {
-          return home(reply, 400, { formError: `This story is rated ${app.info.rating ?? 'for adults'}: please confirm you are an adult to subscribe.`, email: String(form.email ?? '') });
+          return home(reply, 400, { formError: `This story is rated ${app.info.rating ?? 'for adults'}: please confirm you are an adult to subscribe.`, email: typeof form.email === 'string' ? form.email : '' });
         }
         try {
           subscriptions.request(form.email, req.ip);
         } catch (err) {
-          if (err instanceof InvalidEmailError) return home(reply, 400, { formError: `Please check your email address: ${err.message}.`, email: String(form.email ?? '') });
+          if (err instanceof InvalidEmailError) return home(reply, 400, { formError: `Please check your email address: ${err.message}.`, email: typeof form.email === 'string' ? form.email : '' });
           throw err;
         }
         return reply.redirect('/subscribe/check-inbox', 303);
@@ -106,7 +107,7 @@ export function subscribeRoutes(deps: { app: App; pages: Pages; subscriptions: S
     });
 
     server.post('/confirm', async (req, reply) => {
-      const outcome = await subscriptions.confirm(tokenOf(req), req.ip);
+      const outcome = subscriptions.confirm(tokenOf(req), req.ip);
       if (!outcome.ok) return sendHtml(reply, outcome.reason === 'unknown' ? 400 : 410, pages.message({ pageTitle: 'Confirm', heading: 'This link cannot be used', paragraphs: [CONFIRM_FAILURES[outcome.reason]] }));
       const next =
         config.mode === 'paced'
@@ -114,8 +115,11 @@ export function subscribeRoutes(deps: { app: App; pages: Pages; subscriptions: S
           : complete()
             ? 'The story is complete: every installment is already out. Read the whole story on this site or download it as an EPUB; if the author adds to it, new installments will come by email.'
             : 'New installments will arrive in your inbox as they are published. Earlier ones can be read on this site.';
-      const storyLinks = complete() ? [{ url: links.wholeStory(), label: 'Read the whole story' }, { url: links.epub(), label: 'Download the EPUB' }] : undefined;
-      return sendHtml(reply, 200, pages.message({ pageTitle: 'Subscribed', heading: "You're subscribed", paragraphs: [`Thank you: ${outcome.subscriber.email} is now subscribed to ${app.info.title}.`, next], nextSteps: storyLinks }));
+      const thanks = [`Thank you: ${outcome.subscriber.email} is now subscribed to ${app.info.title}.`, next];
+      // While there is something left to deliver, the reader chooses when, right here.
+      if (!complete()) return calendarPage({ app, pages, links }, reply, outcome.subscriber, { heading: "You're subscribed", intro: thanks });
+      const storyLinks = [{ url: links.wholeStory(), label: 'Read the whole story' }, { url: links.epub(), label: 'Download the EPUB' }];
+      return sendHtml(reply, 200, pages.message({ pageTitle: 'Subscribed', heading: "You're subscribed", paragraphs: thanks, nextSteps: storyLinks }));
     });
 
     const badUnsubscribe = (reply: FastifyReply) =>

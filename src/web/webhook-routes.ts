@@ -96,11 +96,12 @@ export function webhookRoutes(deps: { webhooks: Config['webhooks']; feedback: Fe
     if (!ses && !postmark) return;
     // Own scope: relays post JSON as text/plain (SNS) or application/json, and the body is
     // needed as sent, larger than the site's forms are allowed to be.
-    await server.register(async (scope) => {
+    await server.register((scope, _opts, registered) => {
       scope.removeAllContentTypeParsers();
       scope.addContentTypeParser('*', { parseAs: 'string', bodyLimit: BODY_LIMIT }, (_req, body, done) => done(null, body));
       if (ses) sesRoute(scope, ses.topicArns);
       if (postmark) postmarkRoute(scope, postmark.token);
+      registered();
     });
   };
 }

@@ -74,7 +74,7 @@ const NO_SPAMASSASSIN = spamassassin.error ? 'spamassassin is not installed (apt
 function spamScore(raw: Buffer): Promise<{ score: number; rules: string }> {
   return new Promise((resolve, reject) => {
     const child = execFile('spamassassin', ['-L', '-t'], { maxBuffer: 16 * 1024 * 1024 }, (err, stdout) => {
-      if (err) return reject(err);
+      if (err) return reject(new Error(`spamassassin failed: ${err.message}`));
       const details = /Content analysis details:\s+\((-?[\d.]+) points/.exec(stdout);
       if (!details) return reject(new Error(`no SpamAssassin report in:\n${stdout.slice(0, 2000)}`));
       const table = stdout.slice(stdout.indexOf('Content analysis details')).split('\n').filter((l) => /^\s*-?\d+\.\d+ [A-Z]/.test(l));

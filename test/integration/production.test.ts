@@ -261,7 +261,7 @@ describe('feuilleton check, and the same findings at serve and in status', () =>
     assert.equal(lines[0], 'Production: off (baseUrl http://127.0.0.1:3000 is a loopback address and NODE_ENV is not production)');
     assert.equal(lines[1], `Config:     ${SAMPLE}`);
     assert.equal(lines[3], 'Errors (5):');
-    assert.match(lines[4]!, /^  baseUrl http:\/\/127\.0\.0\.1:3000 is a loopback address/);
+    assert.match(lines[4]!, /^ {2}baseUrl http:\/\/127\.0\.0\.1:3000 is a loopback address/);
     assert.ok(lines.includes('Warnings (1):'));
     assert.equal(lines.at(-1), 'Not in production, so nothing here stops serve or send; fix the errors before going live.');
   });
@@ -270,7 +270,7 @@ describe('feuilleton check, and the same findings at serve and in status', () =>
     const text = await runCli(['check', '-c', SAMPLE], undefined, { NODE_ENV: 'production' });
     assert.equal(text.code, 1);
     assert.match(text.stdout, /^Production: on \(NODE_ENV=production\)/);
-    assert.match(text.stdout, /^  no mail server in production \(NODE_ENV=production\): /m);
+    assert.match(text.stdout, /^ {2}no mail server in production \(NODE_ENV=production\): /m);
     const json = await runCli(['check', '--json', '-c', SAMPLE], undefined, { NODE_ENV: 'production' });
     assert.equal(json.code, 1);
     const data = JSON.parse(json.stdout) as { production: boolean; errors: string[]; warnings: string[]; dkimRecord: string | null };

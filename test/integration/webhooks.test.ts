@@ -181,7 +181,7 @@ describe('bounce and complaint webhooks', () => {
       cert.key,
     );
     // Signed with another key: refused, and the URL is not visited.
-    const forged = signEnvelope({ ...envelope, SubscribeURL: `${subscribeUrl}0` } as Record<string, string>, otherKey);
+    const forged = signEnvelope({ ...envelope, SubscribeURL: `${subscribeUrl}0` }, otherKey);
     assert.equal((await postSns(forged)).status, 403);
     assert.ok(!fetched.includes(`${subscribeUrl}0`));
 

@@ -38,9 +38,9 @@ describe('splitStory', () => {
     const { blocks } = parseStoryText(text, 'gen.txt');
     assert.equal(blocks.length, 42);
     const parts = splitStory(blocks, opts);
-    assert.ok(parts.length === 3 || parts.length === 4, `${parts.length} installments: ${words(parts)}`);
+    assert.ok(parts.length === 3 || parts.length === 4, `${parts.length} installments: ${words(parts).join(' ')}`);
     const mean = total / parts.length;
-    for (const p of parts) assert.ok(Math.abs(p.wordCount - mean) / mean <= 0.25, `balanced: ${words(parts)}`);
+    for (const p of parts) assert.ok(Math.abs(p.wordCount - mean) / mean <= 0.25, `balanced: ${words(parts).join(' ')}`);
     assert.equal(parts.reduce((a, p) => a + p.blockCount, 0), 42, 'every paragraph in exactly one installment');
   });
 
@@ -50,13 +50,13 @@ describe('splitStory', () => {
     const { text, sizes } = twoThousandWords();
     const total = sizes.reduce((a, b) => a + b, 0);
     const parts = splitStory(parseStoryText(text, 'gen.txt').blocks, { ...opts, targetWords: 1150 });
-    assert.equal(parts.length, 2, `${words(parts)}`);
-    for (const p of parts) assert.ok(Math.abs(p.wordCount - total / 2) / (total / 2) <= 0.25, `balanced: ${words(parts)}`);
+    assert.equal(parts.length, 2, `${words(parts).join(' ')}`);
+    for (const p of parts) assert.ok(Math.abs(p.wordCount - total / 2) / (total / 2) <= 0.25, `balanced: ${words(parts).join(' ')}`);
   });
 
   test('every installment within ±25% of the target when paragraph sizes allow', () => {
     const parts = splitStory(parseStory(SAMPLE_STORY).blocks, { ...opts, targetWords: 800 });
-    for (const p of parts) assert.ok(Math.abs(p.wordCount - 800) <= 200, `${words(parts)}`);
+    for (const p of parts) assert.ok(Math.abs(p.wordCount - 800) <= 200, `${words(parts).join(' ')}`);
   });
 
   test('the default target is five minutes of reading at 230 words per minute', () => {

@@ -157,7 +157,7 @@ describe('subscribers admin', () => {
 
     it('writes CSV with a header and one row per subscriber, optionally by status', () => {
       seed();
-      const rows = parse(exported('csv'), { columns: true }) as Array<Record<string, string>>;
+      const rows = parse<Record<string, string>>(exported('csv'), { columns: true });
       assert.deepEqual(Object.keys(rows[0]!), ['email', 'status', 'created_at', 'confirmed_at', 'unsubscribed_at', 'position', 'source']);
       assert.deepEqual(
         rows.map((r) => [r.email, r.status]),
@@ -168,7 +168,7 @@ describe('subscribers admin', () => {
         ],
       );
       assert.ok(rows[1]!.unsubscribed_at);
-      const active = parse(exported('csv', 'active'), { columns: true }) as Array<Record<string, string>>;
+      const active = parse<Record<string, string>>(exported('csv', 'active'), { columns: true });
       assert.deepEqual(
         active.map((r) => r.email),
         ['ann@example.org'],
@@ -178,7 +178,7 @@ describe('subscribers admin', () => {
     it('writes JSON that parses to the same rows', () => {
       seed();
       const json = JSON.parse(exported('json')) as Array<Record<string, unknown>>;
-      const csvRows = parse(exported('csv'), { columns: true }) as Array<Record<string, string>>;
+      const csvRows = parse<Record<string, string>>(exported('csv'), { columns: true });
       assert.equal(json.length, 3);
       assert.deepEqual(
         json.map((r) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, String(v)]))),
@@ -197,7 +197,7 @@ describe('subscribers admin', () => {
       for (const email of risky) addSubscriber(app.store, email);
       addSubscriber(app.store, 'plain@example.org');
       const text = exported('csv');
-      const rows = parse(text, { columns: true }) as Array<Record<string, string>>;
+      const rows = parse<Record<string, string>>(text, { columns: true });
       assert.deepEqual(
         rows.map((r) => r.email),
         ["'=1+2@example.org", "'=cmd|'/C_calc'!A0@example.org", "'+cmd@example.org", "'-x@example.org", "''=quoted@example.org", 'plain@example.org'],
