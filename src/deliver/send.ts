@@ -176,7 +176,7 @@ class Runner {
   /** No more claims: from now on each accepted message is marked at once. */
   private closing = false;
   /** A bookkeeping failure inside a delivery: the run stops and rethrows it. */
-  private error: unknown;
+  private error: Error | undefined;
   /**
    * The latest permanent refusals, all of one reply class. A misconfigured relay refuses
    * every message alike: once the streak reaches delivery.breakerThreshold the run pauses
@@ -276,7 +276,7 @@ class Runner {
         if (claim.possibleDuplicate) this.counts.possibleDuplicates++;
         const p = this.deliver(batch[i]!, claim.id)
           .catch((err: unknown) => {
-            this.error ??= err;
+            this.error ??= err instanceof Error ? err : new Error('a delivery failed with a non-error value', { cause: err });
             this.paused ??= `stopped by an error: ${err instanceof Error ? err.message : String(err)}`;
           })
           .finally(() => {
