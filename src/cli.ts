@@ -233,7 +233,7 @@ subscribers
 subscribers
   .command('show <email>')
   .description('print everything held about one subscriber (access request)')
-  .action((email: string) => withApp(async (app) => out(JSON.stringify((await admin()).showSubscriber(app.store, email), null, 2))));
+  .action((email: string) => withApp(async (app) => out(JSON.stringify((await admin()).showSubscriber(app.store, email, app.config), null, 2))));
 
 subscribers
   .command('forget <email>')

@@ -5,7 +5,7 @@
 // subscriber never works for a later one who happens to get the same row id.
 import { createHmac, timingSafeEqual } from 'node:crypto';
 
-export type LinkPurpose = 'unsubscribe' | 'next' | 'read';
+export type LinkPurpose = 'unsubscribe' | 'next' | 'read' | 'preferences';
 
 export interface LinkSubject {
   id: number;
@@ -19,6 +19,7 @@ const READER_VALUES: Record<string, (links: Links, sub: LinkSubject) => string> 
   feedUrl: (l, s) => l.privateFeed(s),
   nextUrl: (l, s) => l.next(s),
   readToken: (l, s) => l.readerToken(s),
+  preferencesUrl: (l, s) => l.preferences(s),
 };
 
 const readerQuery = (token: string | undefined): string => (token ? `?reader=${encodeURIComponent(token)}` : '');
@@ -94,6 +95,11 @@ export class Links {
 
   next(sub: LinkSubject): string {
     return this.url(`/next?token=${this.sign('next', sub)}`);
+  }
+
+  /** The reader's calendar: cadence, time of day, time zone, pause. */
+  preferences(sub: LinkSubject): string {
+    return this.url(`/preferences?token=${this.sign('preferences', sub)}`);
   }
 
   sign(purpose: LinkPurpose, sub: LinkSubject): string {

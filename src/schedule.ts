@@ -1,6 +1,9 @@
 // Decides *when* to send; what a tick sends is exactly `feuilleton send` (sendRun).
 // The last tick's time is kept in the db so a restart can tell whether a scheduled time
 // passed while the server was down, and make up for it once.
+// Besides the story's own calendar (the cron expression), a frequent "due" tick sends the
+// readers whose own calendar has come due; a reader's time missed while the server was down
+// is still due at the next one, and made up once (their next time is then after now).
 import { setTimeout as sleep } from 'node:timers/promises';
 import cron, { type ScheduledTask } from 'node-cron';
 import type { Logger } from 'pino';
@@ -12,7 +15,7 @@ const LAST_TICK_KEY = 'schedule_last_tick';
 /** How far back a missed run is looked for: a server down longer than this just resumes. */
 const CATCH_UP_WINDOW_MS = 31 * 86_400_000;
 
-export type TickResult = { status: 'sent'; summary: SendSummary } | { status: 'busy' | 'complete' | 'stopped' | 'blocked' } | { status: 'failed'; error: unknown };
+export type TickResult = { status: 'sent'; summary: SendSummary } | { status: 'busy' | 'complete' | 'stopped' | 'blocked' | 'idle' } | { status: 'failed'; error: unknown };
 
 /** While a dead sender's lock is not yet stale, look again this often. */
 const LOCK_RETRY_MS = 5_000;
@@ -23,6 +26,9 @@ export class Scheduler {
   private readonly abort = new AbortController();
   /** Seconds of the minute the cron fires at ([0] for the usual five-field expression). */
   private readonly seconds: number[];
+  /** The due tick in progress: the story's tick waits for it rather than finding the lock taken. */
+  private dueRunning: Promise<TickResult> | undefined;
+  private dueTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly deps: { send: SendContext; log: Logger; clock?: () => Date },
@@ -91,7 +97,51 @@ export class Scheduler {
     if (this.abort.signal.aborted) return caughtUp;
     await this.task.start();
     this.deps.log.info(`schedule "${schedule.cron}" (${schedule.timezone}); next run ${this.nextRun()?.toISOString() ?? 'never'}`);
+    // Readers' own times that passed while stopped are due now: made up once, at this tick.
+    await this.dueTick();
+    if (this.abort.signal.aborted) return caughtUp;
+    this.dueTimer = setInterval(() => void this.dueTick(), app.config.readers.tickMinutes * 60_000);
+    this.dueTimer.unref();
     return caughtUp;
+  }
+
+  /**
+   * Sends every reader whose own delivery time has come (sendRun with `due`). Cheap when
+   * nobody is due: one look at the index, no lock, no run recorded. Skipped while another
+   * tick of ours runs or a run of the story's calendar waits to be resumed (the story's
+   * tick resumes it). Never throws.
+   */
+  dueTick(): Promise<TickResult> {
+    if (this.running.size > 0) return Promise.resolve({ status: 'busy' });
+    const run = (async (): Promise<TickResult> => {
+      const { send, log } = this.deps;
+      const { store } = send.app;
+      if (this.abort.signal.aborted) return { status: 'stopped' };
+      const now = this.now();
+      const unfinished = store.runs.unfinished();
+      const resumingDue = unfinished !== undefined && (JSON.parse(unfinished.note ?? '{}') as { due?: boolean }).due === true;
+      if (unfinished?.needsOperator) return { status: 'blocked' };
+      if (unfinished && !resumingDue) return { status: 'idle' };
+      if (!resumingDue && store.subscribers.countDue(now.toISOString()) === 0) return { status: 'idle' };
+      try {
+        const summary = await sendRun(send, { kind: 'scheduled', due: true, resume: 'auto', signal: this.abort.signal, now });
+        if (summary.status === 'nothing-to-send') return { status: 'idle' };
+        for (const line of summaryLines(summary)) log.info(`readers' calendars: ${line.trim()}`);
+        return { status: 'sent', summary };
+      } catch (err) {
+        // Another process is sending: the readers stay due for the next tick.
+        if (err instanceof SenderBusyError) return { status: 'busy' };
+        log.error({ err }, `readers' calendars run failed: ${err instanceof Error ? err.message : String(err)}`);
+        return { status: 'failed', error: err };
+      }
+    })();
+    this.dueRunning = run;
+    this.running.add(run);
+    void run.finally(() => {
+      this.running.delete(run);
+      if (this.dueRunning === run) this.dueRunning = undefined;
+    });
+    return run;
   }
 
   /**
@@ -116,6 +166,7 @@ export class Scheduler {
   tick(kind: 'scheduled' | 'catch-up'): Promise<TickResult> {
     const run = (async (): Promise<TickResult> => {
       const { send, log } = this.deps;
+      if (this.dueRunning) await this.dueRunning;
       if (this.abort.signal.aborted) return { status: 'stopped' };
       send.app.store.meta.set(LAST_TICK_KEY, this.now().toISOString());
       const blocked = send.app.store.runs.unfinished();
@@ -124,7 +175,9 @@ export class Scheduler {
         return { status: 'blocked' };
       }
       try {
-        const summary = await sendRun(send, { kind, resume: 'auto', signal: this.abort.signal });
+        let summary = await sendRun(send, { kind, resume: 'auto', signal: this.abort.signal, now: this.now() });
+        // That was an interrupted run of readers' own calendars: this tick's own run still has to go.
+        if (summary.due && summary.status === 'finished') summary = await sendRun(send, { kind, resume: 'auto', signal: this.abort.signal, now: this.now() });
         if (summary.status === 'nothing-to-send') {
           log.info(`${kind} run: ${summary.reason}`);
           return { status: 'complete' };
@@ -148,6 +201,7 @@ export class Scheduler {
   /** Stops the timer; in-flight runs checkpoint (pause) and are awaited. */
   async stop(): Promise<void> {
     this.abort.abort();
+    clearInterval(this.dueTimer);
     await this.task.destroy();
     await Promise.all(this.running);
   }

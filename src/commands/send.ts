@@ -19,7 +19,7 @@ type Out = (line: string) => void;
 
 export function summaryLines(s: SendSummary): string[] {
   if (s.status === 'nothing-to-send') return [`Nothing to send: ${s.reason}.`];
-  const what = s.mode === 'broadcast' ? `installment ${s.installment}` : 'paced installments';
+  const what = s.due ? "readers' own calendars" : s.mode === 'broadcast' ? `installment ${s.installment}` : 'paced installments';
   const lines = [
     `Run ${s.runId} (${what}): ${s.status}.`,
     `  sent ${s.sent}, failed ${s.failed}, retried ${s.retried}, skipped ${s.skipped} (already sent or in progress), possible duplicates ${s.possibleDuplicates}`,

@@ -17,6 +17,7 @@ import { feedRoutes } from '../web/feed-routes.ts';
 import { healthRoutes } from '../web/health-routes.ts';
 import { nextRoutes } from '../web/next-routes.ts';
 import { outboxRoutes } from '../web/outbox-routes.ts';
+import { preferencesRoutes } from '../web/preferences-routes.ts';
 import { createServer } from '../web/server.ts';
 import type { FetchText } from '../web/sns.ts';
 import { subscribeRoutes } from '../web/subscribe-routes.ts';
@@ -89,6 +90,7 @@ export async function startServing(app: App, log: Logger, opts: { port?: number;
       healthRoutes(app.store, { clock: opts.clock }),
       subscribeRoutes({ app, pages, subscriptions }),
       nextRoutes({ app, pages, subscriptions, send: runtime.send }),
+      preferencesRoutes({ app, pages, links: runtime.links, clock: opts.clock }),
       feedRoutes({ app, pages }),
       archiveRoutes({ app, pages, links: runtime.links }),
       ...(transport.kind === 'outbox' ? [outboxRoutes({ dir: app.config.paths.outbox, pages, access: app.config.server.outboxPage })] : []),

@@ -5,7 +5,20 @@ import { check, type CheckResult } from './check.ts';
 /** The check without what only `check` itself prints (the DNS record). */
 const goingLive = ({ production, productionReason, errors, warnings }: CheckResult) => ({ production, productionReason, errors, warnings });
 
-export function statusData(app: App) {
+/** Active readers by where they are in the story, with the paused and those on their own calendar. */
+function readerProgress(app: App, total: number, now: Date) {
+  const p = app.store.subscribers.progress(now.toISOString());
+  const reading = p.byPosition.filter((r) => r.position < total);
+  return {
+    /** Readers by the last installment they were sent (0: none yet). Broadcast readers are counted at 0: the shared calendar keeps no place. */
+    atInstallment: reading.map((r) => ({ installment: r.position, readers: r.readers })),
+    finished: p.byPosition.filter((r) => r.position >= total && total > 0).reduce((n, r) => n + r.readers, 0),
+    paused: p.paused,
+    ownCalendar: p.ownCalendar,
+  };
+}
+
+export function statusData(app: App, now = new Date()) {
   const { store, config } = app;
   const installments = store.installments.count();
   const lastRun = store.runs.latest();
@@ -17,6 +30,7 @@ export function statusData(app: App) {
     story: { title: app.info.title, author: app.info.author ?? null, file: app.story.file, mode: config.mode },
     installments: { ...installments, complete },
     subscribers: store.subscribers.countByStatus(),
+    readers: readerProgress(app, installments.total, now),
     deliveries,
     /** Confirmation, welcome and "The End" emails. */
     notices: store.notices.countByStatus(),
@@ -33,8 +47,15 @@ export function statusData(app: App) {
   };
 }
 
-export function statusReport(app: App): string {
-  const s = statusData(app);
+function readersLine(r: ReturnType<typeof readerProgress>, mode: string): string {
+  const at = r.atInstallment.map((a) => (a.installment === 0 ? `${a.readers} not started` : `${a.readers} at installment ${a.installment}`));
+  const active = r.finished + r.atInstallment.reduce((n, a) => n + a.readers, 0);
+  const where = mode === 'paced' ? [...at, `${r.finished} finished`] : [`${active - r.ownCalendar} on the shared calendar`];
+  return `${where.join(', ')}; ${r.paused} paused; ${r.ownCalendar} on a calendar of their own`;
+}
+
+export function statusReport(app: App, now = new Date()): string {
+  const s = statusData(app, now);
   const c = s.lastRun?.counts;
   const lines = [
     `Story:         ${s.story.title}${s.story.author ? ` by ${s.story.author}` : ''} (${s.story.mode} mode)`,
@@ -42,6 +63,7 @@ export function statusReport(app: App): string {
     `Subscribers:   ${Object.entries(s.subscribers)
       .map(([k, v]) => `${v} ${k}`)
       .join(', ')}`,
+    `Readers:       ${readersLine(s.readers, s.story.mode)}`,
     `Deliveries:    ${s.deliveries.sent} sent, ${s.deliveries.failed} failed, ${s.deliveries.queued} waiting to be resumed, ${s.deliveries.possibleDuplicates} possible duplicate(s)`,
     `Other emails:  ${s.notices.sent} sent, ${s.notices.queued + s.notices.sending} waiting, ${s.notices.failed} failed (confirmation, welcome, The End)`,
     `Relay reports: ${s.feedback.bounce} bounce(s), ${s.feedback['soft-bounce']} soft bounce(s), ${s.feedback.complaint} complaint(s)`,

@@ -9,6 +9,7 @@ import type { EmailRenderer } from '../render/email.ts';
 import type { StoredInstallment } from '../store/installments.ts';
 import type { Run, RunCounts, RunKind } from '../store/runs.ts';
 import type { Subscriber } from '../store/subscribers.ts';
+import { defaultDue, effectiveCalendar, nextDue } from '../subscribers/calendars.ts';
 import type { ListMail, MessageIds } from './headers.ts';
 import { tooSoonAfter } from './interval.ts';
 import { dateHeader, type InstallmentMail, type ReaderValues } from './installment-mail.ts';
@@ -43,6 +44,13 @@ export interface SendOptions {
   limit?: number;
   /** Start a broadcast run even within the minimum interval of the last one (see interval.ts). */
   force?: boolean;
+  /**
+   * Only the readers whose own calendar has come due (the scheduler's frequent tick): the
+   * story's calendar, public or shared, does not move.
+   */
+  due?: boolean;
+  /** The time readers' calendars are judged by (injectable for tests). */
+  now?: Date;
   signal?: AbortSignal;
   onProgress?: (counts: RunCounts) => void;
 }
@@ -52,6 +60,8 @@ export interface SendSummary extends RunCounts {
   mode: 'broadcast' | 'paced';
   installment: number | null;
   status: 'finished' | 'paused' | 'nothing-to-send';
+  /** A run of readers' own calendars only (SendOptions.due). */
+  due: boolean;
   reason?: string;
   /** Paused for the operator to fix something (relay policy, refused session): the schedule does not resume it. */
   needsOperator?: boolean;
@@ -68,6 +78,8 @@ const HEARTBEAT_MS = 5_000;
 interface Job {
   sub: Subscriber;
   inst: StoredInstallment;
+  /** Sent because the reader's own calendar came due: their next delivery moves on once it is sent. */
+  due?: boolean;
 }
 
 const zeroCounts = (): RunCounts => ({ planned: 0, sent: 0, failed: 0, retried: 0, skipped: 0, possibleDuplicates: 0 });
@@ -191,6 +203,8 @@ class Runner {
     private readonly opts: SendOptions,
     onSent: (job: Job) => void,
     ownsLock: () => boolean,
+    /** A job the ledger would not give (sent or failed already). */
+    private readonly onSkipped?: (job: Job) => void,
   ) {
     const { store } = ctx.app;
     this.concurrency = sendConcurrency(ctx.app.config);
@@ -271,6 +285,7 @@ class Runner {
       claims.forEach((claim, i) => {
         if (!claim) {
           this.counts.skipped++;
+          this.onSkipped?.(batch[i]!);
           return;
         }
         if (claim.possibleDuplicate) this.counts.possibleDuplicates++;
@@ -395,23 +410,84 @@ class Runner {
   }
 }
 
-function* broadcastJobs(app: App, inst: StoredInstallment): Generator<Job> {
-  for (const sub of app.store.subscribers.iterate({ status: 'active' })) yield { sub, inst };
+/** Readers on the story's calendar: not paused, and not at their own pace. */
+function* broadcastJobs(app: App, inst: StoredInstallment, now: Date): Generator<Job> {
+  for (const sub of app.store.subscribers.iterate({ status: 'active', storyCalendarAt: now.toISOString() })) yield { sub, inst };
 }
 
-function* pacedJobs(app: App, runId: number, resuming: boolean, installments: StoredInstallment[]): Generator<Job> {
+/** Where one run stands on readers' calendars: its time, and each calendar's next slot worked out once. */
+class CalendarRun {
+  readonly at: string;
+  private readonly slots = new Map<string, string | null>();
+  /** Readers of this run who were sent the last installment (owed "The End"). */
+  readonly finished: Subscriber[] = [];
+
+  constructor(
+    private readonly config: App['config'],
+    readonly now: Date,
+  ) {
+    this.at = now.toISOString();
+  }
+
+  /** The reader's next delivery after this one: readers due together mostly share a calendar. */
+  nextFor(sub: Subscriber): string | null {
+    const cal = effectiveCalendar(sub.choices, this.config);
+    const key = cal && `${cal.cadence}|${cal.days}|${cal.minute}|${cal.timezone}`;
+    if (key === null) return null;
+    if (!this.slots.has(key)) this.slots.set(key, nextDue({ ...sub.choices, pausedUntil: null, pausedUntilAt: null }, this.config, this.now));
+    return this.slots.get(key)!;
+  }
+}
+
+/** Freezes each installment once per run, before anyone is sent it. */
+function freezer(app: App): (inst: StoredInstallment) => StoredInstallment {
   const frozen = new Set<number>();
-  for (const sub of app.store.subscribers.iterate({ status: 'active', maxPosition: installments.length - 1 })) {
+  return (inst) => {
+    if (!frozen.has(inst.number)) {
+      app.store.installments.freeze(inst.number);
+      frozen.add(inst.number);
+    }
+    return inst;
+  };
+}
+
+function* pacedJobs(app: App, runId: number, resuming: boolean, installments: StoredInstallment[], cal: CalendarRun, freeze: (inst: StoredInstallment) => StoredInstallment): Generator<Job> {
+  for (const sub of app.store.subscribers.iterate({ status: 'active', maxPosition: installments.length - 1, storyCalendarAt: cal.at })) {
     // One installment per reader per run, also across a --resume of the same run (a new
     // run has no deliveries yet, so only a resumed one needs to ask).
     if (resuming && app.store.deliveries.sentInRun(sub.id, runId)) continue;
     const inst = installments[sub.position];
     if (!inst) continue;
-    if (!frozen.has(inst.number)) {
-      app.store.installments.freeze(inst.number);
-      frozen.add(inst.number);
+    yield { sub, inst: freeze(inst) };
+  }
+}
+
+/**
+ * Readers whose own delivery time has come: each is sent their next installment (in
+ * broadcast, the next published one they have not had). One per reader per due time: once
+ * sent, their next_due_at moves past now and they leave the index range walked here.
+ */
+function* dueJobs(app: App, runId: number, resuming: boolean, installments: StoredInstallment[], cal: CalendarRun, freeze: (inst: StoredInstallment) => StoredInstallment): Generator<Job> {
+  const { store, config } = app;
+  const broadcast = config.mode === 'broadcast';
+  for (const sub of store.subscribers.iterateDue(cal.at)) {
+    const due = sub.nextDueAt!;
+    // The config's default went back to the story's runs: so does this reader.
+    if (!effectiveCalendar(sub.choices, config)) {
+      store.subscribers.moveDue(sub.id, due, null);
+      continue;
     }
-    yield { sub, inst };
+    if (resuming && store.deliveries.sentInRun(sub.id, runId)) continue;
+    let inst = installments[sub.position];
+    // Broadcast readers were sent the shared calendar's installments without a place kept: skip those.
+    while (broadcast && inst && store.deliveries.get(sub.id, inst.number)?.status === 'sent') inst = installments[inst.number];
+    if (!inst || (broadcast && !inst.publishedAt)) {
+      // Caught up with the shared calendar, a broadcast reader rejoins it; a paced one at the end waits for more.
+      if (broadcast) store.subscribers.rejoinSchedule(sub.id);
+      else store.subscribers.moveDue(sub.id, due, cal.nextFor(sub));
+      continue;
+    }
+    yield { sub, inst: freeze(inst), due: true };
   }
 }
 
@@ -468,15 +544,22 @@ export async function sendRun(ctx: SendContext, opts: SendOptions = {}): Promise
     const recovered = store.deliveries.recoverInFlight(config.delivery.inFlightPolicy);
     for (const d of recovered) ctx.log?.(`interrupted while sending: subscriber ${d.subscriberId}, installment ${d.installment} (${config.delivery.inFlightPolicy === 'resend' ? 're-sending: possible duplicate' : 'marked failed'})`);
 
-    const resumeNote = unfinished?.note ? (JSON.parse(unfinished.note) as { installment?: number }) : undefined;
+    const resumeNote = unfinished?.note ? (JSON.parse(unfinished.note) as { installment?: number; due?: boolean }) : undefined;
     const kind = opts.kind ?? 'manual';
+    const due = unfinished ? resumeNote?.due === true : opts.due === true;
+    const cal = new CalendarRun(config, opts.now ?? new Date());
+    // Readers on the config's default calendar get their first own delivery time.
+    const armAt = defaultDue(config, cal.now);
+    if (armAt) store.subscribers.armDefaults(armAt);
     const installments = store.installments.all();
     let run: Run;
     let installment: StoredInstallment | undefined;
-    if (mode === 'broadcast') {
+    if (due) {
+      if (!unfinished && store.subscribers.countDue(cal.at) === 0) return nothingToSend(mode, recovered.length, 'no reader is due', true);
+    } else if (mode === 'broadcast') {
       installment = broadcastTarget(installments, unfinished ? resumeNote?.installment : opts.installment);
       if (!installment) return nothingToSend(mode, recovered.length, `the story is complete: all ${installments.length} installments are published`);
-      const tooSoon = unfinished ? null : tooSoonAfter(store.runs.latest(), { kind, force: opts.force, schedule: config.schedule });
+      const tooSoon = unfinished ? null : tooSoonAfter(store.runs.latestOfStory(), { kind, force: opts.force, schedule: config.schedule });
       if (tooSoon) throw new UserError(tooSoon);
       store.installments.markPublished(installment.number);
     } else if (!unfinished && kind !== 'on-demand') {
@@ -484,28 +567,50 @@ export async function sendRun(ctx: SendContext, opts: SendOptions = {}): Promise
       const nextPublic = installments.find((i) => !i.publishedAt);
       if (nextPublic) store.installments.markPublished(nextPublic.number);
     }
-    const planned = mode === 'broadcast' ? store.subscribers.countByStatus().active - store.deliveries.countSent(installment!.number) : store.subscribers.countByStatus().active;
+    const planned = due
+      ? store.subscribers.countDue(cal.at)
+      : mode === 'broadcast'
+        ? store.subscribers.countByStatus().active - store.deliveries.countSent(installment!.number)
+        : store.subscribers.countByStatus().active;
     if (unfinished) {
       run = unfinished;
       store.runs.reopen(run.id);
     } else {
-      run = store.runs.start(kind, JSON.stringify({ mode, installment: installment?.number ?? null }), { ...zeroCounts(), planned });
+      run = store.runs.start(kind, JSON.stringify({ mode, installment: installment?.number ?? null, ...(due ? { due } : {}) }), { ...zeroCounts(), planned });
     }
 
+    const total = installments.length;
     const runner = new Runner(
       ctx,
       run,
       opts,
       (job) => {
-        if (mode === 'paced') store.subscribers.advance(job.sub.id, job.inst.number);
+        if (mode === 'paced' || job.due) store.subscribers.advance(job.sub.id, job.inst.number);
+        if (job.due) store.subscribers.moveDue(job.sub.id, job.sub.nextDueAt!, cal.nextFor(job.sub));
+        if (job.due && job.inst.number >= total) cal.finished.push(job.sub);
       },
       ownsLock,
+      // Sent or failed for good already: that due time is spent all the same.
+      (job) => {
+        if (job.due) store.subscribers.moveDue(job.sub.id, job.sub.nextDueAt!, cal.nextFor(job.sub));
+      },
     );
     runner.counts.planned = Math.max(0, planned);
-    await runner.drain(mode === 'broadcast' ? broadcastJobs(app, installment!) : pacedJobs(app, run.id, unfinished !== undefined, installments));
+    const resuming = unfinished !== undefined;
+    const freeze = freezer(app);
+    const jobs = due
+      ? dueJobs(app, run.id, resuming, installments, cal, freeze)
+      : mode === 'broadcast'
+        ? broadcastJobs(app, installment!, cal.now)
+        : (function* () {
+            yield* pacedJobs(app, run.id, resuming, installments, cal, freeze);
+            yield* dueJobs(app, run.id, resuming, installments, cal, freeze);
+          })();
+    await runner.drain(jobs);
     // The run is the new holder's now: its record is left for that process to finish.
     if (runner.lockLost) throw new SenderBusyError(`stopped: another process took over the send lock while this one was stalled; it sent ${runner.counts.sent} message(s) and claimed no more (see "feuilleton status")`);
-    const finishedReaders = mode === 'paced' && !runner.paused ? await sendTheEnd(ctx, installments.length) : 0;
+    // A due run looks only at its own readers; the story's run at every reader who has it all.
+    const finishedReaders = mode === 'paced' && !runner.paused ? await sendTheEnd(ctx, total, due ? cal.finished : undefined) : 0;
 
     const counts = { ...runner.counts };
     store.runs.finish(run.id, runner.paused ? 'paused' : 'finished', counts, runner.paused ?? null, runner.needsOperator);
@@ -515,6 +620,7 @@ export async function sendRun(ctx: SendContext, opts: SendOptions = {}): Promise
       mode,
       installment: installment?.number ?? null,
       status: runner.paused ? 'paused' : 'finished',
+      due,
       reason: runner.paused,
       needsOperator: runner.needsOperator,
       recovered: recovered.length,
@@ -541,20 +647,20 @@ function requeueFailedRun(app: App, which: number | true): void {
   })();
 }
 
-function nothingToSend(mode: SendSummary['mode'], recovered: number, reason: string): SendSummary {
-  return { ...zeroCounts(), runId: null, mode, installment: null, status: 'nothing-to-send', reason, recovered, finishedReaders: 0 };
+function nothingToSend(mode: SendSummary['mode'], recovered: number, reason: string, due = false): SendSummary {
+  return { ...zeroCounts(), runId: null, mode, installment: null, status: 'nothing-to-send', due, reason, recovered, finishedReaders: 0 };
 }
 
 /**
  * Paced readers who have every installment are owed "The End" once: marked finished and
  * queued in one transaction, then sent through the notices ledger before the run returns.
  */
-async function sendTheEnd(ctx: SendContext, total: number): Promise<number> {
+async function sendTheEnd(ctx: SendContext, total: number, readers?: Subscriber[]): Promise<number> {
   const { store } = ctx.app;
   if (total === 0) return 0;
   let n = 0;
   const finish = store.db.transaction((sub: Subscriber) => store.subscribers.markFinished(sub.id) && ctx.notices.theEnd(sub));
-  for (const sub of store.subscribers.iterate({ status: 'active', minPosition: total })) {
+  for (const sub of readers ?? store.subscribers.iterate({ status: 'active', minPosition: total })) {
     if (!sub.finishedAt && finish(sub)) n++;
   }
   if (n > 0) await ctx.notices.drain();
@@ -588,9 +694,13 @@ export function planRun(app: App, opts: { installment?: number } = {}): { mode: 
   }
   const installments = store.installments.all();
   const lines: Array<{ email: string; installment: number }> = [];
-  for (const sub of store.subscribers.iterate({ status: 'active', maxPosition: installments.length - 1 })) {
-    const inst = installments[sub.position];
-    if (inst) lines.push({ email: sub.email, installment: inst.number });
+  const now = new Date().toISOString();
+  // The story's readers, then those whose own time has come.
+  for (const readers of [store.subscribers.iterate({ status: 'active', maxPosition: installments.length - 1, storyCalendarAt: now }), store.subscribers.iterateDue(now)]) {
+    for (const sub of readers) {
+      const inst = installments[sub.position];
+      if (inst) lines.push({ email: sub.email, installment: inst.number });
+    }
   }
   return { mode: 'paced', lines };
 }
@@ -613,4 +723,28 @@ export async function sendNext(ctx: SendContext, subscriberId: number): Promise<
     app.store.runs.finish(run.id, runner.paused ? 'paused' : 'finished', runner.counts, runner.paused ?? null, runner.needsOperator);
     return { status: runner.counts.sent === 1 ? 'sent' : 'failed', installment: inst.number };
   });
+}
+
+/**
+ * Paced mode's catch-up: "send me the rest". The reader is given every installment left at
+ * once, as the whole story online and its EPUB, through "The End" (the notices ledger): an
+ * email holding the rest of a serial would be clipped by mail clients (Gmail stops at
+ * 102 KB) long before the end of most stories, and an e-reader is the place for a long read.
+ */
+export async function sendRest(ctx: SendContext, subscriberId: number): Promise<{ status: 'sent' | 'finished' | 'not-active'; from?: number }> {
+  const { store } = ctx.app;
+  const total = store.installments.count().total;
+  const outcome = store.db.transaction((): { status: 'sent' | 'finished' | 'not-active'; from?: number } => {
+    const sub = store.subscribers.get(subscriberId);
+    if (!sub || sub.status !== 'active') return { status: 'not-active' };
+    if (sub.position >= total) return { status: 'finished' };
+    // The reader can read them now: their text is fixed from here on, as if sent.
+    for (let n = sub.position + 1; n <= total; n++) store.installments.freeze(n);
+    store.subscribers.advance(sub.id, total);
+    store.subscribers.markFinished(sub.id);
+    ctx.notices.theEnd(sub);
+    return { status: 'sent', from: sub.position + 1 };
+  })();
+  if (outcome.status === 'sent') await ctx.notices.drain();
+  return outcome;
 }

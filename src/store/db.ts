@@ -142,6 +142,25 @@ const MIGRATIONS: string[] = [
   ALTER TABLE feedback ADD COLUMN event_id TEXT;
   CREATE UNIQUE INDEX feedback_event ON feedback (provider, event_id, email);
   `,
+  // Each reader's own calendar. NULL preferences follow the config's defaults; a reader
+  // with an own calendar has next_due_at (the instant of their next delivery), found by
+  // the scheduler's frequent ticks through the partial index below.
+  `
+  -- 'schedule' (the story's own calendar), 'daily', 'weekdays', 'days', 'weekly'
+  ALTER TABLE subscribers ADD COLUMN cadence TEXT;
+  -- bit mask of weekdays, Sunday = 1
+  ALTER TABLE subscribers ADD COLUMN days INTEGER;
+  -- minutes after local midnight
+  ALTER TABLE subscribers ADD COLUMN send_minute INTEGER;
+  ALTER TABLE subscribers ADD COLUMN timezone TEXT;
+  -- the local date (YYYY-MM-DD) deliveries start again, and that date's first instant
+  ALTER TABLE subscribers ADD COLUMN paused_until TEXT;
+  ALTER TABLE subscribers ADD COLUMN paused_until_at TEXT;
+  ALTER TABLE subscribers ADD COLUMN next_due_at TEXT;
+  CREATE INDEX subscribers_due ON subscribers (next_due_at, id) WHERE status = 'active' AND next_due_at IS NOT NULL;
+  -- readers on the config's default calendar not yet given a next delivery time
+  CREATE INDEX subscribers_unarmed ON subscribers (id) WHERE status = 'active' AND next_due_at IS NULL AND cadence IS NULL;
+  `,
 ];
 
 const SQLITE_HEADER = Buffer.from('SQLite format 3\0', 'latin1');

@@ -1,8 +1,23 @@
 import { randomBytes } from 'node:crypto';
+import type { Cadence } from '../calendar.ts';
 import { nowIso, type DB } from './db.ts';
 
 export type SubscriberStatus = 'pending' | 'active' | 'unsubscribed' | 'bounced';
 export const SUBSCRIBER_STATUSES: SubscriberStatus[] = ['pending', 'active', 'unsubscribed', 'bounced'];
+
+/** 'schedule': the story's own calendar (every run). */
+export type ReaderCadence = Cadence | 'schedule';
+
+/** What a reader chose of their calendar; null fields follow the config's defaults. */
+export interface ReaderChoices {
+  cadence: ReaderCadence | null;
+  days: number | null;
+  sendMinute: number | null;
+  timezone: string | null;
+  /** Local date (YYYY-MM-DD) deliveries start again, and the instant that date begins in the reader's zone. */
+  pausedUntil: string | null;
+  pausedUntilAt: string | null;
+}
 
 export interface Subscriber {
   id: number;
@@ -23,6 +38,9 @@ export interface Subscriber {
   finishedAt: string | null;
   /** Why the status is what it is: 'reader', 'author', 'bounce', 'complaint' (null when active or pending). */
   statusReason: string | null;
+  choices: ReaderChoices;
+  /** When this reader's own calendar next sends (null: they follow the story's runs). */
+  nextDueAt: string | null;
 }
 
 interface Row {
@@ -42,6 +60,13 @@ interface Row {
   source: string;
   finished_at: string | null;
   status_reason: string | null;
+  cadence: ReaderCadence | null;
+  days: number | null;
+  send_minute: number | null;
+  timezone: string | null;
+  paused_until: string | null;
+  paused_until_at: string | null;
+  next_due_at: string | null;
 }
 
 const fromRow = (r: Row): Subscriber => ({
@@ -61,7 +86,17 @@ const fromRow = (r: Row): Subscriber => ({
   source: r.source,
   finishedAt: r.finished_at,
   statusReason: r.status_reason,
+  choices: { cadence: r.cadence, days: r.days, sendMinute: r.send_minute, timezone: r.timezone, pausedUntil: r.paused_until, pausedUntilAt: r.paused_until_at },
+  nextDueAt: r.next_due_at,
 });
+
+/** Active readers, for the author: where they are in the story and how they read. */
+export interface ReaderProgress {
+  /** Active readers by the number of installments they have had (0: none yet). */
+  byPosition: Array<{ position: number; readers: number }>;
+  paused: number;
+  ownCalendar: number;
+}
 
 const newFeedToken = (): string => randomBytes(16).toString('base64url');
 
@@ -77,9 +112,37 @@ export class SubscriberStore {
   /** Prepared once: a paced send runs it for every reader. */
   private readonly advanceStmt;
   private readonly purgeStalePendingTx;
+  private readonly moveDueStmt;
+  private readonly armStmt;
+  private readonly duePage;
+  private readonly firstDue;
+  private readonly dueCount;
+  private readonly choicesStmt;
+  private readonly rejoinStmt;
+  private readonly positions;
+  private readonly pausedCount;
+  private readonly ownCount;
 
   constructor(private readonly db: DB) {
     this.advanceStmt = db.prepare('UPDATE subscribers SET position = max(position, ?) WHERE id = ?');
+    // Only from the time the sender read: a reader who changed their calendar meanwhile keeps the new one.
+    this.moveDueStmt = db.prepare<[string | null, number, string]>('UPDATE subscribers SET next_due_at = ? WHERE id = ? AND next_due_at = ?');
+    this.armStmt = db.prepare<[string]>(`UPDATE subscribers SET next_due_at = ? WHERE status = 'active' AND next_due_at IS NULL AND cadence IS NULL`);
+    // The conditions of the partial index subscribers_due, so SQLite walks it in order.
+    this.duePage = db.prepare<{ now: string; afterDue: string; afterId: number; limit: number }, Row>(
+      `SELECT * FROM subscribers WHERE status = 'active' AND next_due_at IS NOT NULL AND next_due_at <= @now AND (next_due_at, id) > (@afterDue, @afterId)
+       ORDER BY next_due_at, id LIMIT @limit`,
+    );
+    this.dueCount = db.prepare<[string], { n: number }>(`SELECT count(*) AS n FROM subscribers WHERE status = 'active' AND next_due_at IS NOT NULL AND next_due_at <= ?`);
+    this.firstDue = db.prepare<[], { at: string | null }>(`SELECT min(next_due_at) AS at FROM subscribers WHERE status = 'active' AND next_due_at IS NOT NULL`);
+    this.choicesStmt = db.prepare(
+      `UPDATE subscribers SET cadence = @cadence, days = @days, send_minute = @sendMinute, timezone = @timezone, paused_until = @pausedUntil,
+       paused_until_at = @pausedUntilAt, next_due_at = @nextDueAt WHERE id = @id`,
+    );
+    this.rejoinStmt = db.prepare<[number]>('UPDATE subscribers SET cadence = NULL, next_due_at = NULL WHERE id = ?');
+    this.positions = db.prepare<[], { position: number; readers: number }>(`SELECT position, count(*) AS readers FROM subscribers WHERE status = 'active' GROUP BY position ORDER BY position`);
+    this.pausedCount = db.prepare<[string], { n: number }>(`SELECT count(*) AS n FROM subscribers WHERE status = 'active' AND paused_until_at > ?`);
+    this.ownCount = db.prepare<[], { n: number }>(`SELECT count(*) AS n FROM subscribers WHERE status = 'active' AND next_due_at IS NOT NULL`);
     // A request is as old as its consent (a former reader asking again keeps an old
     // created_at), and is never dropped while a confirmation link sent for it still works.
     const stale = `status = 'pending' AND coalesce(consent_at, created_at) < @before
@@ -136,7 +199,11 @@ export class SubscriberStore {
     const at = nowIso();
     return (
       this.db
-        .prepare(`UPDATE subscribers SET status = 'active', confirmed_at = ?, confirm_ip = ?, position = 0, finished_at = NULL WHERE id = ? AND status = 'pending'`)
+        // A new subscription starts afresh: the config's default calendar, not a former one.
+        .prepare(
+          `UPDATE subscribers SET status = 'active', confirmed_at = ?, confirm_ip = ?, position = 0, finished_at = NULL, cadence = NULL, days = NULL, send_minute = NULL,
+           timezone = NULL, paused_until = NULL, paused_until_at = NULL, next_due_at = NULL WHERE id = ? AND status = 'pending'`,
+        )
         .run(at, ip, id).changes === 1
     );
   }
@@ -160,10 +227,6 @@ export class SubscriberStore {
       .run(nowIso(), id);
   }
 
-  setStatus(id: number, status: SubscriberStatus): void {
-    this.db.prepare('UPDATE subscribers SET status = ? WHERE id = ?').run(status, id);
-  }
-
   noteNoticeSent(id: number, at = nowIso()): void {
     this.db.prepare('UPDATE subscribers SET notice_sent_at = ? WHERE id = ?').run(at, id);
   }
@@ -180,6 +243,56 @@ export class SubscriberStore {
 
   advance(id: number, position: number): void {
     this.advanceStmt.run(position, id);
+  }
+
+  /** Saves a reader's calendar choices and the next delivery they imply (null: with the story's runs). */
+  setChoices(id: number, choices: ReaderChoices, nextDueAt: string | null): void {
+    this.choicesStmt.run({ id, ...choices, nextDueAt });
+  }
+
+  /** Moves a reader's next delivery on from `from` (the value the sender read); false when it had changed meanwhile. */
+  moveDue(id: number, from: string, to: string | null): boolean {
+    return this.moveDueStmt.run(to, id, from).changes === 1;
+  }
+
+  /** Gives every active reader on the default calendar who has no next delivery yet this one. */
+  armDefaults(at: string): number {
+    return this.armStmt.run(at).changes;
+  }
+
+  /** Back on the story's calendar (broadcast: a reader at their own pace who caught up). */
+  rejoinSchedule(id: number): void {
+    this.rejoinStmt.run(id);
+  }
+
+  /** Readers whose own delivery time is at or before `now` (a range of the index). */
+  countDue(now: string): number {
+    return this.dueCount.get(now)!.n;
+  }
+
+  /** When the earliest own-calendar delivery falls due, if any reader has one. */
+  firstDueAt(): string | null {
+    return this.firstDue.get()?.at ?? null;
+  }
+
+  /**
+   * Active readers whose own delivery time is at or before `now`, earliest first, a page at a
+   * time along the index. A reader whose next_due_at moves past `now` meanwhile drops out.
+   */
+  *iterateDue(now: string, pageSize = 500): Generator<Subscriber> {
+    let afterDue = '';
+    let afterId = 0;
+    for (;;) {
+      const rows = this.duePage.all({ now, afterDue, afterId, limit: pageSize });
+      for (const r of rows) yield fromRow(r);
+      if (rows.length < pageSize) return;
+      const last = rows[rows.length - 1]!;
+      [afterDue, afterId] = [last.next_due_at!, last.id];
+    }
+  }
+
+  progress(now: string): ReaderProgress {
+    return { byPosition: this.positions.all(), paused: this.pausedCount.get(now)!.n, ownCalendar: this.ownCount.get()!.n };
   }
 
   markFinished(id: number): boolean {
@@ -211,15 +324,24 @@ export class SubscriberStore {
    * Walks subscribers in id order a page at a time (keyset pagination), so a send over a
    * million rows holds one page in memory, and rows added meanwhile are still reached.
    */
-  *iterate(filter: { status?: SubscriberStatus; maxPosition?: number; minPosition?: number } = {}, pageSize = 500): Generator<Subscriber> {
+  *iterate(filter: { status?: SubscriberStatus; maxPosition?: number; minPosition?: number; storyCalendarAt?: string } = {}, pageSize = 500): Generator<Subscriber> {
     const where = ['id > @after'];
     if (filter.status) where.push('status = @status');
     if (filter.maxPosition !== undefined) where.push('position <= @maxPosition');
     if (filter.minPosition !== undefined) where.push('position >= @minPosition');
+    // On the story's calendar at that instant: no calendar of their own, and not paused.
+    if (filter.storyCalendarAt !== undefined) where.push('next_due_at IS NULL AND (paused_until_at IS NULL OR paused_until_at <= @storyCalendarAt)');
     const page = this.db.prepare(`SELECT * FROM subscribers WHERE ${where.join(' AND ')} ORDER BY id LIMIT @limit`);
     let after = 0;
     for (;;) {
-      const rows = page.all({ after, status: filter.status, maxPosition: filter.maxPosition, minPosition: filter.minPosition, limit: pageSize }) as Row[];
+      const rows = page.all({
+        after,
+        status: filter.status,
+        maxPosition: filter.maxPosition,
+        minPosition: filter.minPosition,
+        storyCalendarAt: filter.storyCalendarAt,
+        limit: pageSize,
+      }) as Row[];
       for (const r of rows) yield fromRow(r);
       if (rows.length < pageSize) return;
       after = rows[rows.length - 1]!.id;

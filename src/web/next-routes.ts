@@ -1,8 +1,8 @@
-// Paced mode's "send me the next one now". GET only shows a button (mail scanners follow
-// links); POST sends, rate limited per reader.
+// Paced mode's catch-up: "send me the next one now" and "send me the rest". GET only shows
+// a button (mail scanners follow links); POST sends, the next one rate limited per reader.
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { App } from '../app.ts';
-import { SenderBusyError, sendNext, type SendContext } from '../deliver/send.ts';
+import { SenderBusyError, sendNext, sendRest, type SendContext } from '../deliver/send.ts';
 import { Links } from '../links.ts';
 import type { Subscriber } from '../store/subscribers.ts';
 import type { Subscriptions } from '../subscribers/service.ts';
@@ -12,11 +12,18 @@ import { sendHtml, tokenOf } from './reply.ts';
 export function nextRoutes(deps: { app: App; pages: Pages; subscriptions: Subscriptions; send: SendContext }) {
   const { app, pages, subscriptions, send } = deps;
   const { links } = send;
-  const page = (reply: FastifyReply, status: number, heading: string, text: string, token?: string) =>
+  const page = (reply: FastifyReply, status: number, heading: string, text: string, token?: string, sub?: Subscriber) =>
     sendHtml(
       reply,
       status,
-      pages.message({ pageTitle: heading, heading, paragraphs: [text], action: token ? { url: '/next', label: 'Send me the next installment', fields: { token } } : undefined }),
+      pages.message({
+        pageTitle: heading,
+        heading,
+        paragraphs: [text],
+        action: token ? { url: '/next', label: 'Send me the next installment', fields: { token } } : undefined,
+        // The rest of the story at once, and the reader's calendar, are on their calendar page.
+        nextSteps: sub ? [{ url: links.preferences(sub), label: 'Send me the rest, or change when installments come' }] : undefined,
+      }),
     );
 
   /** A reader who has had every installment: asking for the next one is answered, never counted or sent. */
@@ -42,7 +49,16 @@ export function nextRoutes(deps: { app: App; pages: Pages; subscriptions: Subscr
       const sub = subscriptions.bySignedToken('next', tokenOf(req));
       if (!sub || sub.status !== 'active') return page(reply, 400, 'This link cannot be used', 'This link is not valid for an active subscription.');
       if (finished(sub)) return theEnd(reply, sub);
-      return page(reply, 200, 'Next installment', `Send the next installment of ${app.info.title} to ${sub.email} now?`, String(tokenOf(req)));
+      return page(reply, 200, 'Next installment', `Send the next installment of ${app.info.title} to ${sub.email} now?`, String(tokenOf(req)), sub);
+    });
+
+    // Once per reader by nature (after it there is no rest), so no rate limit of its own.
+    server.post('/rest', async (req, reply) => {
+      const sub = subscriptions.bySignedToken('next', tokenOf(req));
+      if (!sub || sub.status !== 'active') return page(reply, 400, 'This link cannot be used', 'This link is not valid for an active subscription.');
+      const r = await sendRest(send, sub.id);
+      if (r.status !== 'sent') return theEnd(reply, sub);
+      return page(reply, 200, 'On its way', `The rest of ${app.info.title}, from installment ${r.from}, is on its way to ${sub.email}: one email with the whole story to read online and as an EPUB.`);
     });
 
     server.post(

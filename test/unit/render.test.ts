@@ -69,7 +69,7 @@ function renderer(opts: { mode?: Config['mode']; info?: Partial<StoryInfo>; post
   });
 }
 
-const VALUES = { unsubscribeUrl: 'https://u.example/unsub?t=1', feedUrl: 'https://u.example/feed', nextUrl: 'https://u.example/next?t=2', readToken: 'reader.token' };
+const VALUES = { unsubscribeUrl: 'https://u.example/unsub?t=1', feedUrl: 'https://u.example/feed', nextUrl: 'https://u.example/next?t=2', readToken: 'reader.token', preferencesUrl: 'https://u.example/preferences?t=3' };
 const visibleText = (html: string) => normalizeForCompare(convert(html, { wordwrap: false }));
 
 describe('fragment', () => {
@@ -235,7 +235,7 @@ describe('EmailRenderer notices', () => {
   });
 
   it('welcome: explains what happens next in each mode', async () => {
-    const values = { unsubscribeUrl: VALUES.unsubscribeUrl, feedUrl: VALUES.feedUrl };
+    const values = { unsubscribeUrl: VALUES.unsubscribeUrl, feedUrl: VALUES.feedUrl, preferencesUrl: VALUES.preferencesUrl };
     const broadcast = (await renderer().welcome()).fill(values);
     assert.ok(broadcast.text.includes('\nhttps://serial.example.org/\n'));
     assert.match(broadcast.text, /regular schedule/);
