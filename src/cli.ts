@@ -22,7 +22,8 @@ const program = new Command()
 const out = (line: string): void => {
   process.stdout.write(line + '\n');
 };
-const config = async (): Promise<Config> => (await import('./config.ts')).loadConfig({ configPath: program.opts<{ config?: string }>().config, requireFile: true });
+const config = async (forCheck = false): Promise<Config> =>
+  (await import('./config.ts')).loadConfig({ configPath: program.opts<{ config?: string }>().config, requireFile: true, forCheck });
 
 const positiveInt = (name: string) => (v: string) => {
   const n = Number(v);
@@ -161,7 +162,7 @@ program
   .option('--json', 'print JSON')
   .action(async (opts: { json?: boolean }) => {
     const { check, checkFailed, checkReport, storyFindings } = await import('./commands/check.ts');
-    const cfg = await config();
+    const cfg = await config(true);
     const result = check(cfg, await storyFindings(cfg));
     out(opts.json ? JSON.stringify(result, null, 2) : checkReport(result));
     if (checkFailed(result)) process.exitCode = 1;

@@ -357,8 +357,9 @@ function describeIssue(file: string, issue: z.core.$ZodIssue, fromEnv: EnvOverri
 /**
  * `requireFile`: the CLI's rule. Without a config file a command would run on the demo story
  * and create a database wherever it was started, so it stops and says where it looked.
+ * `forCheck`: `check` reports a missing baseUrl in production among its findings instead.
  */
-export function loadConfig(opts: { configPath?: string; cwd?: string; env?: NodeJS.ProcessEnv; requireFile?: boolean } = {}): Config {
+export function loadConfig(opts: { configPath?: string; cwd?: string; env?: NodeJS.ProcessEnv; requireFile?: boolean; forCheck?: boolean } = {}): Config {
   const cwd = opts.cwd ?? process.cwd();
   const env = opts.env ?? process.env;
   const file = locateConfig(opts.configPath, cwd, env);
@@ -374,7 +375,7 @@ export function loadConfig(opts: { configPath?: string; cwd?: string; env?: Node
   // feed, with nothing failing here to say so.
   const followsServer = raw.baseUrl === undefined;
   const goingLive = raw.production === true || (raw.production === undefined && env.NODE_ENV === 'production');
-  if (followsServer && goingLive) {
+  if (followsServer && goingLive && !opts.forCheck) {
     problems.push(`${label}: baseUrl is missing; set it to the site's public address, such as https://serial.example.org (or set FEUILLETON_BASE_URL)`);
   }
   if (!result.success || problems.length) throw new ConfigError(problems.join('\n'));

@@ -29,10 +29,10 @@ describe('the outbox page', () => {
 
   /** The widest thing on the page, against the viewport. */
   const overflow = () =>
-    page.evaluate(() => {
-      const wide = [...document.querySelectorAll('body *')].filter((e) => e.getBoundingClientRect().right > window.innerWidth + 0.5).map((e) => `${e.tagName.toLowerCase()}.${e.className}`);
+    page.evaluate<{ scrollWidth: number; wide: string[] }>(`(() => {
+      const wide = [...document.querySelectorAll('body *')].filter((e) => e.getBoundingClientRect().right > window.innerWidth + 0.5).map((e) => e.tagName.toLowerCase() + '.' + e.className);
       return { scrollWidth: document.documentElement.scrollWidth, wide: wide.slice(0, 5) };
-    });
+    })()`);
 
   test('empty: says the email may take a few seconds, and refreshes itself (no script)', async () => {
     const res = await site.get('/outbox');
