@@ -9,6 +9,8 @@ import type { Browser, Page } from 'playwright-core';
 import type { App } from '../../src/app.ts';
 import { startServing, type Serving } from '../../src/commands/serve.ts';
 import { PACKAGE_ROOT } from '../../src/config.ts';
+import { sendRun } from '../../src/deliver/send.ts';
+import { listOutbox } from '../../src/deliver/transport.ts';
 import { createLogger } from '../../src/log.ts';
 import { launchChromium } from '../../src/render/chromium.ts';
 import { freePort } from '../helpers/net.ts';
@@ -101,3 +103,77 @@ describe('subscribing in a browser, confirming from the local outbox', () => {
 async function assertHeading(page: Page, name: string | RegExp): Promise<void> {
   await page.getByRole('heading', { level: 1, name }).waitFor({ timeout: 10_000 });
 }
+
+// A paced reader opens "Your reading calendar" from an installment email in Chromium set
+// to Kolkata time: the zone is preselected by our script (no CSP error), and the choices
+// saved, paused and resumed through the real form.
+describe('changing one\'s reading calendar from an email\'s link', () => {
+  let project: Project;
+  let app: App;
+  let serving: Serving;
+  let browser: Browser;
+
+  before(async () => {
+    const port = await freePort();
+    project = makeProject({ settings: { baseUrl: `http://127.0.0.1:${port}`, mode: 'paced', readers: { time: '07:00', timezone: 'Europe/Paris' } } });
+    app = project.open();
+    serving = await startServing(app, createLogger({ level: 'silent', pretty: false }), { host: '127.0.0.1', port });
+    browser = await launchChromium();
+  });
+
+  after(async () => {
+    await browser?.close();
+    await serving?.stop();
+    project?.cleanup();
+  });
+
+  it('opens the form from the email, guesses the browser\'s zone, saves, pauses and resumes', async () => {
+    const email = 'calendar.reader@example.org';
+    const sub = app.store.subscribers.create({ email, status: 'active' });
+    await sendRun(serving.runtime.send);
+    const sent = listOutbox(app.config.paths.outbox).find((m) => m.to === email)!;
+    const href = /<a href="([^"]+)"[^>]*>Your reading calendar<\/a>/.exec(sent.html)?.[1]?.replace(/&amp;/g, '&');
+    assert.ok(href?.startsWith(`${app.config.baseUrl}/preferences?token=`), 'the installment email carries the reader\'s calendar link');
+    assert.ok(sent.text.includes(`Your reading calendar\n${href}`), 'and so does its text part');
+
+    const context = await browser.newContext({ timezoneId: 'Asia/Kolkata', viewport: { width: 390, height: 844 } });
+    const page = await context.newPage();
+    const problems: string[] = [];
+    page.on('console', (m) => {
+      if (m.type() === 'error') problems.push(m.text());
+    });
+    page.on('pageerror', (e) => problems.push(String(e)));
+    await page.goto(href!);
+    await assertHeading(page, 'Your reading calendar');
+    const zone = await page.getByLabel('Time zone').inputValue();
+    assert.match(zone, /^Asia\/(Kolkata|Calcutta)$/, 'the browser\'s own zone is preselected');
+    assert.match((await page.locator('#calendar-now').textContent()) ?? '', /one installment at each of the story’s scheduled runs/);
+
+    await page.getByLabel('Weekdays (Monday to Friday)').check();
+    await page.getByLabel('Time of day').fill('06:45');
+    await page.getByRole('button', { name: 'Save my calendar' }).click();
+    await page.getByRole('status').filter({ hasText: 'Saved.' }).waitFor();
+    const saved = app.store.subscribers.get(sub.id)!;
+    assert.deepEqual([saved.choices.cadence, saved.choices.sendMinute, saved.choices.timezone], ['weekdays', 6 * 60 + 45, zone]);
+    assert.ok(saved.nextDueAt, 'the reader now has a next delivery time');
+    assert.match((await page.locator('#calendar-now').textContent()) ?? '', /Your next installment: \w+day, .* at 6:45 AM \(Asia\/(Kolkata|Calcutta)\)\./);
+
+    // Pause until a date two weeks ahead, then resume.
+    const until = new Date(Date.now() + 14 * 86_400_000).toISOString().slice(0, 10);
+    await page.getByLabel('Pause until').fill(until);
+    await page.getByRole('button', { name: 'Pause', exact: true }).click();
+    await page.getByRole('heading', { name: 'Paused' }).waitFor();
+    assert.equal(app.store.subscribers.get(sub.id)!.choices.pausedUntil, until);
+    assert.ok(app.store.subscribers.get(sub.id)!.nextDueAt! >= until, 'nothing is due before the pause ends');
+    await page.getByRole('button', { name: 'Resume now' }).click();
+    await page.getByRole('status').filter({ hasText: 'Resumed.' }).waitFor();
+    assert.equal(app.store.subscribers.get(sub.id)!.choices.pausedUntil, null);
+
+    // A form posted without its CSRF cookie is refused and changes nothing.
+    const token = new URL(href!).searchParams.get('token')!;
+    const forged = await fetch(new URL('/preferences', serving.url), { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ token, action: 'resume' }).toString() });
+    assert.equal(forged.status, 403);
+    assert.deepEqual(problems, [], 'no CSP violation or script error');
+    await context.close();
+  });
+});
