@@ -128,13 +128,14 @@ export class SubscriberStore {
     // Only from the time the sender read: a reader who changed their calendar meanwhile keeps the new one.
     this.moveDueStmt = db.prepare<[string | null, number, string]>('UPDATE subscribers SET next_due_at = ? WHERE id = ? AND next_due_at = ?');
     this.armStmt = db.prepare<[string]>(`UPDATE subscribers SET next_due_at = ? WHERE status = 'active' AND next_due_at IS NULL AND cadence IS NULL`);
-    // The conditions of the partial index subscribers_due, so SQLite walks it in order.
+    // Named: the planner would take subscribers_status (status = ?) and scan every active reader.
+    // The conditions are the partial index's, so it can be walked in order.
     this.duePage = db.prepare<{ now: string; afterDue: string; afterId: number; limit: number }, Row>(
-      `SELECT * FROM subscribers WHERE status = 'active' AND next_due_at IS NOT NULL AND next_due_at <= @now AND (next_due_at, id) > (@afterDue, @afterId)
+      `SELECT * FROM subscribers INDEXED BY subscribers_due WHERE status = 'active' AND next_due_at IS NOT NULL AND next_due_at <= @now AND (next_due_at, id) > (@afterDue, @afterId)
        ORDER BY next_due_at, id LIMIT @limit`,
     );
-    this.dueCount = db.prepare<[string], { n: number }>(`SELECT count(*) AS n FROM subscribers WHERE status = 'active' AND next_due_at IS NOT NULL AND next_due_at <= ?`);
-    this.firstDue = db.prepare<[], { at: string | null }>(`SELECT min(next_due_at) AS at FROM subscribers WHERE status = 'active' AND next_due_at IS NOT NULL`);
+    this.dueCount = db.prepare<[string], { n: number }>(`SELECT count(*) AS n FROM subscribers INDEXED BY subscribers_due WHERE status = 'active' AND next_due_at IS NOT NULL AND next_due_at <= ?`);
+    this.firstDue = db.prepare<[], { at: string | null }>(`SELECT min(next_due_at) AS at FROM subscribers INDEXED BY subscribers_due WHERE status = 'active' AND next_due_at IS NOT NULL`);
     this.choicesStmt = db.prepare(
       `UPDATE subscribers SET cadence = @cadence, days = @days, send_minute = @sendMinute, timezone = @timezone, paused_until = @pausedUntil,
        paused_until_at = @pausedUntilAt, next_due_at = @nextDueAt WHERE id = @id`,
@@ -142,7 +143,7 @@ export class SubscriberStore {
     this.rejoinStmt = db.prepare<[number]>('UPDATE subscribers SET cadence = NULL, next_due_at = NULL WHERE id = ?');
     this.positions = db.prepare<[], { position: number; readers: number }>(`SELECT position, count(*) AS readers FROM subscribers WHERE status = 'active' GROUP BY position ORDER BY position`);
     this.pausedCount = db.prepare<[string], { n: number }>(`SELECT count(*) AS n FROM subscribers WHERE status = 'active' AND paused_until_at > ?`);
-    this.ownCount = db.prepare<[], { n: number }>(`SELECT count(*) AS n FROM subscribers WHERE status = 'active' AND next_due_at IS NOT NULL`);
+    this.ownCount = db.prepare<[], { n: number }>(`SELECT count(*) AS n FROM subscribers INDEXED BY subscribers_due WHERE status = 'active' AND next_due_at IS NOT NULL`);
     // A request is as old as its consent (a former reader asking again keeps an old
     // created_at), and is never dropped while a confirmation link sent for it still works.
     const stale = `status = 'pending' AND coalesce(consent_at, created_at) < @before
