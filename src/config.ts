@@ -51,8 +51,7 @@ const proxyAddress = z.string().refine((v) => {
 // record would take a forged address. The proxy must be named.
 const trustProxy = z
   .union([z.literal(false), z.literal(true), proxyAddress, z.array(proxyAddress).min(1)])
-  .refine((v) => v !== true, 'true would trust any client\'s X-Forwarded-For; list your reverse proxy\'s address instead, such as 127.0.0.1 (or [127.0.0.1, "10.0.0.0/8"])')
-  .transform((v) => v as false | string | string[]);
+  .refine((v) => v !== true, 'true would trust any client\'s X-Forwarded-For; list your reverse proxy\'s address instead, such as 127.0.0.1 (or [127.0.0.1, "10.0.0.0/8"])');
 
 const noLineBreaks = z.string().refine((v) => !/[\r\n]/.test(v), 'must not contain line breaks');
 
@@ -266,15 +265,23 @@ const ENV_OVERRIDES: EnvOverride[] = [
   { name: 'FEUILLETON_POSTMARK_TOKEN', setting: ['webhooks', 'postmark', 'token'], shown: false },
 ];
 
-function applyEnv(raw: Record<string, any>, env: NodeJS.ProcessEnv): EnvOverride[] {
-  const applied: EnvOverride[] = [];
+type Applied = EnvOverride & { value: string };
+
+function applyEnv(raw: Record<string, unknown>, env: NodeJS.ProcessEnv): Applied[] {
+  const applied: Applied[] = [];
   for (const o of ENV_OVERRIDES) {
-    const v = env[o.name];
-    if (v === undefined || v === '') continue;
-    let node = raw;
-    for (const key of o.setting.slice(0, -1)) node = node[key] ??= {};
-    node[o.setting.at(-1)!] = o.parse ? o.parse(v) : v;
-    applied.push(o);
+    const value = env[o.name];
+    if (value === undefined || value === '') continue;
+    let node: Record<string, unknown> | undefined = raw;
+    for (const key of o.setting.slice(0, -1)) {
+      const next: unknown = (node[key] ??= {});
+      // A section the file wrote as something else than a mapping: the file's error is reported.
+      node = typeof next === 'object' && next !== null && !Array.isArray(next) ? (next as Record<string, unknown>) : undefined;
+      if (!node) break;
+    }
+    if (!node) continue;
+    node[o.setting.at(-1)!] = o.parse ? o.parse(value) : value;
+    applied.push({ ...o, value });
   }
   return applied;
 }
@@ -338,12 +345,12 @@ function readRaw(file: string): Record<string, unknown> {
   return value as Record<string, unknown>;
 }
 
-function describeIssue(file: string, issue: z.core.$ZodIssue, fromEnv: EnvOverride[], raw: Record<string, any>): string {
+function describeIssue(file: string, issue: z.core.$ZodIssue, fromEnv: Applied[]): string {
   const where = issue.path.map(String).join('.');
   // A value the environment set is the variable's fault: the file may not even mention it.
   const env = fromEnv.find((o) => o.setting.join('.') === where);
   if (env) {
-    const value = env.shown ? `=${String(env.setting.reduce<any>((node, key) => node?.[key], raw))}` : '';
+    const value = env.shown ? `=${env.value}` : '';
     const problem = where === 'server.port' ? 'is not a port number: use a whole number from 1 to 65535 (0 picks a free one)' : issue.message;
     return `${env.name}${value} (environment, sets ${where}) ${problem}; fix it, or unset it to use the config file's value`;
   }
@@ -366,11 +373,11 @@ export function loadConfig(opts: { configPath?: string; cwd?: string; env?: Node
   if (!file && opts.requireFile) {
     throw new ConfigError(`no config file: ${path.join(cwd, CONFIG_FILE_NAME)} does not exist, FEUILLETON_CONFIG is not set and no --config was given; run this in your project's folder, pass --config FILE, or make a project with "feuilleton init DIR"`);
   }
-  const raw: Record<string, any> = file ? readRaw(file) : {};
+  const raw: Record<string, unknown> = file ? readRaw(file) : {};
   const fromEnv = applyEnv(raw, env);
   const label = file ?? `${CONFIG_FILE_NAME} (built-in defaults)`;
   const result = schema.safeParse(raw);
-  const problems = result.success ? [] : result.error.issues.map((issue) => describeIssue(label, issue, fromEnv, raw));
+  const problems = result.success ? [] : result.error.issues.map((issue) => describeIssue(label, issue, fromEnv));
   // A site going live but linking to 127.0.0.1 would send broken links to every reader and
   // feed, with nothing failing here to say so.
   const followsServer = raw.baseUrl === undefined;

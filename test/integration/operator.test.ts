@@ -92,7 +92,7 @@ describe('init → add a story → npm install → npm start on another port →
     assert.equal(config.baseUrlFollowsServer, true, 'links follow the port the server listens on');
     const text = readFileSync(path.join(project, 'feuilleton.yaml'), 'utf8');
     assert.doesNotMatch(text, /Lamplighter|Ropewalk|Skelby/);
-    const pkg = JSON.parse(readFileSync(path.join(project, 'package.json'), 'utf8'));
+    const pkg = JSON.parse(readFileSync(path.join(project, 'package.json'), 'utf8')) as { dependencies: Record<string, string>; scripts: Record<string, string> };
     assert.equal(pkg.dependencies.feuilleton, `file:${PACKAGE_ROOT}`, 'this checkout by path, never a registry package');
     assert.equal(pkg.scripts.start, 'feuilleton serve');
   });
