@@ -135,7 +135,7 @@ export function preferencesRoutes(deps: PreferencesDeps) {
     server.post(
       '/preferences',
       {
-        preHandler: server.csrfProtection,
+        preHandler: (req, reply, done) => server.csrfProtection(req, reply, done),
         config: {
           rateLimit: {
             max: 30,
