@@ -39,8 +39,18 @@ async function bench(n: number): Promise<void> {
   const ctx: SendContext = { ...runtime.send, transport: instant };
   const now = new Date('2026-06-10T12:00:00Z');
   const { subscribers } = app.store;
-  subscribers.importActive(Array.from({ length: n }, (_, i) => ({ email: `reader${i}@example.org` })), 'bench');
-  const choices = { cadence: 'daily' as const, days: null, sendMinute: 7 * 60, timezone: 'Asia/Kolkata', pausedUntil: null, pausedUntilAt: null };
+  subscribers.importActive(
+    Array.from({ length: n }, (_, i) => ({ email: `reader${i}@example.org` })),
+    'bench',
+  );
+  const choices = {
+    cadence: 'daily' as const,
+    days: null,
+    sendMinute: 7 * 60,
+    timezone: 'Asia/Kolkata',
+    pausedUntil: null,
+    pausedUntilAt: null,
+  };
   const setDue = (from: number, count: number, at: Date) =>
     app.store.db.transaction(() => {
       for (let id = from; id < from + count; id++) subscribers.setChoices(id, choices, at.toISOString());

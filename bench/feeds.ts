@@ -17,7 +17,13 @@ interface AutocannonResult {
   errors: number;
 }
 // autocannon ships no types; this is the slice used here.
-const autocannon = createRequire(import.meta.url)('autocannon') as (opts: { url: string; connections: number; duration: number; workers?: number; headers?: Record<string, string> }) => Promise<AutocannonResult>;
+const autocannon = createRequire(import.meta.url)('autocannon') as (opts: {
+  url: string;
+  connections: number;
+  duration: number;
+  workers?: number;
+  headers?: Record<string, string>;
+}) => Promise<AutocannonResult>;
 
 const PUBLISHED = Number(process.argv[2] ?? 500);
 const SECONDS = Number(process.argv[3] ?? 3);
@@ -28,8 +34,10 @@ const project = makeProject({ story: generatedStory(PARAGRAPHS) });
 const app = project.open();
 try {
   const total = app.store.installments.count().total;
-  if (total < PUBLISHED) throw new Error(`the generated story split into ${total} installments, fewer than ${PUBLISHED}`);
-  for (let n = 1; n <= PUBLISHED; n++) app.store.installments.markPublished(n, new Date(Date.UTC(2024, 0, 1) + n * 86_400_000).toISOString());
+  if (total < PUBLISHED)
+    throw new Error(`the generated story split into ${total} installments, fewer than ${PUBLISHED}`);
+  for (let n = 1; n <= PUBLISHED; n++)
+    app.store.installments.markPublished(n, new Date(Date.UTC(2024, 0, 1) + n * 86_400_000).toISOString());
 
   console.log(`feed of ${PUBLISHED} installments (full text)`);
   for (const format of ['rss', 'atom', 'json'] as FeedFormat[]) {
@@ -38,19 +46,29 @@ try {
     const start = performance.now();
     // A fresh cache each time: the database read and the whole build, as after a publication.
     for (let i = 0; i < runs; i++) bytes = new FeedCache(app).feed(format).body().length;
-    console.log(`  regenerate ${format.padEnd(4)} ${((performance.now() - start) / runs).toFixed(1).padStart(7)} ms   ${(bytes / 1024).toFixed(0)} KiB`);
+    console.log(
+      `  regenerate ${format.padEnd(4)} ${((performance.now() - start) / runs).toFixed(1).padStart(7)} ms   ${(bytes / 1024).toFixed(0)} KiB`,
+    );
   }
 
-  const serving = await startServing(app, createLogger({ level: 'silent', pretty: false }), { host: '127.0.0.1', port: 0 });
+  const serving = await startServing(app, createLogger({ level: 'silent', pretty: false }), {
+    host: '127.0.0.1',
+    port: 0,
+  });
   try {
     const url = new URL('/atom.xml', serving.url).href;
     const etag = (await fetch(url)).headers.get('etag')!;
     const measure = async (label: string, headers: Record<string, string> | undefined, expected: string) => {
       // A worker thread: the load generator must not share the server's event loop.
       const r = await autocannon({ url, connections: 10, duration: SECONDS, workers: 1, headers });
-      const statuses = Object.entries(r.statusCodeStats).map(([code, s]) => `${code}×${s.count}`).join(' ');
-      if (Object.keys(r.statusCodeStats).join() !== expected || r.errors > 0) throw new Error(`${label}: expected only ${expected}, got ${statuses}, ${r.errors} errors`);
-      console.log(`  GET /atom.xml ${label.padEnd(19)} ${r.requests.average.toFixed(0).padStart(7)} req/s  ${(r.throughput.average / 2 ** 20).toFixed(0).padStart(4)} MiB/s  (${statuses})`);
+      const statuses = Object.entries(r.statusCodeStats)
+        .map(([code, s]) => `${code}×${s.count}`)
+        .join(' ');
+      if (Object.keys(r.statusCodeStats).join() !== expected || r.errors > 0)
+        throw new Error(`${label}: expected only ${expected}, got ${statuses}, ${r.errors} errors`);
+      console.log(
+        `  GET /atom.xml ${label.padEnd(19)} ${r.requests.average.toFixed(0).padStart(7)} req/s  ${(r.throughput.average / 2 ** 20).toFixed(0).padStart(4)} MiB/s  (${statuses})`,
+      );
       return r.requests.average;
     };
     const full = await measure('(200, full body)', undefined, '200');

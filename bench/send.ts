@@ -84,7 +84,13 @@ async function bareRate(app: App, smtpUrl: string, count: number, prebuilt: bool
   const { config } = app;
   const runtime = createRuntime(app, silent);
   // A renderer of its own, so the feuilleton run below still pays for its one MJML compile.
-  const renderer = new EmailRenderer({ templatesDir: config.paths.templates, info: app.info, config, links: runtime.links, progress: () => app.store.installments.count() });
+  const renderer = new EmailRenderer({
+    templatesDir: config.paths.templates,
+    info: app.info,
+    config,
+    links: runtime.links,
+    progress: () => app.store.installments.count(),
+  });
   const [sub] = app.store.subscribers.iterate({ status: 'active' });
   if (!sub) throw new Error('the bench project has no readers');
   const inst = app.store.installments.get(1)!;
@@ -93,16 +99,32 @@ async function bareRate(app: App, smtpUrl: string, count: number, prebuilt: bool
   runtime.transport.close();
   // The message the feuilleton transport would hand over, text encoding included: the ratio
   // is then our overhead alone, not a nodemailer setting.
-  const mail = mailOptions(config, runtime.send.lists.address(prepared.fill(values), sub.email, values.unsubscribeUrl!, runtime.ids.installment(sub, inst.number), 'installment'));
+  const mail = mailOptions(
+    config,
+    runtime.send.lists.address(
+      prepared.fill(values),
+      sub.email,
+      values.unsubscribeUrl!,
+      runtime.ids.installment(sub, inst.number),
+      'installment',
+    ),
+  );
   const raw = await new MailComposer(mail).compile().build();
-  const transporter = nodemailer.createTransport({ url: smtpUrl, pool: true, maxConnections: config.mail.maxConnections, maxMessages: Infinity });
+  const transporter = nodemailer.createTransport({
+    url: smtpUrl,
+    pool: true,
+    maxConnections: config.mail.maxConnections,
+    maxMessages: Infinity,
+  });
   let started = 0;
   const start = performance.now();
   await Promise.all(
     Array.from({ length: sendConcurrency(config) }, async () => {
       while (started < count) {
         started++;
-        await transporter.sendMail(prebuilt ? { envelope: { from: 'serial@example.org', to: [sub.email] }, raw } : { ...mail, date: new Date() });
+        await transporter.sendMail(
+          prebuilt ? { envelope: { from: 'serial@example.org', to: [sub.email] }, raw } : { ...mail, date: new Date() },
+        );
       }
     }),
   );
@@ -117,7 +139,8 @@ async function feuilletonRate(app: App): Promise<number> {
   const summary = await sendRun(runtime.send);
   const seconds = (performance.now() - start) / 1000;
   runtime.transport.close();
-  if (summary.status !== 'finished' || summary.failed) throw new Error(`send did not finish cleanly: ${JSON.stringify(summary)}`);
+  if (summary.status !== 'finished' || summary.failed)
+    throw new Error(`send did not finish cleanly: ${JSON.stringify(summary)}`);
   return summary.sent / seconds;
 }
 
@@ -125,17 +148,27 @@ async function feuilletonRate(app: App): Promise<number> {
 const REPORT_PEAK = `data:text/javascript,process.on('exit', () => process.stderr.write('maxRSS ' + process.resourceUsage().maxRSS + '\\n'))`;
 
 /** `feuilleton send` as an operator runs it, in its own process, with its peak RSS. */
-async function cliSend(smtpUrl: string, subscribers: number, mode: Mode, pool: number): Promise<{ maxRssMb: number; seconds: number }> {
+async function cliSend(
+  smtpUrl: string,
+  subscribers: number,
+  mode: Mode,
+  pool: number,
+): Promise<{ maxRssMb: number; seconds: number }> {
   const project = projectWith(smtpUrl, subscribers, mode, pool);
   try {
     const start = performance.now();
-    const cli = spawnCli(['--config', project.configPath, 'send'], { node: [...V8_OPTIONS, '--import', REPORT_PEAK, CLI] });
+    const cli = spawnCli(['--config', project.configPath, 'send'], {
+      node: [...V8_OPTIONS, '--import', REPORT_PEAK, CLI],
+    });
     const { code } = await cli.done;
     const output = cli.output();
     const seconds = (performance.now() - start) / 1000;
     const sent = /^ {2}sent (\d+), failed 0,/m.exec(output)?.[1];
     const peak = /^maxRSS (\d+)$/m.exec(output)?.[1];
-    if (code !== 0 || Number(sent) !== subscribers || !peak) throw new Error(`feuilleton send to ${subscribers} did not finish cleanly (exit ${code}):\n${output.slice(-2000)}`);
+    if (code !== 0 || Number(sent) !== subscribers || !peak)
+      throw new Error(
+        `feuilleton send to ${subscribers} did not finish cleanly (exit ${code}):\n${output.slice(-2000)}`,
+      );
     return { maxRssMb: Number(peak) / 1024, seconds };
   } finally {
     project.cleanup();
@@ -164,7 +197,9 @@ async function main(): Promise<void> {
           const app = project.open();
           try {
             if (round === 0) {
-              console.log(`${mode}: installment 1 (${app.store.installments.get(1)!.wordCount} words) to ${N} subscribers; pool of ${app.config.mail.maxConnections}, ${sendConcurrency(app.config)} messages in flight; ${ROUNDS} rounds`);
+              console.log(
+                `${mode}: installment 1 (${app.store.installments.get(1)!.wordCount} words) to ${N} subscribers; pool of ${app.config.mail.maxConnections}, ${sendConcurrency(app.config)} messages in flight; ${ROUNDS} rounds`,
+              );
               await bareRate(app, smtpUrl, 1000, false); // warm-up: JIT, sockets
               expected += 1000;
             }
@@ -182,9 +217,15 @@ async function main(): Promise<void> {
         const runs = (rates: number[]) => rates.map((r) => r.toFixed(0)).join(', ');
         const ratio = (a: number[], b: number[]) => median(a.map((x, i) => x / b[i]!)).toFixed(2);
         console.log(`  feuilleton send                 ${median(ours).toFixed(0).padStart(6)} msg/s   (${runs(ours)})`);
-        console.log(`  nodemailer, composed each time  ${median(composed).toFixed(0).padStart(6)} msg/s   (${runs(composed)})`);
-        console.log(`  nodemailer, pre-built bytes     ${median(prebuilt).toFixed(0).padStart(6)} msg/s   (${runs(prebuilt)})`);
-        console.log(`  ratio to composed each time ${ratio(ours, composed).padStart(6)}   (target ≥ 2.0)   ratio to pre-built ${ratio(ours, prebuilt)}`);
+        console.log(
+          `  nodemailer, composed each time  ${median(composed).toFixed(0).padStart(6)} msg/s   (${runs(composed)})`,
+        );
+        console.log(
+          `  nodemailer, pre-built bytes     ${median(prebuilt).toFixed(0).padStart(6)} msg/s   (${runs(prebuilt)})`,
+        );
+        console.log(
+          `  ratio to composed each time ${ratio(ours, composed).padStart(6)}   (target ≥ 2.0)   ratio to pre-built ${ratio(ours, prebuilt)}`,
+        );
       }
     }
     const { count } = await reply<{ count: number }>(sink, 'count');
@@ -192,12 +233,16 @@ async function main(): Promise<void> {
 
     // The bin runs the compiled JavaScript; tsx would add its own compiler to the figure.
     execFileSync('npm', ['run', 'build', '--silent'], { cwd: PACKAGE_ROOT, stdio: 'inherit' });
-    console.log(`peak RSS of "feuilleton send" (node ${[...V8_OPTIONS, 'dist/cli.js'].join(' ')} send), whole process:`);
+    console.log(
+      `peak RSS of "feuilleton send" (node ${[...V8_OPTIONS, 'dist/cli.js'].join(' ')} send), whole process:`,
+    );
     for (const mode of ['broadcast', 'paced'] as Mode[]) {
       for (const pool of [5, 20]) {
         for (const n of new Set([1_000, M])) {
           const r = await cliSend(smtpUrl, n, mode, pool);
-          console.log(`  ${mode.padEnd(9)} pool ${String(pool).padStart(2)} ${String(n).padStart(7)} subscribers  ${r.maxRssMb.toFixed(0).padStart(4)} MB   (${r.seconds.toFixed(0)} s with start-up)${n === M ? '   (target < 150 MB)' : ''}`);
+          console.log(
+            `  ${mode.padEnd(9)} pool ${String(pool).padStart(2)} ${String(n).padStart(7)} subscribers  ${r.maxRssMb.toFixed(0).padStart(4)} MB   (${r.seconds.toFixed(0)} s with start-up)${n === M ? '   (target < 150 MB)' : ''}`,
+          );
         }
       }
     }

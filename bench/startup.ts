@@ -15,7 +15,11 @@ const BUILD_IF_STALE = path.join(PACKAGE_ROOT, 'scripts', 'build-if-stale.mjs');
 
 function run(args: string[]): number {
   const start = performance.now();
-  const r = spawnSync(process.execPath, args, { cwd: PACKAGE_ROOT, stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
+  const r = spawnSync(process.execPath, args, {
+    cwd: PACKAGE_ROOT,
+    stdio: ['ignore', 'ignore', 'pipe'],
+    encoding: 'utf8',
+  });
   const ms = performance.now() - start;
   if (r.status !== 0) throw new Error(`node ${args.join(' ')} exited ${r.status}: ${r.stderr}`);
   return ms;
@@ -45,5 +49,7 @@ const ms = (x: number) => `${x.toFixed(0)} ms`;
 console.log(`${ROUNDS} paired rounds, medians:`);
 console.log(`  node -e 0                      ${ms(median(bare))}`);
 console.log(`  node dist/cli.js --help        ${ms(median(help))}`);
-console.log(`  ratio                          ${ratio.toFixed(2)} (${ratio < TARGET_RATIO ? 'under' : 'OVER'} the ${TARGET_RATIO}× target)`);
+console.log(
+  `  ratio                          ${ratio.toFixed(2)} (${ratio < TARGET_RATIO ? 'under' : 'OVER'} the ${TARGET_RATIO}× target)`,
+);
 console.log(`  npm start's staleness check    ${ms(median(check))} (dist/ up to date: no build)`);

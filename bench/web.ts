@@ -16,7 +16,12 @@ interface AutocannonResult {
   errors: number;
 }
 // autocannon ships no types; this is the slice used here.
-const autocannon = createRequire(import.meta.url)('autocannon') as (opts: { url: string; connections: number; duration: number; workers?: number }) => Promise<AutocannonResult>;
+const autocannon = createRequire(import.meta.url)('autocannon') as (opts: {
+  url: string;
+  connections: number;
+  duration: number;
+  workers?: number;
+}) => Promise<AutocannonResult>;
 
 const PUBLISHED = Number(process.argv[2] ?? 50);
 const SECONDS = Number(process.argv[3] ?? 5);
@@ -26,7 +31,8 @@ async function load(url: string): Promise<{ rps: number; p99: number }> {
   // A worker thread: the load generator must not share the server's event loop.
   const r = await autocannon({ url, connections: 50, duration: SECONDS, workers: 1 });
   const statuses = Object.keys(r.statusCodeStats).join();
-  if (statuses !== '200' || r.errors > 0) throw new Error(`${url}: expected only 200, got ${statuses}, ${r.errors} errors`);
+  if (statuses !== '200' || r.errors > 0)
+    throw new Error(`${url}: expected only 200, got ${statuses}, ${r.errors} errors`);
   return { rps: r.requests.average, p99: r.latency.p99 };
 }
 
@@ -37,10 +43,16 @@ const bareUrl = await bare.listen({ host: '127.0.0.1', port: 0 });
 const project = makeProject({ story: generatedStory(PARAGRAPHS) });
 const app = project.open();
 try {
-  for (let n = 1; n <= PUBLISHED; n++) app.store.installments.markPublished(n, new Date(Date.UTC(2024, 0, 1) + n * 86_400_000).toISOString());
-  const serving = await startServing(app, createLogger({ level: 'silent', pretty: false }), { host: '127.0.0.1', port: 0 });
+  for (let n = 1; n <= PUBLISHED; n++)
+    app.store.installments.markPublished(n, new Date(Date.UTC(2024, 0, 1) + n * 86_400_000).toISOString());
+  const serving = await startServing(app, createLogger({ level: 'silent', pretty: false }), {
+    host: '127.0.0.1',
+    port: 0,
+  });
   try {
-    console.log(`${PUBLISHED} published installments; autocannon, 50 connections, ${SECONDS} s each, alternating with a bare fastify hello`);
+    console.log(
+      `${PUBLISHED} published installments; autocannon, 50 connections, ${SECONDS} s each, alternating with a bare fastify hello`,
+    );
     for (const path of ['/', '/installments/1']) {
       const hello = await load(bareUrl);
       const page = await load(new URL(path, serving.url).href);

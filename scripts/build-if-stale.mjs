@@ -22,7 +22,13 @@ const sources = [
 const built = mtime(path.join(root, 'dist', 'cli.js'));
 const stale = sources.find((f) => mtime(f) > built);
 if (stale !== undefined) {
-  process.stderr.write(`building dist/ (${built === -Infinity ? 'not built yet' : `${path.relative(root, stale)} changed`})\n`);
-  const r = spawnSync(process.execPath, [path.join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', path.join(root, 'tsconfig.build.json')], { stdio: 'inherit' });
+  process.stderr.write(
+    `building dist/ (${built === -Infinity ? 'not built yet' : `${path.relative(root, stale)} changed`})\n`,
+  );
+  const r = spawnSync(
+    process.execPath,
+    [path.join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', path.join(root, 'tsconfig.build.json')],
+    { stdio: 'inherit' },
+  );
   process.exit(r.status ?? 1);
 }

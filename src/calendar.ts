@@ -27,7 +27,8 @@ export function daysOf(cal: Pick<Calendar, 'cadence' | 'days'>): number {
   return cal.days & ALL_DAYS;
 }
 
-export const dayMask = (names: readonly WeekdayName[]): number => names.reduce((mask, n) => mask | (1 << WEEKDAY_NAMES.indexOf(n)), 0);
+export const dayMask = (names: readonly WeekdayName[]): number =>
+  names.reduce((mask, n) => mask | (1 << WEEKDAY_NAMES.indexOf(n)), 0);
 
 export const dayNames = (mask: number): WeekdayName[] => WEEKDAY_NAMES.filter((_, i) => mask & (1 << i));
 
@@ -37,7 +38,8 @@ export function parseTimeOfDay(text: string): number | null {
   return m ? Number(m[1]) * 60 + Number(m[2]) : null;
 }
 
-export const formatTimeOfDay = (minute: number): string => `${String(Math.floor(minute / 60)).padStart(2, '0')}:${String(minute % 60).padStart(2, '0')}`;
+export const formatTimeOfDay = (minute: number): string =>
+  `${String(Math.floor(minute / 60)).padStart(2, '0')}:${String(minute % 60).padStart(2, '0')}`;
 
 export function isTimeZone(tz: string): boolean {
   if (tz.length === 0 || tz.length > 64) return false;
@@ -55,7 +57,16 @@ const formatters = new Map<string, Intl.DateTimeFormat>();
 function formatter(zone: string): Intl.DateTimeFormat {
   let f = formatters.get(zone);
   if (!f) {
-    f = new Intl.DateTimeFormat('en-US', { timeZone: zone, hourCycle: 'h23', year: 'numeric', month: 'numeric', day: 'numeric', hour: 'numeric', minute: 'numeric', second: 'numeric' });
+    f = new Intl.DateTimeFormat('en-US', {
+      timeZone: zone,
+      hourCycle: 'h23',
+      year: 'numeric',
+      month: 'numeric',
+      day: 'numeric',
+      hour: 'numeric',
+      minute: 'numeric',
+      second: 'numeric',
+    });
     formatters.set(zone, f);
   }
   return f;
@@ -74,7 +85,14 @@ interface Wall {
 export function wallClock(ms: number, zone: string): Wall {
   const out: Record<string, number> = {};
   for (const p of formatter(zone).formatToParts(ms)) if (p.type !== 'literal') out[p.type] = Number(p.value);
-  return { year: out.year!, month: out.month!, day: out.day!, hour: out.hour!, minute: out.minute!, second: out.second! };
+  return {
+    year: out.year!,
+    month: out.month!,
+    day: out.day!,
+    hour: out.hour!,
+    minute: out.minute!,
+    second: out.second!,
+  };
 }
 
 /** Local time minus UTC at instant `ms`, in ms (whole seconds: what the zone data holds). */

@@ -10,7 +10,9 @@ import type { InitOptions } from './commands/operate.ts';
 import type { SendCliOptions } from './commands/send.ts';
 import { UserError } from './errors.ts';
 
-const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
+  version: string;
+};
 
 const program = new Command()
   .name('feuilleton')
@@ -23,7 +25,11 @@ const out = (line: string): void => {
   process.stdout.write(line + '\n');
 };
 const config = async (forCheck = false): Promise<Config> =>
-  (await import('./config.ts')).loadConfig({ configPath: program.opts<{ config?: string }>().config, requireFile: true, forCheck });
+  (await import('./config.ts')).loadConfig({
+    configPath: program.opts<{ config?: string }>().config,
+    requireFile: true,
+    forCheck,
+  });
 
 const positiveInt = (name: string) => (v: string) => {
   const n = Number(v);
@@ -33,7 +39,8 @@ const positiveInt = (name: string) => (v: string) => {
 
 const port = (v: string) => {
   const n = Number(v);
-  if (!/^\d+$/.test(v) || n > 65535) throw new InvalidArgumentError('--port must be a whole number from 0 to 65535 (0: any free port)');
+  if (!/^\d+$/.test(v) || n > 65535)
+    throw new InvalidArgumentError('--port must be a whole number from 0 to 65535 (0: any free port)');
   return n;
 };
 
@@ -53,7 +60,11 @@ program
   .command('installments')
   .description('show how the story is split into installments, and which are published')
   .option('--json', 'print JSON instead of a table')
-  .action((opts: { json?: boolean }) => withApp(async (app) => out(await (await import('./commands/installments.ts')).installmentsReport(app, !!opts.json))));
+  .action((opts: { json?: boolean }) =>
+    withApp(async (app) =>
+      out(await (await import('./commands/installments.ts')).installmentsReport(app, !!opts.json)),
+    ),
+  );
 
 program
   .command('serve')
@@ -62,13 +73,19 @@ program
   .option('--host <host>', 'address to listen on (default: server.host)')
   .action(async (opts: { port?: number; host?: string }) => {
     const cfg = await config();
-    const [{ openApp }, { createLogger }, { listenConfig, startServing }] = await Promise.all([import('./app.ts'), import('./log.ts'), import('./commands/serve.ts')]);
+    const [{ openApp }, { createLogger }, { listenConfig, startServing }] = await Promise.all([
+      import('./app.ts'),
+      import('./log.ts'),
+      import('./commands/serve.ts'),
+    ]);
     // The address is settled before anything is built, so links follow the port actually used.
     const app = openApp(await listenConfig(cfg, opts));
     const log = createLogger();
     for (const w of app.warnings) log.warn(w);
     const serving = await startServing(app, log);
-    log.info(`serving "${app.info.title}" at ${serving.url}${serving.runtime.transport.kind === 'outbox' ? ` (no mail server: emails go to ${app.config.server.outboxPage === 'off' ? app.config.paths.outbox : `${serving.url}outbox`})` : ''}`);
+    log.info(
+      `serving "${app.info.title}" at ${serving.url}${serving.runtime.transport.kind === 'outbox' ? ` (no mail server: emails go to ${app.config.server.outboxPage === 'off' ? app.config.paths.outbox : `${serving.url}outbox`})` : ''}`,
+    );
     const shutdown = (signal: string) => {
       log.info(`${signal} received: shutting down`);
       serving.stop().then(
@@ -91,9 +108,17 @@ program
   .description('send the next installment now (broadcast), or each reader their next one (paced)')
   .option('--dry-run', 'list who would get what; send and record nothing')
   .option('--to <address>', 'test send to one address; not recorded as a delivery')
-  .option('--installment <n>', 'which installment (broadcast; default: the next unpublished)', positiveInt('--installment'))
+  .option(
+    '--installment <n>',
+    'which installment (broadcast; default: the next unpublished)',
+    positiveInt('--installment'),
+  )
   .option('--resume', 'continue a run that paused (mail server outage, --limit) or was interrupted')
-  .option('--retry-failed [run]', "once you fixed what made deliveries fail, queue a run's failed ones again and send them (default: the latest run with failures)", positiveInt('--retry-failed'))
+  .option(
+    '--retry-failed [run]',
+    "once you fixed what made deliveries fail, queue a run's failed ones again and send them (default: the latest run with failures)",
+    positiveInt('--retry-failed'),
+  )
   .option('--limit <n>', 'send at most this many messages, then pause the run', positiveInt('--limit'))
   .option('--force', 'broadcast: start a run even within schedule.minIntervalHours of the last one')
   .action((opts: SendCliOptions) =>
@@ -141,7 +166,9 @@ program
     withApp(async (app) => {
       const { exportStatic } = await import('./publish/export.ts');
       const files = await exportStatic(app, dir);
-      out(`wrote ${files.length} files to ${(await import('node:path')).resolve(dir)} (links point at ${app.config.baseUrl}: host the copy there)`);
+      out(
+        `wrote ${files.length} files to ${(await import('node:path')).resolve(dir)} (links point at ${app.config.baseUrl}: host the copy there)`,
+      );
     }),
   );
 
@@ -191,18 +218,24 @@ subscribers
   .action((email: string) =>
     withApp(async (app) => {
       const r = (await admin()).addSubscriber(app.store, email);
-      out(r.created ? `added ${r.subscriber.email} (active)` : `${r.subscriber.email} was already subscribed; now active`);
+      out(
+        r.created ? `added ${r.subscriber.email} (active)` : `${r.subscriber.email} was already subscribed; now active`,
+      );
     }),
   );
 
 subscribers
   .command('remove <email>')
   .description('unsubscribe an address (its history is kept; see "forget")')
-  .action((email: string) => withApp(async (app) => out(`${(await admin()).removeSubscriber(app.store, email).email} unsubscribed`)));
+  .action((email: string) =>
+    withApp(async (app) => out(`${(await admin()).removeSubscriber(app.store, email).email} unsubscribed`)),
+  );
 
 subscribers
   .command('import <file>')
-  .description('import active subscribers from a CSV file with an "email" column, or an export of Mailchimp, Substack, Buttondown, Ghost or listmonk (all or nothing)')
+  .description(
+    'import active subscribers from a CSV file with an "email" column, or an export of Mailchimp, Substack, Buttondown, Ghost or listmonk (all or nothing)',
+  )
   .option('--skip-invalid', 'import the valid rows even when some rows are invalid')
   .action((file: string, opts: { skipInvalid?: boolean }) =>
     withApp(async (app) => {
@@ -210,11 +243,15 @@ subscribers
       for (const e of r.errors) process.stderr.write(`${e}\n`);
       if (r.ignoredColumns.length) out(`ignored columns: ${r.ignoredColumns.join(', ')}`);
       if (!r.imported) {
-        process.stderr.write(`feuilleton: ${r.errors.length} invalid row(s) in ${file}; nothing was imported (fix them, or use --skip-invalid)\n`);
+        process.stderr.write(
+          `feuilleton: ${r.errors.length} invalid row(s) in ${file}; nothing was imported (fix them, or use --skip-invalid)\n`,
+        );
         process.exitCode = 1;
         return;
       }
-      out(`${file}: ${r.rows} row(s): ${r.added} added, ${r.alreadyPresent} already present, ${r.duplicatesInFile} duplicate(s) in the file${r.notSubscribed ? `, ${r.notSubscribed} marked there as not subscribed (skipped)` : ''}${r.errors.length ? `, ${r.errors.length} invalid skipped` : ''}`);
+      out(
+        `${file}: ${r.rows} row(s): ${r.added} added, ${r.alreadyPresent} already present, ${r.duplicatesInFile} duplicate(s) in the file${r.notSubscribed ? `, ${r.notSubscribed} marked there as not subscribed (skipped)` : ''}${r.errors.length ? `, ${r.errors.length} invalid skipped` : ''}`,
+      );
     }),
   );
 
@@ -226,7 +263,8 @@ subscribers
   .action((opts: { format: string; status?: string }) =>
     withApp(async (app) => {
       const { exportSubscribers, parseStatus } = await admin();
-      if (opts.format !== 'csv' && opts.format !== 'json') throw new UserError(`--format must be csv or json, not "${opts.format}"`);
+      if (opts.format !== 'csv' && opts.format !== 'json')
+        throw new UserError(`--format must be csv or json, not "${opts.format}"`);
       exportSubscribers(app.store, opts.format, (c) => process.stdout.write(c), parseStatus(opts.status));
     }),
   );
@@ -234,7 +272,9 @@ subscribers
 subscribers
   .command('show <email>')
   .description('print everything held about one subscriber (access request)')
-  .action((email: string) => withApp(async (app) => out(JSON.stringify((await admin()).showSubscriber(app.store, email, app.config), null, 2))));
+  .action((email: string) =>
+    withApp(async (app) => out(JSON.stringify((await admin()).showSubscriber(app.store, email, app.config), null, 2))),
+  );
 
 subscribers
   .command('forget <email>')
@@ -258,12 +298,20 @@ program
 
 program
   .command('init <dir>')
-  .description('create a new story project in DIR: commented config, your story (or the sample), templates, package.json')
+  .description(
+    'create a new story project in DIR: commented config, your story (or the sample), templates, package.json',
+  )
   .option('--story <file>', 'your story (.txt or .md) to copy in (default: the sample story, to replace)')
   .option('--title <title>', "the story's title (default: from the story file's header, or its name)")
   .option('--author <name>', "the author's name (default: from the story file's header)")
-  .option('--from <address>', 'sender of every email, such as "My Serial <serial@example.org>" (default: a local address that `check` flags)')
-  .option('--postal-address <text>', 'your postal address for the foot of every email (default: empty, which `check` flags)')
+  .option(
+    '--from <address>',
+    'sender of every email, such as "My Serial <serial@example.org>" (default: a local address that `check` flags)',
+  )
+  .option(
+    '--postal-address <text>',
+    'your postal address for the foot of every email (default: empty, which `check` flags)',
+  )
   .action(async (dir: string, opts: InitOptions) => {
     const { init, nextSteps } = await import('./commands/operate.ts');
     const project = init(dir, opts);
@@ -273,8 +321,12 @@ program
 program.parseAsync(process.argv).catch(async (err: unknown) => {
   const { failureLine } = await import('./failures.ts');
   // Asked for only to name a damaged database; a config that does not load names none.
-  const db = await config().then((c) => c.paths.db, () => undefined);
+  const db = await config().then(
+    (c) => c.paths.db,
+    () => undefined,
+  );
   for (const line of failureLine(err, () => db).split('\n')) process.stderr.write(`feuilleton: ${line}\n`);
-  if (['debug', 'trace'].includes(process.env.LOG_LEVEL ?? '') && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
+  if (['debug', 'trace'].includes(process.env.LOG_LEVEL ?? '') && err instanceof Error && err.stack)
+    process.stderr.write(`${err.stack}\n`);
   process.exitCode = 1;
 });

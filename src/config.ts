@@ -51,7 +51,10 @@ const proxyAddress = z.string().refine((v) => {
 // record would take a forged address. The proxy must be named.
 const trustProxy = z
   .union([z.literal(false), z.literal(true), proxyAddress, z.array(proxyAddress).min(1)])
-  .refine((v) => v !== true, 'true would trust any client\'s X-Forwarded-For; list your reverse proxy\'s address instead, such as 127.0.0.1 (or [127.0.0.1, "10.0.0.0/8"])');
+  .refine(
+    (v) => v !== true,
+    'true would trust any client\'s X-Forwarded-For; list your reverse proxy\'s address instead, such as 127.0.0.1 (or [127.0.0.1, "10.0.0.0/8"])',
+  );
 
 const noLineBreaks = z.string().refine((v) => !/[\r\n]/.test(v), 'must not contain line breaks');
 
@@ -62,7 +65,10 @@ const schema = z.strictObject({
       title: noLineBreaks.optional(),
       author: noLineBreaks.optional(),
       summary: z.string().optional(),
-      language: z.string().regex(/^[a-zA-Z]{2,3}(-[a-zA-Z0-9]{2,8})*$/, 'must be a language tag such as en or fr-CA').default('en'),
+      language: z
+        .string()
+        .regex(/^[a-zA-Z]{2,3}(-[a-zA-Z0-9]{2,8})*$/, 'must be a language tag such as en or fr-CA')
+        .default('en'),
       rating: noLineBreaks.optional(),
       /** Overrides what the Rating header implies. */
       adult: z.boolean().optional(),
@@ -74,7 +80,10 @@ const schema = z.strictObject({
       targetWords: z.number().int().min(50).optional(),
       targetMinutes: z.number().positive().max(120).default(5),
       wordsPerMinute: z.number().int().min(50).max(1000).default(230),
-      partTitle: z.string().includes('{n}', { message: 'must contain {n}, the installment number' }).default('Part {n}'),
+      partTitle: z
+        .string()
+        .includes('{n}', { message: 'must contain {n}, the installment number' })
+        .default('Part {n}'),
     })
     .default({ targetMinutes: 5, wordsPerMinute: 230, partTitle: 'Part {n}' }),
   mode: z.enum(['broadcast', 'paced']).default('broadcast'),
@@ -107,7 +116,12 @@ const schema = z.strictObject({
         })
         .optional(),
       /** Gone: it advertised a mailto: unsubscribe that nothing read. */
-      unsubscribeMailto: z.never({ error: 'is no longer supported: feuilleton reads no mailbox, so a mailto: unsubscribe would do nothing; readers unsubscribe with the one-click link; remove the setting' }).optional(),
+      unsubscribeMailto: z
+        .never({
+          error:
+            'is no longer supported: feuilleton reads no mailbox, so a mailto: unsubscribe would do nothing; readers unsubscribe with the one-click link; remove the setting',
+        })
+        .optional(),
       /** Adds Gmail's Feedback-ID header (kind:story:feuilleton) for its complaint reports in Postmaster Tools. */
       feedbackId: z.boolean().default(false),
       postalAddress: z.string().default(''),
@@ -117,7 +131,14 @@ const schema = z.strictObject({
       /** The relay signs with DKIM itself (SES Easy DKIM, Postmark): `check` then does not ask for mail.dkim. */
       relaySignsDkim: z.boolean().default(false),
     })
-    .default({ from: 'Feuilleton <serial@localhost>', maxConnections: 5, postalAddress: '', outboxInProduction: false, relaySignsDkim: false, feedbackId: false }),
+    .default({
+      from: 'Feuilleton <serial@localhost>',
+      maxConnections: 5,
+      postalAddress: '',
+      outboxInProduction: false,
+      relaySignsDkim: false,
+      feedbackId: false,
+    }),
   /**
    * Going live: the outbox is refused, `check` problems are errors. Unset, it is on when
    * NODE_ENV=production or baseUrl is not a loopback address.
@@ -138,7 +159,15 @@ const schema = z.strictObject({
       /** Readers who never confirmed are deleted (with their consent record) after this many days. */
       pendingDays: z.number().positive().default(7),
     })
-    .default({ rateLimitMax: 5, rateLimitWindowSeconds: 600, tokenTtlHours: 48, resendIntervalHours: 24, confirmResendMinutes: 10, maxBodyBytes: 8192, pendingDays: 7 }),
+    .default({
+      rateLimitMax: 5,
+      rateLimitWindowSeconds: 600,
+      tokenTtlHours: 48,
+      resendIntervalHours: 24,
+      confirmResendMinutes: 10,
+      maxBodyBytes: 8192,
+      pendingDays: 7,
+    }),
   delivery: z
     .strictObject({
       maxAttempts: z.number().int().min(1).max(50).default(6),
@@ -172,13 +201,21 @@ const schema = z.strictObject({
         .string()
         .superRefine((v, ctx) => {
           const problem = validateCron(v).errors[0];
-          if (problem) ctx.addIssue({ code: 'custom', message: `"${v}" is not a cron expression (${problem.message}); write minute hour day-of-month month day-of-week, such as "0 7 * * 1,4"` });
+          if (problem)
+            ctx.addIssue({
+              code: 'custom',
+              message: `"${v}" is not a cron expression (${problem.message}); write minute hour day-of-month month day-of-week, such as "0 7 * * 1,4"`,
+            });
         })
         .default('0 7 * * 1,4'),
       timezone: z
         .string()
         .superRefine((v, ctx) => {
-          if (!isTimeZone(v)) ctx.addIssue({ code: 'custom', message: `"${v}" is not a known time zone; use an IANA name such as Europe/Paris or UTC` });
+          if (!isTimeZone(v))
+            ctx.addIssue({
+              code: 'custom',
+              message: `"${v}" is not a known time zone; use an IANA name such as Europe/Paris or UTC`,
+            });
         })
         .default('UTC'),
       /** On start, send once if a scheduled run was missed while the server was down. */
@@ -193,7 +230,16 @@ const schema = z.strictObject({
       ses: z
         .strictObject({
           /** Only notifications from these SNS topics are believed. */
-          topicArns: z.array(z.string().regex(/^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$/, 'must be an SNS topic ARN such as arn:aws:sns:eu-west-1:123456789012:feuilleton-bounces')).min(1),
+          topicArns: z
+            .array(
+              z
+                .string()
+                .regex(
+                  /^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$/,
+                  'must be an SNS topic ARN such as arn:aws:sns:eu-west-1:123456789012:feuilleton-bounces',
+                ),
+            )
+            .min(1),
         })
         .optional(),
       postmark: z
@@ -215,7 +261,10 @@ const schema = z.strictObject({
       cadence: z.enum(['schedule', 'daily', 'weekdays', 'days', 'weekly']).default('schedule'),
       /** The days for cadence `days` and the day for `weekly` (its first). */
       days: z.array(z.enum(WEEKDAY_NAMES)).min(1, 'must name at least one day, such as [monday]').default(['monday']),
-      time: z.string().refine((v) => parseTimeOfDay(v) !== null, 'must be a time of day as HH:MM, such as "07:00"').default('07:00'),
+      time: z
+        .string()
+        .refine((v) => parseTimeOfDay(v) !== null, 'must be a time of day as HH:MM, such as "07:00"')
+        .default('07:00'),
       /** Unset: schedule.timezone. The form preselects the zone the reader's browser reports. */
       timezone: z
         .string()
@@ -261,7 +310,12 @@ const ENV_OVERRIDES: EnvOverride[] = [
   { name: 'FEUILLETON_BASE_URL', setting: ['baseUrl'], shown: true },
   { name: 'FEUILLETON_DATA_DIR', setting: ['dataDir'], shown: true },
   // Anything but digits stays a string, so the schema refuses it rather than NaN or a rounding.
-  { name: 'FEUILLETON_PORT', setting: ['server', 'port'], shown: true, parse: (v) => (/^\d+$/.test(v) ? Number(v) : v) },
+  {
+    name: 'FEUILLETON_PORT',
+    setting: ['server', 'port'],
+    shown: true,
+    parse: (v) => (/^\d+$/.test(v) ? Number(v) : v),
+  },
   { name: 'FEUILLETON_POSTMARK_TOKEN', setting: ['webhooks', 'postmark', 'token'], shown: false },
 ];
 
@@ -276,7 +330,10 @@ function applyEnv(raw: Record<string, unknown>, env: NodeJS.ProcessEnv): Applied
     for (const key of o.setting.slice(0, -1)) {
       const next: unknown = (node[key] ??= {});
       // A section the file wrote as something else than a mapping: the file's error is reported.
-      node = typeof next === 'object' && next !== null && !Array.isArray(next) ? (next as Record<string, unknown>) : undefined;
+      node =
+        typeof next === 'object' && next !== null && !Array.isArray(next)
+          ? (next as Record<string, unknown>)
+          : undefined;
       if (!node) break;
     }
     if (!node) continue;
@@ -295,23 +352,44 @@ export function serverUrl(host: string, port: number): string {
 /** 127.0.0.0/8, ::1 and localhost names: a site only this machine can reach. */
 export function isLoopbackHost(host: string): boolean {
   const h = host.replace(/^\[|\]$/g, '').toLowerCase();
-  return h === 'localhost' || h.endsWith('.localhost') || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h) || h === '::ffff:127.0.0.1';
+  return (
+    h === 'localhost' ||
+    h.endsWith('.localhost') ||
+    h === '::1' ||
+    /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h) ||
+    h === '::ffff:127.0.0.1'
+  );
 }
 
 /** The setting wins; else NODE_ENV; else a baseUrl other machines would use means the site is live. */
-function production(setting: boolean | undefined, env: NodeJS.ProcessEnv, base: string): Pick<Config, 'production' | 'productionReason'> {
+function production(
+  setting: boolean | undefined,
+  env: NodeJS.ProcessEnv,
+  base: string,
+): Pick<Config, 'production' | 'productionReason'> {
   if (setting !== undefined) return { production: setting, productionReason: `production: ${setting} is set` };
   if (env.NODE_ENV === 'production') return { production: true, productionReason: 'NODE_ENV=production' };
-  if (!isLoopbackHost(new URL(base).hostname)) return { production: true, productionReason: `baseUrl ${base} is not a loopback address` };
-  return { production: false, productionReason: `baseUrl ${base} is a loopback address and NODE_ENV is not production` };
+  if (!isLoopbackHost(new URL(base).hostname))
+    return { production: true, productionReason: `baseUrl ${base} is not a loopback address` };
+  return {
+    production: false,
+    productionReason: `baseUrl ${base} is a loopback address and NODE_ENV is not production`,
+  };
 }
 
 /** Finds the config: an explicit path, FEUILLETON_CONFIG, or feuilleton.yaml in the working directory. */
-export function locateConfig(explicit?: string, cwd = process.cwd(), env: NodeJS.ProcessEnv = process.env): string | undefined {
+export function locateConfig(
+  explicit?: string,
+  cwd = process.cwd(),
+  env: NodeJS.ProcessEnv = process.env,
+): string | undefined {
   const wanted = explicit ?? env.FEUILLETON_CONFIG;
   if (wanted) {
     const abs = path.resolve(cwd, wanted);
-    if (!existsSync(abs)) throw new ConfigError(`${abs}: config file not found; pass an existing file with --config or run "feuilleton init DIR"`);
+    if (!existsSync(abs))
+      throw new ConfigError(
+        `${abs}: config file not found; pass an existing file with --config or run "feuilleton init DIR"`,
+      );
     return abs;
   }
   const local = path.join(cwd, CONFIG_FILE_NAME);
@@ -339,9 +417,12 @@ function readRaw(file: string): Record<string, unknown> {
     value = doc.toJS() ?? {};
   } catch (err) {
     // yaml refuses to expand aliases past a limit (a "billion laughs" file would fill memory).
-    throw new ConfigError(`${file}: too many YAML aliases (*name) to expand (${(err as Error).message}); write the settings out instead of repeating aliases`);
+    throw new ConfigError(
+      `${file}: too many YAML aliases (*name) to expand (${(err as Error).message}); write the settings out instead of repeating aliases`,
+    );
   }
-  if (typeof value !== 'object' || Array.isArray(value)) throw new ConfigError(`${file}: the top level must be a mapping of settings (key: value)`);
+  if (typeof value !== 'object' || Array.isArray(value))
+    throw new ConfigError(`${file}: the top level must be a mapping of settings (key: value)`);
   return value as Record<string, unknown>;
 }
 
@@ -351,7 +432,10 @@ function describeIssue(file: string, issue: z.core.$ZodIssue, fromEnv: Applied[]
   const env = fromEnv.find((o) => o.setting.join('.') === where);
   if (env) {
     const value = env.shown ? `=${env.value}` : '';
-    const problem = where === 'server.port' ? 'is not a port number: use a whole number from 1 to 65535 (0 picks a free one)' : issue.message;
+    const problem =
+      where === 'server.port'
+        ? 'is not a port number: use a whole number from 1 to 65535 (0 picks a free one)'
+        : issue.message;
     return `${env.name}${value} (environment, sets ${where}) ${problem}; fix it, or unset it to use the config file's value`;
   }
   if (issue.code === 'unrecognized_keys') {
@@ -366,12 +450,16 @@ function describeIssue(file: string, issue: z.core.$ZodIssue, fromEnv: Applied[]
  * and create a database wherever it was started, so it stops and says where it looked.
  * `forCheck`: `check` reports a missing baseUrl in production among its findings instead.
  */
-export function loadConfig(opts: { configPath?: string; cwd?: string; env?: NodeJS.ProcessEnv; requireFile?: boolean; forCheck?: boolean } = {}): Config {
+export function loadConfig(
+  opts: { configPath?: string; cwd?: string; env?: NodeJS.ProcessEnv; requireFile?: boolean; forCheck?: boolean } = {},
+): Config {
   const cwd = opts.cwd ?? process.cwd();
   const env = opts.env ?? process.env;
   const file = locateConfig(opts.configPath, cwd, env);
   if (!file && opts.requireFile) {
-    throw new ConfigError(`no config file: ${path.join(cwd, CONFIG_FILE_NAME)} does not exist, FEUILLETON_CONFIG is not set and no --config was given; run this in your project's folder, pass --config FILE, or make a project with "feuilleton init DIR"`);
+    throw new ConfigError(
+      `no config file: ${path.join(cwd, CONFIG_FILE_NAME)} does not exist, FEUILLETON_CONFIG is not set and no --config was given; run this in your project's folder, pass --config FILE, or make a project with "feuilleton init DIR"`,
+    );
   }
   const raw: Record<string, unknown> = file ? readRaw(file) : {};
   const fromEnv = applyEnv(raw, env);
@@ -383,13 +471,19 @@ export function loadConfig(opts: { configPath?: string; cwd?: string; env?: Node
   const followsServer = raw.baseUrl === undefined;
   const goingLive = raw.production === true || (raw.production === undefined && env.NODE_ENV === 'production');
   if (followsServer && goingLive && !opts.forCheck) {
-    problems.push(`${label}: baseUrl is missing; set it to the site's public address, such as https://serial.example.org (or set FEUILLETON_BASE_URL)`);
+    problems.push(
+      `${label}: baseUrl is missing; set it to the site's public address, such as https://serial.example.org (or set FEUILLETON_BASE_URL)`,
+    );
   }
   if (!result.success || problems.length) throw new ConfigError(problems.join('\n'));
-  const c = { ...result.data, baseUrl: result.data.baseUrl ?? serverUrl(result.data.server.host, result.data.server.port) };
+  const c = {
+    ...result.data,
+    baseUrl: result.data.baseUrl ?? serverUrl(result.data.server.host, result.data.server.port),
+  };
   const root = file ? path.dirname(file) : cwd;
   const resolve = (p: string) => path.resolve(root, p);
-  const storyPath = file || existsSync(resolve(c.story.file)) ? resolve(c.story.file) : path.join(PACKAGE_ROOT, c.story.file);
+  const storyPath =
+    file || existsSync(resolve(c.story.file)) ? resolve(c.story.file) : path.join(PACKAGE_ROOT, c.story.file);
   const data = resolve(c.dataDir);
   const targetWords = c.split.targetWords ?? Math.round(c.split.targetMinutes * c.split.wordsPerMinute);
   return {

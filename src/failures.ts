@@ -35,7 +35,9 @@ export function failureLine(err: unknown, dbFile: () => string | undefined): str
     return `${db()}: cannot open the database for writing (${message}); check that its folder exists and that this user may write there`;
   }
   // A write to an open file reports no path: then the line cannot name it.
-  if (code === 'ENOSPC' || code === 'EDQUOT') return `${file ? `${file}: ` : ''}${pathReason(err)}; free some space, then run the command again`;
-  if (code in PATH_REASONS && file) return `${file}: cannot write there (${pathReason(err)}); choose a place this user may write to`;
+  if (code === 'ENOSPC' || code === 'EDQUOT')
+    return `${file ? `${file}: ` : ''}${pathReason(err)}; free some space, then run the command again`;
+  if (code in PATH_REASONS && file)
+    return `${file}: cannot write there (${pathReason(err)}); choose a place this user may write to`;
   return `unexpected error: ${message} (run with LOG_LEVEL=debug for details)`;
 }

@@ -120,6 +120,9 @@ export class Links {
   }
 
   private mac(purpose: LinkPurpose, sub: LinkSubject): Buffer {
-    return createHmac('sha256', this.secret).update(`${purpose}|${sub.id}|${sub.feedToken}`).digest().subarray(0, MAC_BYTES);
+    return createHmac('sha256', this.secret)
+      .update(`${purpose}|${sub.id}|${sub.feedToken}`)
+      .digest()
+      .subarray(0, MAC_BYTES);
   }
 }

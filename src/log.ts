@@ -5,5 +5,7 @@ import pretty from 'pino-pretty';
 export function createLogger(opts: { level?: string; pretty?: boolean } = {}): Logger {
   const level = opts.level ?? process.env.LOG_LEVEL ?? 'info';
   const human = opts.pretty ?? process.stdout.isTTY;
-  return human ? pino({ level }, pretty({ colorize: true, translateTime: 'SYS:HH:MM:ss', ignore: 'pid,hostname' })) : pino({ level });
+  return human
+    ? pino({ level }, pretty({ colorize: true, translateTime: 'SYS:HH:MM:ss', ignore: 'pid,hostname' }))
+    : pino({ level });
 }

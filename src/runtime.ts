@@ -29,7 +29,8 @@ export interface Runtime {
 
 // A task never started, asked only for its times. getNextRun() answers null for such a
 // task; getNextRuns does not.
-const scheduleProbe = (config: App['config']) => cron.createTask(config.schedule.cron, () => undefined, { timezone: config.schedule.timezone });
+const scheduleProbe = (config: App['config']) =>
+  cron.createTask(config.schedule.cron, () => undefined, { timezone: config.schedule.timezone });
 
 /** When the schedule will next send, without starting it (for "next installment" lines and status). */
 export function nextScheduledRun(config: App['config']): () => Date | null {
@@ -46,9 +47,19 @@ export function upcomingRuns(config: App['config'], count: number): Date[] {
 export function createRuntime(app: App, log: Logger): Runtime {
   const links = new Links(app.config.baseUrl, app.secret);
   const transport = createTransport(app.config);
-  const renderer = new EmailRenderer({ templatesDir: app.config.paths.templates, info: app.info, config: app.config, links, progress: () => app.store.installments.count() });
+  const renderer = new EmailRenderer({
+    templatesDir: app.config.paths.templates,
+    info: app.info,
+    config: app.config,
+    links,
+    progress: () => app.store.installments.count(),
+  });
   const lists = new ListMail(app.config, app.info.title);
-  const ids = new MessageIds({ instance: app.instanceId, storyTitle: app.info.title, domain: senderDomain(app.config) });
+  const ids = new MessageIds({
+    instance: app.instanceId,
+    storyTitle: app.info.title,
+    domain: senderDomain(app.config),
+  });
   const notices = new NoticeSender({
     notices: app.store.notices,
     subscribers: app.store.subscribers,
@@ -60,8 +71,23 @@ export function createRuntime(app: App, log: Logger): Runtime {
     config: app.config,
     log,
   });
-  const installmentMail = new InstallmentMail({ renderer, address: (filled, to, unsubscribeUrl, id) => lists.address(filled, to, unsubscribeUrl, id, 'installment'), options: (mail) => mailOptions(app.config, mail) });
-  const send: SendContext = { app, transport, renderer, links, ids, lists, installmentMail, notices, nextRunAt: nextScheduledRun(app.config), log: (line) => log.info(line) };
+  const installmentMail = new InstallmentMail({
+    renderer,
+    address: (filled, to, unsubscribeUrl, id) => lists.address(filled, to, unsubscribeUrl, id, 'installment'),
+    options: (mail) => mailOptions(app.config, mail),
+  });
+  const send: SendContext = {
+    app,
+    transport,
+    renderer,
+    links,
+    ids,
+    lists,
+    installmentMail,
+    notices,
+    nextRunAt: nextScheduledRun(app.config),
+    log: (line) => log.info(line),
+  };
   const subscriptions = new Subscriptions({
     store: app.store,
     config: app.config,
@@ -77,7 +103,11 @@ export function createRuntime(app: App, log: Logger): Runtime {
           }
         : undefined,
   });
-  const pages = new Pages(app.config.paths.templates, { info: app.info, links, outboxEnabled: transport.kind === 'outbox' && app.config.server.outboxPage !== 'off' });
+  const pages = new Pages(app.config.paths.templates, {
+    info: app.info,
+    links,
+    outboxEnabled: transport.kind === 'outbox' && app.config.server.outboxPage !== 'off',
+  });
   return {
     app,
     links,

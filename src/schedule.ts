@@ -15,7 +15,10 @@ const LAST_TICK_KEY = 'schedule_last_tick';
 /** How far back a missed run is looked for: a server down longer than this just resumes. */
 const CATCH_UP_WINDOW_MS = 31 * 86_400_000;
 
-export type TickResult = { status: 'sent'; summary: SendSummary } | { status: 'busy' | 'complete' | 'stopped' | 'blocked' | 'idle' } | { status: 'failed'; error: unknown };
+export type TickResult =
+  | { status: 'sent'; summary: SendSummary }
+  | { status: 'busy' | 'complete' | 'stopped' | 'blocked' | 'idle' }
+  | { status: 'failed'; error: unknown };
 
 /** While a dead sender's lock is not yet stale, look again this often. */
 const LOCK_RETRY_MS = 5_000;
@@ -30,11 +33,13 @@ export class Scheduler {
   private dueRunning: Promise<TickResult> | undefined;
   private dueTimer: NodeJS.Timeout | undefined;
 
-  constructor(
-    private readonly deps: { send: SendContext; log: Logger; clock?: () => Date },
-  ) {
+  constructor(private readonly deps: { send: SendContext; log: Logger; clock?: () => Date }) {
     const { schedule } = deps.send.app.config;
-    this.task = cron.createTask(schedule.cron, () => this.tick('scheduled'), { timezone: schedule.timezone, name: 'feuilleton-send', noOverlap: true });
+    this.task = cron.createTask(schedule.cron, () => this.tick('scheduled'), {
+      timezone: schedule.timezone,
+      name: 'feuilleton-send',
+      noOverlap: true,
+    });
     this.seconds = [...cron.parse(schedule.cron).second].sort((a, b) => b - a);
   }
 
@@ -86,17 +91,23 @@ export class Scheduler {
     } else {
       const missed = this.missedSince(new Date(last));
       if (missed && schedule.catchUp) {
-        this.deps.log.info(`missed the scheduled run of ${missed.toISOString()} while stopped: catching up with one send now`);
+        this.deps.log.info(
+          `missed the scheduled run of ${missed.toISOString()} while stopped: catching up with one send now`,
+        );
         caughtUp = await this.tick('catch-up');
       } else if (missed) {
-        this.deps.log.info(`missed the scheduled run of ${missed.toISOString()} while stopped; schedule.catchUp is off, so it is skipped`);
+        this.deps.log.info(
+          `missed the scheduled run of ${missed.toISOString()} while stopped; schedule.catchUp is off, so it is skipped`,
+        );
         meta.set(LAST_TICK_KEY, this.now().toISOString());
       }
     }
     // stop() may have come during the catch-up: a stopped scheduler must not arm its timer.
     if (this.abort.signal.aborted) return caughtUp;
     await this.task.start();
-    this.deps.log.info(`schedule "${schedule.cron}" (${schedule.timezone}); next run ${this.nextRun()?.toISOString() ?? 'never'}`);
+    this.deps.log.info(
+      `schedule "${schedule.cron}" (${schedule.timezone}); next run ${this.nextRun()?.toISOString() ?? 'never'}`,
+    );
     // Readers' own times that passed while stopped are due now: made up once, at this tick.
     await this.dueTick();
     if (this.abort.signal.aborted) return caughtUp;
@@ -119,12 +130,19 @@ export class Scheduler {
       if (this.abort.signal.aborted) return { status: 'stopped' };
       const now = this.now();
       const unfinished = store.runs.unfinished();
-      const resumingDue = unfinished !== undefined && (JSON.parse(unfinished.note ?? '{}') as { due?: boolean }).due === true;
+      const resumingDue =
+        unfinished !== undefined && (JSON.parse(unfinished.note ?? '{}') as { due?: boolean }).due === true;
       if (unfinished?.needsOperator) return { status: 'blocked' };
       if (unfinished && !resumingDue) return { status: 'idle' };
       if (!resumingDue && store.subscribers.countDue(now.toISOString()) === 0) return { status: 'idle' };
       try {
-        const summary = await sendRun(send, { kind: 'scheduled', due: true, resume: 'auto', signal: this.abort.signal, now });
+        const summary = await sendRun(send, {
+          kind: 'scheduled',
+          due: true,
+          resume: 'auto',
+          signal: this.abort.signal,
+          now,
+        });
         if (summary.status === 'nothing-to-send') return { status: 'idle' };
         for (const line of summaryLines(summary)) log.info(`readers' calendars: ${line.trim()}`);
         return { status: 'sent', summary };
@@ -150,7 +168,9 @@ export class Scheduler {
    * process: on another host it is taken over once its heartbeat is stale.
    */
   private async resumeInterrupted(unfinished: Run): Promise<TickResult> {
-    this.deps.log.info(`run ${unfinished.id} did not finish (${unfinished.status}${unfinished.reason ? `: ${unfinished.reason}` : ''}): resuming it now`);
+    this.deps.log.info(
+      `run ${unfinished.id} did not finish (${unfinished.status}${unfinished.reason ? `: ${unfinished.reason}` : ''}): resuming it now`,
+    );
     for (;;) {
       const result = await this.tick('catch-up');
       if (result.status !== 'busy' || this.abort.signal.aborted) return result;
@@ -177,7 +197,8 @@ export class Scheduler {
       try {
         let summary = await sendRun(send, { kind, resume: 'auto', signal: this.abort.signal, now: this.now() });
         // That was an interrupted run of readers' own calendars: this tick's own run still has to go.
-        if (summary.due && summary.status === 'finished') summary = await sendRun(send, { kind, resume: 'auto', signal: this.abort.signal, now: this.now() });
+        if (summary.due && summary.status === 'finished')
+          summary = await sendRun(send, { kind, resume: 'auto', signal: this.abort.signal, now: this.now() });
         if (summary.status === 'nothing-to-send') {
           log.info(`${kind} run: ${summary.reason}`);
           return { status: 'complete' };

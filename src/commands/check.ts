@@ -4,7 +4,13 @@
 // from being built (deliver/transport.ts), so they are never only a warning.
 import { openApp } from '../app.ts';
 import { isLoopbackHost, type Config } from '../config.ts';
-import { dkimTxtRecord, inspectDkimKey, KEYGEN_COMMAND, RECOMMENDED_BITS, type DkimInspection } from '../deliver/dkim.ts';
+import {
+  dkimTxtRecord,
+  inspectDkimKey,
+  KEYGEN_COMMAND,
+  RECOMMENDED_BITS,
+  type DkimInspection,
+} from '../deliver/dkim.ts';
 import { outboxRefusal } from '../deliver/transport.ts';
 import { UserError } from '../errors.ts';
 import { installmentEmailSizes, sizeWarnings } from '../render/size.ts';
@@ -22,7 +28,12 @@ const SAMPLE_POSTAL_ADDRESS = 'Feuilleton demo · 1 Ropewalk Stair · Skelby Hav
 /** Domains no relay will send from and no receiver will trust (RFC 2606, RFC 6761). */
 function unusableDomain(domain: string): boolean {
   const d = domain.toLowerCase().replace(/\.$/, '');
-  return isLoopbackHost(d) || !d.includes('.') || /(^|\.)example\.(com|net|org)$/.test(d) || /\.(example|invalid|test|local|localdomain)$/.test(d);
+  return (
+    isLoopbackHost(d) ||
+    !d.includes('.') ||
+    /(^|\.)example\.(com|net|org)$/.test(d) ||
+    /\.(example|invalid|test|local|localdomain)$/.test(d)
+  );
 }
 
 function senderFindings(from: string): Finding[] {
@@ -31,10 +42,16 @@ function senderFindings(from: string): Finding[] {
   const domain = address.slice(address.lastIndexOf('@') + 1);
   const found: Finding[] = [];
   if (unusableDomain(domain)) {
-    found.push({ level: 'error', text: `mail.from "${from}" sends from ${domain}: relays refuse it and receivers treat it as spam; use an address on your own domain, the one your relay verified` });
+    found.push({
+      level: 'error',
+      text: `mail.from "${from}" sends from ${domain}: relays refuse it and receivers treat it as spam; use an address on your own domain, the one your relay verified`,
+    });
   }
   if (name === SAMPLE_SENDER_NAME) {
-    found.push({ level: 'warning', text: `mail.from still has the sample's name "${SAMPLE_SENDER_NAME}"; put your story's title or your own name` });
+    found.push({
+      level: 'warning',
+      text: `mail.from still has the sample's name "${SAMPLE_SENDER_NAME}"; put your story's title or your own name`,
+    });
   }
   return found;
 }
@@ -42,10 +59,20 @@ function senderFindings(from: string): Finding[] {
 function dkimFindings(config: Config, dkim: DkimInspection): Finding[] {
   if (dkim.problem) return [{ level: 'error', text: dkim.problem }];
   if (dkim.key && dkim.key.bits < RECOMMENDED_BITS) {
-    return [{ level: 'warning', text: `mail.dkim.privateKeyFile ${dkim.key.file} is a ${dkim.key.bits}-bit RSA key: it works, but ${RECOMMENDED_BITS} bits is the recommended minimum; make one with: ${KEYGEN_COMMAND} (and publish its new TXT record)` }];
+    return [
+      {
+        level: 'warning',
+        text: `mail.dkim.privateKeyFile ${dkim.key.file} is a ${dkim.key.bits}-bit RSA key: it works, but ${RECOMMENDED_BITS} bits is the recommended minimum; make one with: ${KEYGEN_COMMAND} (and publish its new TXT record)`,
+      },
+    ];
   }
   if (!dkim.key && !config.mail.relaySignsDkim) {
-    return [{ level: 'error', text: 'no DKIM signature: mail.dkim is not set and mail.relaySignsDkim is false, and Gmail, Yahoo and others reject or bin unsigned bulk mail; configure mail.dkim, or set mail.relaySignsDkim: true if your relay signs (SES Easy DKIM and Postmark do)' }];
+    return [
+      {
+        level: 'error',
+        text: 'no DKIM signature: mail.dkim is not set and mail.relaySignsDkim is false, and Gmail, Yahoo and others reject or bin unsigned bulk mail; configure mail.dkim, or set mail.relaySignsDkim: true if your relay signs (SES Easy DKIM and Postmark do)',
+      },
+    ];
   }
   return [];
 }
@@ -54,16 +81,32 @@ function mailServerFindings(config: Config): Finding[] {
   const { mail, server, webhooks } = config;
   if (mail.smtpUrl) {
     if (webhooks.ses || webhooks.postmark) return [];
-    return [{ level: 'warning', text: 'no bounce or complaint webhook (webhooks.ses or webhooks.postmark): bounces and spam complaints your relay reports after sending go unheard, and mailing those readers again costs your sending reputation; wire /webhooks/ses or /webhooks/postmark (see README, "Going live")' }];
+    return [
+      {
+        level: 'warning',
+        text: 'no bounce or complaint webhook (webhooks.ses or webhooks.postmark): bounces and spam complaints your relay reports after sending go unheard, and mailing those readers again costs your sending reputation; wire /webhooks/ses or /webhooks/postmark (see README, "Going live")',
+      },
+    ];
   }
   const found: Finding[] = [];
   if (mail.outboxInProduction) {
-    found.push({ level: 'warning', text: 'mail.outboxInProduction is true: mail goes to the local outbox and reaches no reader, by your choice; set FEUILLETON_SMTP_URL or mail.smtpUrl to send for real' });
+    found.push({
+      level: 'warning',
+      text: 'mail.outboxInProduction is true: mail goes to the local outbox and reaches no reader, by your choice; set FEUILLETON_SMTP_URL or mail.smtpUrl to send for real',
+    });
   } else {
-    found.push({ level: 'error', text: outboxRefusal(config) ?? 'no mail server: mail goes to the local outbox and reaches no reader; set FEUILLETON_SMTP_URL or mail.smtpUrl to your relay' });
+    found.push({
+      level: 'error',
+      text:
+        outboxRefusal(config) ??
+        'no mail server: mail goes to the local outbox and reaches no reader; set FEUILLETON_SMTP_URL or mail.smtpUrl to your relay',
+    });
   }
   if (server.outboxPage === 'public') {
-    found.push({ level: 'error', text: "server.outboxPage is public: anyone can read every reader's mail at /outbox, with their confirm, unsubscribe and feed links; set it to loopback (or off)" });
+    found.push({
+      level: 'error',
+      text: "server.outboxPage is public: anyone can read every reader's mail at /outbox, with their confirm, unsubscribe and feed links; set it to loopback (or off)",
+    });
   }
   return found;
 }
@@ -76,18 +119,30 @@ export function checkConfig(config: Config, dkim: DkimInspection = inspectDkimKe
   const found: Finding[] = [];
   const base = new URL(config.baseUrl);
   if (isLoopbackHost(base.hostname)) {
-    found.push({ level: 'error', text: `baseUrl ${config.baseUrl} is a loopback address: links in emails and feeds would point at each reader's own computer; set baseUrl (or FEUILLETON_BASE_URL) to the site's public https:// address` });
+    found.push({
+      level: 'error',
+      text: `baseUrl ${config.baseUrl} is a loopback address: links in emails and feeds would point at each reader's own computer; set baseUrl (or FEUILLETON_BASE_URL) to the site's public https:// address`,
+    });
   } else if (base.protocol === 'http:') {
-    found.push({ level: 'error', text: `baseUrl ${config.baseUrl} is http: the subscribe form and every confirm and unsubscribe link would travel unencrypted; serve the site over TLS (Caddy, nginx) and set an https:// baseUrl` });
+    found.push({
+      level: 'error',
+      text: `baseUrl ${config.baseUrl} is http: the subscribe form and every confirm and unsubscribe link would travel unencrypted; serve the site over TLS (Caddy, nginx) and set an https:// baseUrl`,
+    });
   }
   found.push(...mailServerFindings(config), ...senderFindings(config.mail.from));
   const postal = config.mail.postalAddress.trim();
   if (!postal || postal === SAMPLE_POSTAL_ADDRESS) {
-    found.push({ level: 'error', text: `mail.postalAddress is ${postal ? `still the sample's ("${postal}")` : 'empty'}: anti-spam law (CAN-SPAM and others) wants a real postal address in bulk mail; set yours (a PO box will do)` });
+    found.push({
+      level: 'error',
+      text: `mail.postalAddress is ${postal ? `still the sample's ("${postal}")` : 'empty'}: anti-spam law (CAN-SPAM and others) wants a real postal address in bulk mail; set yours (a PO box will do)`,
+    });
   }
   found.push(...dkimFindings(config, dkim));
   if (config.production && isLoopbackHost(config.server.host) && config.server.trustProxy === false) {
-    found.push({ level: 'warning', text: `server.trustProxy is false while the server listens on ${config.server.host} behind a proxy: rate limits and consent records see the proxy's address for every reader; set server.trustProxy to the proxy's address, such as 127.0.0.1` });
+    found.push({
+      level: 'warning',
+      text: `server.trustProxy is false while the server listens on ${config.server.host} behind a proxy: rate limits and consent records see the proxy's address for every reader; set server.trustProxy to the proxy's address, such as 127.0.0.1`,
+    });
   }
   return found;
 }
@@ -135,13 +190,17 @@ export function check(config: Config, more: Finding[] = []): CheckResult {
 export const checkFailed = (r: CheckResult): boolean => r.production && r.errors.length > 0;
 
 export function checkReport(r: CheckResult): string {
-  const lines = [`Production: ${r.production ? 'on' : 'off'} (${r.productionReason})`, `Config:     ${r.config ?? 'built-in defaults'}`];
+  const lines = [
+    `Production: ${r.production ? 'on' : 'off'} (${r.productionReason})`,
+    `Config:     ${r.config ?? 'built-in defaults'}`,
+  ];
   const group = (title: string, items: string[]) => {
     if (items.length) lines.push('', `${title} (${items.length}):`, ...items.map((t) => `  ${t}`));
   };
   group('Errors', r.errors);
   group('Warnings', r.warnings);
-  if (r.dkimRecord) lines.push('', 'DKIM: publish this DNS record (receivers verify signatures with it):', `  ${r.dkimRecord}`);
+  if (r.dkimRecord)
+    lines.push('', 'DKIM: publish this DNS record (receivers verify signatures with it):', `  ${r.dkimRecord}`);
   lines.push(
     '',
     !r.errors.length && !r.warnings.length
@@ -156,4 +215,5 @@ export function checkReport(r: CheckResult): string {
 }
 
 /** What `serve` and `send` log at start: every finding in production, nothing on the local tour. */
-export const startWarnings = (config: Config): string[] => (config.production ? checkConfig(config).map((f) => f.text) : []);
+export const startWarnings = (config: Config): string[] =>
+  config.production ? checkConfig(config).map((f) => f.text) : [];

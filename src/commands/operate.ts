@@ -1,5 +1,15 @@
 // `backup` and `init`: the operator's housekeeping.
-import { copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import path from 'node:path';
 import { CONFIG_FILE_NAME, PACKAGE_ROOT } from '../config.ts';
 import { UserError } from '../errors.ts';
@@ -9,9 +19,11 @@ import type { Store } from '../store/index.ts';
 /** Online backup (SQLite's backup API): safe while `serve` or `send` is writing. */
 export async function backup(store: Store, file: string): Promise<{ file: string; pages: number }> {
   const target = path.resolve(file);
-  if (existsSync(target)) throw new UserError(`${target} already exists; choose a new file name (backups never overwrite)`);
+  if (existsSync(target))
+    throw new UserError(`${target} already exists; choose a new file name (backups never overwrite)`);
   const dir = path.dirname(target);
-  const cannot = (reason: string) => new UserError(`cannot write the backup to ${target} (${reason}); choose a file in a folder you can write to`);
+  const cannot = (reason: string) =>
+    new UserError(`cannot write the backup to ${target} (${reason}); choose a file in a folder you can write to`);
   if (existsSync(dir) && !statSync(dir).isDirectory()) throw cannot(`${dir} is a file`);
   try {
     mkdirSync(dir, { recursive: true });
@@ -43,11 +55,19 @@ export interface InitResult {
 const ADDRESS = /^[^<>\r\n]*<[^<>\s@]+@[^<>\s@]+\.[^<>\s@]+>$|^[^<>\s@]+@[^<>\s@]+\.[^<>\s@]+$/;
 
 function checkOptions(opts: InitOptions): void {
-  for (const [flag, value] of [['--title', opts.title], ['--author', opts.author], ['--from', opts.from], ['--postal-address', opts.postalAddress]] as const) {
-    if (value !== undefined && (/[\r\n]/.test(value) || !value.trim())) throw new UserError(`${flag} must be one line of text`);
+  for (const [flag, value] of [
+    ['--title', opts.title],
+    ['--author', opts.author],
+    ['--from', opts.from],
+    ['--postal-address', opts.postalAddress],
+  ] as const) {
+    if (value !== undefined && (/[\r\n]/.test(value) || !value.trim()))
+      throw new UserError(`${flag} must be one line of text`);
   }
   if (opts.from !== undefined && !ADDRESS.test(opts.from.trim())) {
-    throw new UserError(`--from "${opts.from}" is not an address; write it as "My Serial <serial@example.org>" or serial@example.org`);
+    throw new UserError(
+      `--from "${opts.from}" is not an address; write it as "My Serial <serial@example.org>" or serial@example.org`,
+    );
   }
   if (opts.story !== undefined && !(existsSync(opts.story) && statSync(opts.story).isFile())) {
     throw new UserError(`--story ${path.resolve(opts.story)}: no such file; give the path of your story (.txt or .md)`);
@@ -74,13 +94,21 @@ function projectConfig(sample: string, storyFile: string, opts: InitOptions): st
   if (opts.title) text = setLine(text, /^( {2})# title: .*$/m, `$1title: ${scalar(opts.title)}`);
   if (opts.author) text = setLine(text, /^( {2})# author: .*$/m, `$1author: ${scalar(opts.author)}`);
   const from = opts.from ?? `${opts.title?.replace(/[<>",;]/g, '') ?? 'Feuilleton'} <serial@localhost>`;
-  text = setLine(text, /^( {2})from: .*$/m, `$1from: ${scalar(from)}${opts.from ? '' : '  # an address on your own domain before going live (feuilleton check)'}`);
+  text = setLine(
+    text,
+    /^( {2})from: .*$/m,
+    `$1from: ${scalar(from)}${opts.from ? '' : '  # an address on your own domain before going live (feuilleton check)'}`,
+  );
   text = setLine(
     text,
     /^( {2})postalAddress: .*$/m,
     `$1postalAddress: ${scalar(opts.postalAddress ?? '')}${opts.postalAddress ? '' : '  # yours, at the foot of every email (anti-spam law); feuilleton check flags it while empty'}`,
   );
-  return setLine(text, /^#\s*templatesDir:.*$/m, 'templatesDir: templates  # the copies made by "feuilleton init": adapt them freely');
+  return setLine(
+    text,
+    /^#\s*templatesDir:.*$/m,
+    'templatesDir: templates  # the copies made by "feuilleton init": adapt them freely',
+  );
 }
 
 /**
@@ -89,7 +117,12 @@ function projectConfig(sample: string, storyFile: string, opts: InitOptions): st
  * that name is ever fetched from a registry).
  */
 function projectPackage(root: string): string {
-  const name = path.basename(root).toLowerCase().replace(/[^a-z0-9._-]+/g, '-').replace(/^[._-]+|-+$/g, '') || 'my-serial';
+  const name =
+    path
+      .basename(root)
+      .toLowerCase()
+      .replace(/[^a-z0-9._-]+/g, '-')
+      .replace(/^[._-]+|-+$/g, '') || 'my-serial';
   const pkg = {
     name,
     private: true,
@@ -107,9 +140,12 @@ function projectPackage(root: string): string {
 export function init(dir: string, opts: InitOptions = {}): InitResult {
   const root = path.resolve(dir);
   if (existsSync(path.join(root, CONFIG_FILE_NAME))) {
-    throw new UserError(`${root} already holds a feuilleton project (${CONFIG_FILE_NAME}); "init" never overwrites one (pick a new folder)`);
+    throw new UserError(
+      `${root} already holds a feuilleton project (${CONFIG_FILE_NAME}); "init" never overwrites one (pick a new folder)`,
+    );
   }
-  if (existsSync(root) && !statSync(root).isDirectory()) throw new UserError(`${root} is a file; "init" needs a new folder`);
+  if (existsSync(root) && !statSync(root).isDirectory())
+    throw new UserError(`${root} is a file; "init" needs a new folder`);
   if (existsSync(root) && readdirSync(root).length > 0) {
     throw new UserError(`${root} is not empty; "init" only creates new projects (pick a new folder)`);
   }
@@ -118,12 +154,24 @@ export function init(dir: string, opts: InitOptions = {}): InitResult {
   mkdirSync(path.join(root, 'data'), { recursive: true });
   mkdirSync(path.join(root, 'story'), { recursive: true });
   copyFileSync(opts.story ?? path.join(PACKAGE_ROOT, SAMPLE_STORY), path.join(root, story));
-  writeFileSync(path.join(root, CONFIG_FILE_NAME), projectConfig(readFileSync(path.join(PACKAGE_ROOT, CONFIG_FILE_NAME), 'utf8'), story.split(path.sep).join('/'), opts));
+  writeFileSync(
+    path.join(root, CONFIG_FILE_NAME),
+    projectConfig(
+      readFileSync(path.join(PACKAGE_ROOT, CONFIG_FILE_NAME), 'utf8'),
+      story.split(path.sep).join('/'),
+      opts,
+    ),
+  );
   cpSync(path.join(PACKAGE_ROOT, 'templates'), path.join(root, 'templates'), { recursive: true });
   writeFileSync(path.join(root, 'package.json'), projectPackage(root));
   writeFileSync(path.join(root, 'data', '.gitkeep'), '');
   writeFileSync(path.join(root, '.gitignore'), 'data/*\n!data/.gitkeep\nnode_modules/\n');
-  return { root, files: [CONFIG_FILE_NAME, story, 'templates/', 'data/', 'package.json', '.gitignore'].map((f) => path.join(root, f)) };
+  return {
+    root,
+    files: [CONFIG_FILE_NAME, story, 'templates/', 'data/', 'package.json', '.gitignore'].map((f) =>
+      path.join(root, f),
+    ),
+  };
 }
 
 /** What to run after `init`, in the order an author needs it. */

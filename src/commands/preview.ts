@@ -34,15 +34,26 @@ async function screenshots(html: string, base: string): Promise<string[]> {
 }
 
 /** Default: the first unpublished installment, else the last one. */
-export async function preview(app: App, number: number | undefined, opts: { png: boolean; outDir?: string }): Promise<string[]> {
+export async function preview(
+  app: App,
+  number: number | undefined,
+  opts: { png: boolean; outDir?: string },
+): Promise<string[]> {
   const all = app.store.installments.all();
-  const inst = number === undefined ? (all.find((i) => !i.publishedAt) ?? all.at(-1)) : all.find((i) => i.number === number);
+  const inst =
+    number === undefined ? (all.find((i) => !i.publishedAt) ?? all.at(-1)) : all.find((i) => i.number === number);
   if (!inst) {
     const wanted = number === undefined ? 'there is no installment to preview' : `installment ${number} does not exist`;
     throw new UserError(`${wanted}; the story has ${all.length} installments (see \`feuilleton installments\`)`);
   }
   const links = new Links(app.config.baseUrl, app.secret);
-  const renderer = new EmailRenderer({ templatesDir: app.config.paths.templates, info: app.info, config: app.config, links, progress: () => app.store.installments.count() });
+  const renderer = new EmailRenderer({
+    templatesDir: app.config.paths.templates,
+    info: app.info,
+    config: app.config,
+    links,
+    progress: () => app.store.installments.count(),
+  });
   // The date the email will carry when the schedule sends it: the first unpublished
   // installment goes at the coming run and names the one after; each later one goes a run
   // further on. No schedule, no date, as at send time.

@@ -19,12 +19,19 @@ type Out = (line: string) => void;
 
 export function summaryLines(s: SendSummary): string[] {
   if (s.status === 'nothing-to-send') return [`Nothing to send: ${s.reason}.`];
-  const what = s.due ? "readers' own calendars" : s.mode === 'broadcast' ? `installment ${s.installment}` : 'paced installments';
+  const what = s.due
+    ? "readers' own calendars"
+    : s.mode === 'broadcast'
+      ? `installment ${s.installment}`
+      : 'paced installments';
   const lines = [
     `Run ${s.runId} (${what}): ${s.status}.`,
     `  sent ${s.sent}, failed ${s.failed}, retried ${s.retried}, skipped ${s.skipped} (already sent or in progress), possible duplicates ${s.possibleDuplicates}`,
   ];
-  if (s.recovered) lines.push(`  ${s.recovered} message(s) had been interrupted mid-send by a crash and were handled per delivery.inFlightPolicy`);
+  if (s.recovered)
+    lines.push(
+      `  ${s.recovered} message(s) had been interrupted mid-send by a crash and were handled per delivery.inFlightPolicy`,
+    );
   if (s.finishedReaders) lines.push(`  ${s.finishedReaders} reader(s) finished the story and got "The End"`);
   if (s.reason) lines.push(`  ${s.needsOperator ? 'needs you: ' : ''}${s.reason}`);
   return lines;
@@ -32,10 +39,18 @@ export function summaryLines(s: SendSummary): string[] {
 
 export const exitCodeFor = (s: SendSummary): number => (s.failed > 0 ? 1 : s.status === 'paused' ? 2 : 0);
 
-function progressReporter(out: Out, tty: boolean, signal?: AbortSignal): { onProgress: (c: RunCounts) => void; stop: () => void } {
+function progressReporter(
+  out: Out,
+  tty: boolean,
+  signal?: AbortSignal,
+): { onProgress: (c: RunCounts) => void; stop: () => void } {
   if (tty) {
     const bar = new cliProgress.SingleBar(
-      { format: 'Sending [{bar}] {percentage}% | {value}/{total} | {rate}/s | ETA {eta_formatted} | failed {failed}', hideCursor: true, etaBuffer: 200 },
+      {
+        format: 'Sending [{bar}] {percentage}% | {value}/{total} | {rate}/s | ETA {eta_formatted} | failed {failed}',
+        hideCursor: true,
+        etaBuffer: 200,
+      },
       cliProgress.Presets.shades_classic,
     );
     let started = false;
@@ -68,7 +83,12 @@ function progressReporter(out: Out, tty: boolean, signal?: AbortSignal): { onPro
   };
 }
 
-export async function sendCommand(ctx: SendContext, opts: SendCliOptions, out: Out, signal?: AbortSignal): Promise<number> {
+export async function sendCommand(
+  ctx: SendContext,
+  opts: SendCliOptions,
+  out: Out,
+  signal?: AbortSignal,
+): Promise<number> {
   if (opts.to !== undefined) {
     const to = normalizeEmail(opts.to);
     const r = await sendTest(ctx, to, opts.installment);
@@ -85,7 +105,16 @@ export async function sendCommand(ctx: SendContext, opts: SendCliOptions, out: O
   const progress = progressReporter(out, process.stderr.isTTY === true, signal);
   let summary: SendSummary;
   try {
-    summary = await sendRun(ctx, { installment: opts.installment, resume: opts.resume, retryFailed: opts.retryFailed, limit: opts.limit, force: opts.force, onProgress: progress.onProgress, signal, kind: 'manual' });
+    summary = await sendRun(ctx, {
+      installment: opts.installment,
+      resume: opts.resume,
+      retryFailed: opts.retryFailed,
+      limit: opts.limit,
+      force: opts.force,
+      onProgress: progress.onProgress,
+      signal,
+      kind: 'manual',
+    });
   } finally {
     progress.stop();
   }

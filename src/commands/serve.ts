@@ -49,7 +49,11 @@ export async function listenConfig(config: Config, opts: { port?: number; host?:
   const host = opts.host ?? config.server.host;
   const wanted = opts.port ?? config.server.port;
   const port = wanted === 0 && config.baseUrlFollowsServer ? await freePort(host).catch(() => 0) : wanted;
-  return { ...config, server: { ...config.server, host, port }, baseUrl: config.baseUrlFollowsServer ? serverUrl(host, port) : config.baseUrl };
+  return {
+    ...config,
+    server: { ...config.server, host, port },
+    baseUrl: config.baseUrlFollowsServer ? serverUrl(host, port) : config.baseUrl,
+  };
 }
 
 /** Why the server could not listen, as the operator can fix it; undefined for anything else. */
@@ -78,7 +82,11 @@ function portMismatch(config: Config, host: string, port: number): string | unde
   return `baseUrl ${config.baseUrl} is on port ${basePort} but the server listens on ${port}: links in emails and feeds will not reach it; remove baseUrl to have links follow the server, or make the two ports agree`;
 }
 
-export async function startServing(app: App, log: Logger, opts: { port?: number; host?: string; clock?: () => Date; fetchText?: FetchText } = {}): Promise<Serving> {
+export async function startServing(
+  app: App,
+  log: Logger,
+  opts: { port?: number; host?: string; clock?: () => Date; fetchText?: FetchText } = {},
+): Promise<Serving> {
   const runtime = createRuntime(app, log);
   for (const w of startWarnings(app.config)) log.warn(w);
   const { pages, subscriptions, transport } = runtime;
@@ -93,8 +101,14 @@ export async function startServing(app: App, log: Logger, opts: { port?: number;
       preferencesRoutes({ app, pages, links: runtime.links, clock: opts.clock }),
       feedRoutes({ app, pages }),
       archiveRoutes({ app, pages, links: runtime.links }),
-      ...(transport.kind === 'outbox' ? [outboxRoutes({ dir: app.config.paths.outbox, pages, access: app.config.server.outboxPage })] : []),
-      webhookRoutes({ webhooks: app.config.webhooks, feedback: new Feedback({ store: app.store.feedback, log }), fetchText: opts.fetchText }),
+      ...(transport.kind === 'outbox'
+        ? [outboxRoutes({ dir: app.config.paths.outbox, pages, access: app.config.server.outboxPage })]
+        : []),
+      webhookRoutes({
+        webhooks: app.config.webhooks,
+        feedback: new Feedback({ store: app.store.feedback, log }),
+        fetchText: opts.fetchText,
+      }),
     ],
   });
   const host = opts.host ?? app.config.server.host;
@@ -113,7 +127,12 @@ export async function startServing(app: App, log: Logger, opts: { port?: number;
   const mismatch = portMismatch(app.config, host, boundPort);
   if (mismatch) log.warn(mismatch);
   runtime.notices.start();
-  const housekeeping = new Housekeeping({ store: app.store, pendingDays: app.config.subscribe.pendingDays, log, clock: opts.clock });
+  const housekeeping = new Housekeeping({
+    store: app.store,
+    pendingDays: app.config.subscribe.pendingDays,
+    log,
+    clock: opts.clock,
+  });
   housekeeping.start();
   const scheduler = new Scheduler({ send: runtime.send, log, clock: opts.clock });
   // Not awaited: a catch-up send may take a while and the site should answer meanwhile.
@@ -130,11 +149,22 @@ export async function startServing(app: App, log: Logger, opts: { port?: number;
         // Bounded, so a service manager's stop timeout is never the one that ends us: mail
         // still on the wire at the deadline stays in the ledger and goes at the next start.
         const graceMs = app.config.delivery.shutdownGraceSeconds * 1000;
-        const settled = Promise.all([scheduler.stop(), server.close(), runtime.notices.stop(graceMs), subscriptions.settled()]).then(() => true);
+        const settled = Promise.all([
+          scheduler.stop(),
+          server.close(),
+          runtime.notices.stop(graceMs),
+          subscriptions.settled(),
+        ]).then(() => true);
         let timer: NodeJS.Timeout | undefined;
-        const inTime = await Promise.race([settled, new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), graceMs)))]);
+        const inTime = await Promise.race([
+          settled,
+          new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), graceMs))),
+        ]);
         clearTimeout(timer);
-        if (!inTime) log.warn(`shutdown: mail still in flight after ${app.config.delivery.shutdownGraceSeconds} s (delivery.shutdownGraceSeconds); it stays queued and goes at the next start`);
+        if (!inTime)
+          log.warn(
+            `shutdown: mail still in flight after ${app.config.delivery.shutdownGraceSeconds} s (delivery.shutdownGraceSeconds); it stays queued and goes at the next start`,
+          );
         runtime.close();
       })()),
   };

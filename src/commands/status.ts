@@ -3,7 +3,12 @@ import { nextScheduledRun } from '../runtime.ts';
 import { check, type CheckResult } from './check.ts';
 
 /** The check without what only `check` itself prints (the DNS record). */
-const goingLive = ({ production, productionReason, errors, warnings }: CheckResult) => ({ production, productionReason, errors, warnings });
+const goingLive = ({ production, productionReason, errors, warnings }: CheckResult) => ({
+  production,
+  productionReason,
+  errors,
+  warnings,
+});
 
 /** Active readers by where they are in the story, with the paused and those on their own calendar. */
 function readerProgress(app: App, total: number, now: Date) {
@@ -39,8 +44,18 @@ export function statusData(app: App, now = new Date()) {
     lastRun: lastRun ?? null,
     runInProgress: holder && !holder.dead ? { pid: holder.pid, host: holder.host, since: holder.since } : null,
     needsResume:
-      unfinished && (!holder || holder.dead) ? { runId: unfinished.id, status: unfinished.status, reason: unfinished.reason, needsOperator: unfinished.needsOperator } : null,
-    nextScheduledRun: config.schedule.enabled && !(complete && config.mode === 'broadcast') ? (nextScheduledRun(config)()?.toISOString() ?? null) : null,
+      unfinished && (!holder || holder.dead)
+        ? {
+            runId: unfinished.id,
+            status: unfinished.status,
+            reason: unfinished.reason,
+            needsOperator: unfinished.needsOperator,
+          }
+        : null,
+    nextScheduledRun:
+      config.schedule.enabled && !(complete && config.mode === 'broadcast')
+        ? (nextScheduledRun(config)()?.toISOString() ?? null)
+        : null,
     schedule: { enabled: config.schedule.enabled, cron: config.schedule.cron, timezone: config.schedule.timezone },
     mail: config.mail.smtpUrl ? 'smtp' : `outbox (${config.paths.outbox})`,
     goingLive: goingLive(check(config)),
@@ -48,9 +63,12 @@ export function statusData(app: App, now = new Date()) {
 }
 
 function readersLine(r: ReturnType<typeof readerProgress>, mode: string): string {
-  const at = r.atInstallment.map((a) => (a.installment === 0 ? `${a.readers} not started` : `${a.readers} at installment ${a.installment}`));
+  const at = r.atInstallment.map((a) =>
+    a.installment === 0 ? `${a.readers} not started` : `${a.readers} at installment ${a.installment}`,
+  );
   const active = r.finished + r.atInstallment.reduce((n, a) => n + a.readers, 0);
-  const where = mode === 'paced' ? [...at, `${r.finished} finished`] : [`${active - r.ownCalendar} on the shared calendar`];
+  const where =
+    mode === 'paced' ? [...at, `${r.finished} finished`] : [`${active - r.ownCalendar} on the shared calendar`];
   return `${where.join(', ')}; ${r.paused} paused; ${r.ownCalendar} on a calendar of their own`;
 }
 
@@ -70,19 +88,27 @@ export function statusReport(app: App, now = new Date()): string {
     `Last run:      ${s.lastRun ? `#${s.lastRun.id} ${s.lastRun.kind}, ${s.lastRun.status}, started ${s.lastRun.startedAt}${c ? `: sent ${c.sent}, failed ${c.failed}, retried ${c.retried}, skipped ${c.skipped}` : ''}` : 'none yet'}`,
     `In progress:   ${s.runInProgress ? `yes (process ${s.runInProgress.pid} on ${s.runInProgress.host}, since ${s.runInProgress.since})` : 'no'}`,
   ];
-  if (s.needsResume?.needsOperator) lines.push(`Needs you:     run #${s.needsResume.runId} is paused: ${s.needsResume.reason ?? ''}`);
-  else if (s.needsResume) lines.push(`Needs resume:  run #${s.needsResume.runId} is ${s.needsResume.status}; continue it with: feuilleton send --resume`);
+  if (s.needsResume?.needsOperator)
+    lines.push(`Needs you:     run #${s.needsResume.runId} is paused: ${s.needsResume.reason ?? ''}`);
+  else if (s.needsResume)
+    lines.push(
+      `Needs resume:  run #${s.needsResume.runId} is ${s.needsResume.status}; continue it with: feuilleton send --resume`,
+    );
   lines.push(
     `Schedule:      ${s.schedule.enabled ? `"${s.schedule.cron}" (${s.schedule.timezone}); next run ${s.nextScheduledRun ?? 'none: the story is complete'}` : 'disabled'}`,
     `Mail:          ${s.mail}`,
   );
   const { production, errors, warnings } = s.goingLive;
   if (production) {
-    lines.push(`Going live:    production; ${errors.length} error(s), ${warnings.length} warning(s)${errors.length + warnings.length ? ':' : ''}`);
+    lines.push(
+      `Going live:    production; ${errors.length} error(s), ${warnings.length} warning(s)${errors.length + warnings.length ? ':' : ''}`,
+    );
     lines.push(...errors.map((e) => `  error: ${e}`), ...warnings.map((w) => `  warning: ${w}`));
   } else {
     // The local tour would otherwise open with a page of advice it does not need yet.
-    lines.push(`Going live:    not in production; ${errors.length} error(s), ${warnings.length} warning(s) to fix first (feuilleton check)`);
+    lines.push(
+      `Going live:    not in production; ${errors.length} error(s), ${warnings.length} warning(s) to fix first (feuilleton check)`,
+    );
   }
   return lines.join('\n');
 }

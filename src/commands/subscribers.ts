@@ -13,5 +13,7 @@ export function subscribersTable(store: Store, status?: SubscriberStatus): strin
   const footer = `${rows.length} shown; ${Object.entries(counts)
     .map(([k, v]) => `${v} ${k}`)
     .join(', ')}`;
-  return rows.length ? `${formatTable(['Id', 'Email', 'Status', 'Created', 'Confirmed', 'Position', 'Source'], rows)}\n\n${footer}` : footer;
+  return rows.length
+    ? `${formatTable(['Id', 'Email', 'Status', 'Created', 'Confirmed', 'Position', 'Source'], rows)}\n\n${footer}`
+    : footer;
 }

@@ -59,7 +59,10 @@ export class ComposedMessage {
     slots: { headers: HeaderSlot[]; values: Slot[] },
     escapeHtml: (value: string) => string,
   ): Promise<ComposedMessage | undefined> {
-    const root = new MailComposer({ ...mail, baseBoundary: mail.baseBoundary ?? randomBytes(8).toString('hex') }).compile();
+    const root = new MailComposer({
+      ...mail,
+      baseBoundary: mail.baseBoundary ?? randomBytes(8).toString('hex'),
+    }).compile();
     const built = (await root.build()).toString('latin1');
     const headerEnd = built.indexOf('\r\n\r\n');
     if (headerEnd < 0) return undefined;
@@ -80,7 +83,12 @@ export class ComposedMessage {
       if (h.index < at || h.index > headerEnd || built.indexOf(h.template, h.index + 1) >= 0) return undefined;
       fixed(h.index);
       const inHeader = slots.values.filter((s) => h.placeholder.includes(s.token));
-      pieces.push((v) => field(h.key, inHeader.reduce((value, s) => value.split(s.token).join(v[s.slot]), h.placeholder)));
+      pieces.push((v) =>
+        field(
+          h.key,
+          inHeader.reduce((value, s) => value.split(s.token).join(v[s.slot]), h.placeholder),
+        ),
+      );
       at = h.index + h.template.length;
     }
 
@@ -135,7 +143,8 @@ function bodyPart(node: MimeNode, body: Slot[], escapeHtml: (v: string) => strin
   // Where each token stands in the part's bytes, in order.
   const found: Array<{ start: number; end: number; slot: string }> = [];
   for (const s of body) {
-    for (let i = bytes.indexOf(s.token); i >= 0; i = bytes.indexOf(s.token, i + s.token.length)) found.push({ start: i, end: i + s.token.length, slot: s.slot });
+    for (let i = bytes.indexOf(s.token); i >= 0; i = bytes.indexOf(s.token, i + s.token.length))
+      found.push({ start: i, end: i + s.token.length, slot: s.slot });
   }
   if (found.length === 0) return undefined;
   found.sort((a, b) => a.start - b.start);
@@ -156,7 +165,7 @@ function bodyPart(node: MimeNode, body: Slot[], escapeHtml: (v: string) => strin
   // again per reader, every other line once.
   const pieces: Piece[] = [];
   let fixed = '';
-  for (let start = 0, f = 0; start < bytes.length; ) {
+  for (let start = 0, f = 0; start < bytes.length;) {
     const lf = bytes.indexOf(0x0a, start);
     const end = lf < 0 ? bytes.length : lf + 1;
     const inLine: typeof found = [];

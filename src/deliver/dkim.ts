@@ -36,7 +36,9 @@ export function inspectDkimKey(config: Pick<Config, 'mail' | 'root'>): DkimInspe
   const dkim = config.mail.dkim;
   if (!dkim) return { key: undefined };
   const file = path.resolve(config.root, dkim.privateKeyFile);
-  const refuse = (why: string) => ({ problem: `mail.dkim.privateKeyFile ${file} ${why}; make a ${RECOMMENDED_BITS}-bit RSA key with: ${KEYGEN_COMMAND}` });
+  const refuse = (why: string) => ({
+    problem: `mail.dkim.privateKeyFile ${file} ${why}; make a ${RECOMMENDED_BITS}-bit RSA key with: ${KEYGEN_COMMAND}`,
+  });
   let pem: string;
   try {
     pem = readFileSync(file, 'utf8');
@@ -47,15 +49,30 @@ export function inspectDkimKey(config: Pick<Config, 'mail' | 'root'>): DkimInspe
   try {
     privateKey = createPrivateKey(pem);
   } catch (err) {
-    return refuse(`cannot be read as a private key (${(err as Error).message}): it must be an unencrypted PEM RSA private key`);
+    return refuse(
+      `cannot be read as a private key (${(err as Error).message}): it must be an unencrypted PEM RSA private key`,
+    );
   }
   const type = privateKey.asymmetricKeyType ?? 'unknown';
   if (type !== 'rsa') return refuse(WHY_NOT[type] ?? `is a ${type} key: DKIM signs with RSA (rsa-sha256)`);
   const bits = privateKey.asymmetricKeyDetails?.modulusLength ?? 0;
-  if (bits < MIN_BITS) return refuse(`is a ${bits}-bit RSA key: too short, receivers ignore DKIM signatures made with under ${MIN_BITS} bits`);
-  const key: DkimKey = { domainName: dkim.domainName, keySelector: dkim.keySelector, file, privateKey, publicKey: createPublicKey(privateKey), bits };
+  if (bits < MIN_BITS)
+    return refuse(
+      `is a ${bits}-bit RSA key: too short, receivers ignore DKIM signatures made with under ${MIN_BITS} bits`,
+    );
+  const key: DkimKey = {
+    domainName: dkim.domainName,
+    keySelector: dkim.keySelector,
+    file,
+    privateKey,
+    publicKey: createPublicKey(privateKey),
+    bits,
+  };
   const problem = testSignature(key);
-  if (problem) return refuse(`fails a test signature: what it signs does not verify against its own public key (${problem}), so the file is damaged`);
+  if (problem)
+    return refuse(
+      `fails a test signature: what it signs does not verify against its own public key (${problem}), so the file is damaged`,
+    );
   return { key };
 }
 
@@ -85,7 +102,12 @@ const TEST_BODY = 'feuilleton DKIM self-test\r\n';
 // nodemailer's signer is a stream around this one synchronous step, the step a bad key
 // breaks; calling it directly keeps transport creation synchronous.
 function testSignature(key: DkimKey): string | undefined {
-  const lines = [`From: <dkim-test@${key.domainName}>`, `To: <dkim-test@${key.domainName}>`, 'Subject: feuilleton DKIM self-test', 'Message-ID: <dkim-test@feuilleton>'];
+  const lines = [
+    `From: <dkim-test@${key.domainName}>`,
+    `To: <dkim-test@${key.domainName}>`,
+    'Subject: feuilleton DKIM self-test',
+    'Message-ID: <dkim-test@feuilleton>',
+  ];
   const headers = lines.map((line) => ({ key: line.slice(0, line.indexOf(':')).toLowerCase(), line }));
   const field = sign(headers, 'sha256', relaxedBodyHash(TEST_BODY), nodemailerDkim(key));
   if (!field) return 'nodemailer could not sign with it';

@@ -23,7 +23,17 @@ export type MailKind = NoticeKind | 'installment';
 const FEEDBACK_SENDER_ID = 'feuilleton';
 
 /** Latin letters that Unicode decomposition does not reduce to ASCII, spelled the usual way. */
-const LATIN_EXTRA: Record<string, string> = { ß: 'ss', æ: 'ae', œ: 'oe', ø: 'o', đ: 'd', ð: 'd', þ: 'th', ł: 'l', ı: 'i' };
+const LATIN_EXTRA: Record<string, string> = {
+  ß: 'ss',
+  æ: 'ae',
+  œ: 'oe',
+  ø: 'o',
+  đ: 'd',
+  ð: 'd',
+  þ: 'th',
+  ł: 'l',
+  ı: 'i',
+};
 const SLUG_MAX = 64;
 
 /**
@@ -73,7 +83,12 @@ export function listId(config: Config, title: string): string {
  * answer a form, so they say they are automatic (RFC 3834), which keeps vacation replies
  * away. No `Precedence: bulk`: Gmail's sender guidelines dropped it (see README, "Email").
  */
-export function listHeaders(config: Config, title: string, unsubscribeUrl: string, kind: MailKind): Record<string, string> {
+export function listHeaders(
+  config: Config,
+  title: string,
+  unsubscribeUrl: string,
+  kind: MailKind,
+): Record<string, string> {
   const headers: Record<string, string> = {
     'List-Unsubscribe': `<${unsubscribeUrl}>`,
     'List-Unsubscribe-Post': 'List-Unsubscribe=One-Click',
@@ -94,9 +109,7 @@ export function listHeaders(config: Config, title: string, unsubscribeUrl: strin
 export class MessageIds {
   private readonly tail: string;
 
-  constructor(
-    private readonly opts: { instance: string; storyTitle: string; domain: string },
-  ) {
+  constructor(private readonly opts: { instance: string; storyTitle: string; domain: string }) {
     this.tail = `${storyTag(opts.storyTitle)}.${opts.instance}@${opts.domain}`;
   }
 
@@ -115,14 +128,20 @@ export class MessageIds {
   }
 
   private readerTag(feedToken: string): string {
-    return createHmac('sha256', this.opts.instance).update(feedToken).digest('base64url').slice(0, 12).replace(/[-_]/g, 'x');
+    return createHmac('sha256', this.opts.instance)
+      .update(feedToken)
+      .digest('base64url')
+      .slice(0, 12)
+      .replace(/[-_]/g, 'x');
   }
 }
 
 /** The list's label, short enough to keep a Message-ID on one header line. */
 function storyTag(title: string): string {
   const slug = listSlug(title);
-  return slug.length <= STORY_TAG_MAX ? slug : slug.slice(0, STORY_TAG_MAX + 1).replace(/-[^-]*$/, '') || slug.slice(0, STORY_TAG_MAX);
+  return slug.length <= STORY_TAG_MAX
+    ? slug
+    : slug.slice(0, STORY_TAG_MAX + 1).replace(/-[^-]*$/, '') || slug.slice(0, STORY_TAG_MAX);
 }
 const STORY_TAG_MAX = 24;
 

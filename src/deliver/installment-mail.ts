@@ -52,7 +52,10 @@ export class InstallmentMail {
     const prepared = await this.deps.renderer.installment(inst, { nextDate });
     const names = ['to', 'messageId', 'date', ...prepared.placeholders];
     // nodemailer drops a To that is not an address: that token is one.
-    const values: Slot[] = names.map((slot) => ({ slot, token: slot === 'to' ? `${slotToken()}@compose.invalid` : slotToken() }));
+    const values: Slot[] = names.map((slot) => ({
+      slot,
+      token: slot === 'to' ? `${slotToken()}@compose.invalid` : slotToken(),
+    }));
     const token = Object.fromEntries(values.map((s) => [s.slot, s.token])) as Record<string, string>;
     const filled = prepared.fill(token);
     const mail = this.deps.address(filled, token.to!, token.unsubscribeUrl!, token.messageId!);

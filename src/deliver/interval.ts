@@ -22,14 +22,22 @@ export function minIntervalMs(schedule: Config['schedule']): number {
   return Number.isFinite(period) ? period / 2 : UNSCHEDULED_MIN_MS;
 }
 
-const human = (ms: number): string => (ms >= 2 * 86_400_000 ? `${+(ms / 86_400_000).toFixed(1)} days` : ms >= 2 * HOUR_MS ? `${+(ms / HOUR_MS).toFixed(1)} hours` : `${Math.round(ms / 60_000)} minutes`);
+const human = (ms: number): string =>
+  ms >= 2 * 86_400_000
+    ? `${+(ms / 86_400_000).toFixed(1)} days`
+    : ms >= 2 * HOUR_MS
+      ? `${+(ms / HOUR_MS).toFixed(1)} hours`
+      : `${Math.round(ms / 60_000)} minutes`;
 
 /**
  * Why a new broadcast run of this kind may not start now, or null. Only a person's `send`
  * is checked: scheduled runs are the cadence itself, and a catch-up stands for one
  * scheduled time the server missed (the scheduler already makes up for it only once).
  */
-export function tooSoonAfter(last: Run | undefined, opts: { kind: RunKind; force?: boolean; schedule: Config['schedule']; now?: Date }): string | null {
+export function tooSoonAfter(
+  last: Run | undefined,
+  opts: { kind: RunKind; force?: boolean; schedule: Config['schedule']; now?: Date },
+): string | null {
   if (!last || opts.force || opts.kind !== 'manual') return null;
   const now = opts.now ?? new Date();
   const min = minIntervalMs(opts.schedule);

@@ -30,7 +30,11 @@ export interface NoticeSenderDeps {
   ids: Pick<MessageIds, 'notice'>;
   /** Addresses a filled email to one reader with the list's headers. */
   address(filled: FilledEmail, to: string, unsubscribeUrl: string, messageId: string, kind: NoticeKind): OutgoingMail;
-  config: { delivery: Pick<Config['delivery'], 'backoffBaseMs' | 'backoffMaxMs'>; subscribe: Pick<Config['subscribe'], 'tokenTtlHours'>; mail: Pick<Config['mail'], 'maxConnections'> };
+  config: {
+    delivery: Pick<Config['delivery'], 'backoffBaseMs' | 'backoffMaxMs'>;
+    subscribe: Pick<Config['subscribe'], 'tokenTtlHours'>;
+    mail: Pick<Config['mail'], 'maxConnections'>;
+  };
   log: { info(obj: object, msg: string): void; warn(obj: object, msg: string): void };
   clock?: () => Date;
 }
@@ -65,7 +69,13 @@ export class NoticeSender {
   }
 
   private queue(sub: Subscriber, kind: NoticeKind, confirmUrl?: string): boolean {
-    const added = this.deps.notices.enqueue({ subscriberId: sub.id, kind, confirmUrl, messageId: this.deps.ids.notice(kind, randomBytes(9).toString('base64url')), at: this.now().toISOString() });
+    const added = this.deps.notices.enqueue({
+      subscriberId: sub.id,
+      kind,
+      confirmUrl,
+      messageId: this.deps.ids.notice(kind, randomBytes(9).toString('base64url')),
+      at: this.now().toISOString(),
+    });
     // After the current turn: the HTTP answer goes out before any rendering or SMTP work.
     if (added) setImmediate(() => this.kick());
     return added;
@@ -74,7 +84,11 @@ export class NoticeSender {
   /** Keeps sending in the background (serve): due rows now, later ones when they fall due. */
   start(): void {
     const back = this.deps.notices.reclaimAbandoned();
-    if (back > 0) this.deps.log.info({ notices: back }, `${back} email(s) were being sent when a previous process died; sending them again (same Message-ID)`);
+    if (back > 0)
+      this.deps.log.info(
+        { notices: back },
+        `${back} email(s) were being sent when a previous process died; sending them again (same Message-ID)`,
+      );
     this.running = true;
     this.kick();
   }
@@ -157,9 +171,16 @@ export class NoticeSender {
 
   private async compose(n: Notice, sub: Subscriber): Promise<OutgoingMail> {
     const { renderer, links } = this.deps;
-    const prepared: PreparedEmail = await (n.kind === 'confirm' ? renderer.confirm() : n.kind === 'welcome' ? renderer.welcome() : renderer.theEnd());
+    const prepared: PreparedEmail = await (n.kind === 'confirm'
+      ? renderer.confirm()
+      : n.kind === 'welcome'
+        ? renderer.welcome()
+        : renderer.theEnd());
     // The confirmation link is this notice's own; the rest are the reader's.
-    const values: Record<string, string> = { ...links.forReader(sub, ['unsubscribeUrl', ...prepared.placeholders]), confirmUrl: n.confirmUrl ?? '' };
+    const values: Record<string, string> = {
+      ...links.forReader(sub, ['unsubscribeUrl', ...prepared.placeholders]),
+      confirmUrl: n.confirmUrl ?? '',
+    };
     return this.deps.address(prepared.fill(values), sub.email, values.unsubscribeUrl!, n.messageId, n.kind);
   }
 
@@ -178,13 +199,26 @@ export class NoticeSender {
     }
     const lifetime = n.kind === 'confirm' ? config.subscribe.tokenTtlHours * 3_600_000 : NOTICE_LIFETIME_MS;
     const now = this.now();
-    const at = new Date(now.getTime() + backoffMs(n.attempts, config.delivery.backoffBaseMs, Math.max(config.delivery.backoffMaxMs, MIN_BACKOFF_CAP_MS)));
+    const at = new Date(
+      now.getTime() +
+        backoffMs(
+          n.attempts,
+          config.delivery.backoffBaseMs,
+          Math.max(config.delivery.backoffMaxMs, MIN_BACKOFF_CAP_MS),
+        ),
+    );
     if (at.getTime() > Date.parse(n.createdAt) + lifetime) {
       notices.markFailed(n.id, `gave up after ${n.attempts} attempts: ${f.message}`);
-      log.warn({ notice: n.id, subscriber: n.subscriberId, kind: n.kind }, `${n.kind} email abandoned after ${n.attempts} attempts: ${f.message}`);
+      log.warn(
+        { notice: n.id, subscriber: n.subscriberId, kind: n.kind },
+        `${n.kind} email abandoned after ${n.attempts} attempts: ${f.message}`,
+      );
       return;
     }
     notices.retryAt(n.id, f.message, at);
-    log.info({ notice: n.id, subscriber: n.subscriberId, kind: n.kind, retryAt: at.toISOString() }, `${n.kind} email not sent yet (${f.message}); will retry`);
+    log.info(
+      { notice: n.id, subscriber: n.subscriberId, kind: n.kind, retryAt: at.toISOString() },
+      `${n.kind} email not sent yet (${f.message}); will retry`,
+    );
   }
 }

@@ -123,16 +123,30 @@ async function deliverMessage(ctx: SendContext, facts: RunFacts, job: Job, test?
   const { renderer, links } = ctx;
   const nextDate = job.inst.number >= facts.total ? null : facts.nextDate;
   const id = test ? ctx.ids.test(job.inst.number) : ctx.ids.installment(job.sub, job.inst.number);
-  const template = !test && ctx.transport.sendRaw && ctx.installmentMail ? await ctx.installmentMail.template(job.inst, nextDate) : undefined;
+  const template =
+    !test && ctx.transport.sendRaw && ctx.installmentMail
+      ? await ctx.installmentMail.template(job.inst, nextDate)
+      : undefined;
   if (template) {
     assertHeaderSafe('To', job.sub.email);
-    const values = { ...links.forReader(job.sub, template.slots), to: job.sub.email, messageId: id, date: facts.date() } as ReaderValues;
+    const values = {
+      ...links.forReader(job.sub, template.slots),
+      to: job.sub.email,
+      messageId: id,
+      date: facts.date(),
+    } as ReaderValues;
     await ctx.transport.sendRaw!(job.sub.email, template.fill(values), id);
     return id;
   }
   const prepared = await renderer.installment(job.inst, { nextDate });
   const values = links.forReader(job.sub, ['unsubscribeUrl', ...prepared.placeholders]);
-  const mail = ctx.lists.address(prepared.fill(values), test?.to ?? job.sub.email, values.unsubscribeUrl!, id, 'installment');
+  const mail = ctx.lists.address(
+    prepared.fill(values),
+    test?.to ?? job.sub.email,
+    values.unsubscribeUrl!,
+    id,
+    'installment',
+  );
   const result = await ctx.transport.send(test ? { ...mail, subject: `[TEST] ${mail.subject}` } : mail);
   return result.messageId;
 }
@@ -264,7 +278,8 @@ class Runner {
         break;
       }
       const room = this.concurrency - this.inFlight.size;
-      const allowed = this.opts.limit === undefined ? Infinity : this.opts.limit - this.counts.sent - this.inFlight.size;
+      const allowed =
+        this.opts.limit === undefined ? Infinity : this.opts.limit - this.counts.sent - this.inFlight.size;
       // Under --limit, messages in flight may still fail: the limit is reached only once they have settled.
       if (room <= 0 || this.inFlight.size - this.backingOff > refillAt || (allowed <= 0 && this.inFlight.size > 0)) {
         await new Promise<void>((resolve) => (this.slotFreed = resolve));
@@ -291,7 +306,8 @@ class Runner {
         if (claim.possibleDuplicate) this.counts.possibleDuplicates++;
         const p = this.deliver(batch[i]!, claim.id)
           .catch((err: unknown) => {
-            this.error ??= err instanceof Error ? err : new Error('a delivery failed with a non-error value', { cause: err });
+            this.error ??=
+              err instanceof Error ? err : new Error('a delivery failed with a non-error value', { cause: err });
             this.paused ??= `stopped by an error: ${err instanceof Error ? err.message : String(err)}`;
           })
           .finally(() => {
@@ -339,7 +355,9 @@ class Runner {
     if (failure.kind === 'fatal' || tries >= maxAttempts || this.paused) {
       store.deliveries.requeue(deliveryId, failure.message);
       if (failure.kind === 'fatal') {
-        this.pauseForOperator(`the mail server refused the session: ${failure.message}; fix mail settings, then: feuilleton send --resume`);
+        this.pauseForOperator(
+          `the mail server refused the session: ${failure.message}; fix mail settings, then: feuilleton send --resume`,
+        );
       } else {
         this.paused ??= `mail server unavailable after ${tries} attempts (${failure.message}); resume with: feuilleton send --resume`;
       }
@@ -350,7 +368,9 @@ class Runner {
     this.backingOff++;
     this.slotFreed?.();
     // A shutdown does not wait out a backoff of up to a minute.
-    await sleep(backoffMs(tries, backoffBaseMs, backoffMaxMs), undefined, { signal: this.opts.signal }).catch(() => undefined);
+    await sleep(backoffMs(tries, backoffBaseMs, backoffMaxMs), undefined, { signal: this.opts.signal }).catch(
+      () => undefined,
+    );
     this.backingOff--;
     if (this.opts.signal?.aborted) {
       store.deliveries.requeue(deliveryId, failure.message);
@@ -412,7 +432,8 @@ class Runner {
 
 /** Readers on the story's calendar: not paused, and not at their own pace. */
 function* broadcastJobs(app: App, inst: StoredInstallment, now: Date): Generator<Job> {
-  for (const sub of app.store.subscribers.iterate({ status: 'active', storyCalendarAt: now.toISOString() })) yield { sub, inst };
+  for (const sub of app.store.subscribers.iterate({ status: 'active', storyCalendarAt: now.toISOString() }))
+    yield { sub, inst };
 }
 
 /** Where one run stands on readers' calendars: its time, and each calendar's next slot worked out once. */
@@ -434,7 +455,8 @@ class CalendarRun {
     const cal = effectiveCalendar(sub.choices, this.config);
     const key = cal && `${cal.cadence}|${cal.days}|${cal.minute}|${cal.timezone}`;
     if (key === null) return null;
-    if (!this.slots.has(key)) this.slots.set(key, nextDue({ ...sub.choices, pausedUntil: null, pausedUntilAt: null }, this.config, this.now));
+    if (!this.slots.has(key))
+      this.slots.set(key, nextDue({ ...sub.choices, pausedUntil: null, pausedUntilAt: null }, this.config, this.now));
     return this.slots.get(key)!;
   }
 }
@@ -451,8 +473,19 @@ function freezer(app: App): (inst: StoredInstallment) => StoredInstallment {
   };
 }
 
-function* pacedJobs(app: App, runId: number, resuming: boolean, installments: StoredInstallment[], cal: CalendarRun, freeze: (inst: StoredInstallment) => StoredInstallment): Generator<Job> {
-  for (const sub of app.store.subscribers.iterate({ status: 'active', maxPosition: installments.length - 1, storyCalendarAt: cal.at })) {
+function* pacedJobs(
+  app: App,
+  runId: number,
+  resuming: boolean,
+  installments: StoredInstallment[],
+  cal: CalendarRun,
+  freeze: (inst: StoredInstallment) => StoredInstallment,
+): Generator<Job> {
+  for (const sub of app.store.subscribers.iterate({
+    status: 'active',
+    maxPosition: installments.length - 1,
+    storyCalendarAt: cal.at,
+  })) {
     // One installment per reader per run, also across a --resume of the same run (a new
     // run has no deliveries yet, so only a resumed one needs to ask).
     if (resuming && app.store.deliveries.sentInRun(sub.id, runId)) continue;
@@ -467,7 +500,14 @@ function* pacedJobs(app: App, runId: number, resuming: boolean, installments: St
  * broadcast, the next published one they have not had). One per reader per due time: once
  * sent, their next_due_at moves past now and they leave the index range walked here.
  */
-function* dueJobs(app: App, runId: number, resuming: boolean, installments: StoredInstallment[], cal: CalendarRun, freeze: (inst: StoredInstallment) => StoredInstallment): Generator<Job> {
+function* dueJobs(
+  app: App,
+  runId: number,
+  resuming: boolean,
+  installments: StoredInstallment[],
+  cal: CalendarRun,
+  freeze: (inst: StoredInstallment) => StoredInstallment,
+): Generator<Job> {
   const { store, config } = app;
   const broadcast = config.mode === 'broadcast';
   for (const sub of store.subscribers.iterateDue(cal.at)) {
@@ -480,7 +520,8 @@ function* dueJobs(app: App, runId: number, resuming: boolean, installments: Stor
     if (resuming && store.deliveries.sentInRun(sub.id, runId)) continue;
     let inst = installments[sub.position];
     // Broadcast readers were sent the shared calendar's installments without a place kept: skip those.
-    while (broadcast && inst && store.deliveries.get(sub.id, inst.number)?.status === 'sent') inst = installments[inst.number];
+    while (broadcast && inst && store.deliveries.get(sub.id, inst.number)?.status === 'sent')
+      inst = installments[inst.number];
     if (!inst || (broadcast && !inst.publishedAt)) {
       // Caught up with the shared calendar, a broadcast reader rejoins it; a paced one at the end waits for more.
       if (broadcast) store.subscribers.rejoinSchedule(sub.id);
@@ -495,10 +536,15 @@ function* dueJobs(app: App, runId: number, resuming: boolean, installments: Stor
 function broadcastTarget(all: StoredInstallment[], asked: number | undefined): StoredInstallment | undefined {
   if (asked === undefined) return all.find((i) => !i.publishedAt);
   const inst = all.find((i) => i.number === asked);
-  if (!inst) throw new UserError(`installment ${asked} does not exist; the story has ${all.length} installments (see "feuilleton installments")`);
+  if (!inst)
+    throw new UserError(
+      `installment ${asked} does not exist; the story has ${all.length} installments (see "feuilleton installments")`,
+    );
   const firstUnpublished = all.find((i) => !i.publishedAt);
   if (!inst.publishedAt && firstUnpublished && firstUnpublished.number < inst.number) {
-    throw new UserError(`installment ${asked} cannot be sent before installment ${firstUnpublished.number}; send them in order`);
+    throw new UserError(
+      `installment ${asked} cannot be sent before installment ${firstUnpublished.number}; send them in order`,
+    );
   }
   return inst;
 }
@@ -514,7 +560,9 @@ async function withSendLock<T>(app: App, fn: (ownsLock: () => boolean) => Promis
   const lock = store.runs.acquireLock(owner);
   if (!lock.ok) {
     const h = lock.holder;
-    throw new SenderBusyError(`another send is running (process ${h.pid} on ${h.host}, since ${h.since}); wait for it to finish and check "feuilleton status"`);
+    throw new SenderBusyError(
+      `another send is running (process ${h.pid} on ${h.host}, since ${h.since}); wait for it to finish and check "feuilleton status"`,
+    );
   }
   const heartbeat = setInterval(() => store.runs.heartbeat(owner), HEARTBEAT_MS);
   heartbeat.unref();
@@ -531,20 +579,30 @@ export async function sendRun(ctx: SendContext, opts: SendOptions = {}): Promise
   const { store, config } = app;
   const mode = config.mode;
   if (mode === 'paced' && opts.installment !== undefined) {
-    throw new UserError('--installment applies to broadcast mode; in paced mode each reader gets their own next installment (use --to ADDRESS --installment N for a test send)');
+    throw new UserError(
+      '--installment applies to broadcast mode; in paced mode each reader gets their own next installment (use --to ADDRESS --installment N for a test send)',
+    );
   }
   return withSendLock(app, async (ownsLock) => {
     if (opts.retryFailed !== undefined) requeueFailedRun(app, opts.retryFailed);
     const unfinished = store.runs.unfinished();
     if (unfinished && !opts.resume && opts.retryFailed === undefined) {
-      throw new UserError(`run ${unfinished.id} (${unfinished.note ?? ''}) did not finish (${unfinished.status}); continue it with: feuilleton send --resume`);
+      throw new UserError(
+        `run ${unfinished.id} (${unfinished.note ?? ''}) did not finish (${unfinished.status}); continue it with: feuilleton send --resume`,
+      );
     }
-    if (!unfinished && opts.resume === true) throw new UserError('there is no paused or interrupted run to resume; run "feuilleton send" to start one');
+    if (!unfinished && opts.resume === true)
+      throw new UserError('there is no paused or interrupted run to resume; run "feuilleton send" to start one');
     // We hold the lock, so every `sending` row belongs to a process that died.
     const recovered = store.deliveries.recoverInFlight(config.delivery.inFlightPolicy);
-    for (const d of recovered) ctx.log?.(`interrupted while sending: subscriber ${d.subscriberId}, installment ${d.installment} (${config.delivery.inFlightPolicy === 'resend' ? 're-sending: possible duplicate' : 'marked failed'})`);
+    for (const d of recovered)
+      ctx.log?.(
+        `interrupted while sending: subscriber ${d.subscriberId}, installment ${d.installment} (${config.delivery.inFlightPolicy === 'resend' ? 're-sending: possible duplicate' : 'marked failed'})`,
+      );
 
-    const resumeNote = unfinished?.note ? (JSON.parse(unfinished.note) as { installment?: number; due?: boolean }) : undefined;
+    const resumeNote = unfinished?.note
+      ? (JSON.parse(unfinished.note) as { installment?: number; due?: boolean })
+      : undefined;
     const kind = opts.kind ?? 'manual';
     const due = unfinished ? resumeNote?.due === true : opts.due === true;
     const cal = new CalendarRun(config, opts.now ?? new Date());
@@ -555,11 +613,19 @@ export async function sendRun(ctx: SendContext, opts: SendOptions = {}): Promise
     let run: Run;
     let installment: StoredInstallment | undefined;
     if (due) {
-      if (!unfinished && store.subscribers.countDue(cal.at) === 0) return nothingToSend(mode, recovered.length, 'no reader is due', true);
+      if (!unfinished && store.subscribers.countDue(cal.at) === 0)
+        return nothingToSend(mode, recovered.length, 'no reader is due', true);
     } else if (mode === 'broadcast') {
       installment = broadcastTarget(installments, unfinished ? resumeNote?.installment : opts.installment);
-      if (!installment) return nothingToSend(mode, recovered.length, `the story is complete: all ${installments.length} installments are published`);
-      const tooSoon = unfinished ? null : tooSoonAfter(store.runs.latestOfStory(), { kind, force: opts.force, schedule: config.schedule });
+      if (!installment)
+        return nothingToSend(
+          mode,
+          recovered.length,
+          `the story is complete: all ${installments.length} installments are published`,
+        );
+      const tooSoon = unfinished
+        ? null
+        : tooSoonAfter(store.runs.latestOfStory(), { kind, force: opts.force, schedule: config.schedule });
       if (tooSoon) throw new UserError(tooSoon);
       store.installments.markPublished(installment.number);
     } else if (!unfinished && kind !== 'on-demand') {
@@ -576,7 +642,11 @@ export async function sendRun(ctx: SendContext, opts: SendOptions = {}): Promise
       run = unfinished;
       store.runs.reopen(run.id);
     } else {
-      run = store.runs.start(kind, JSON.stringify({ mode, installment: installment?.number ?? null, ...(due ? { due } : {}) }), { ...zeroCounts(), planned });
+      run = store.runs.start(
+        kind,
+        JSON.stringify({ mode, installment: installment?.number ?? null, ...(due ? { due } : {}) }),
+        { ...zeroCounts(), planned },
+      );
     }
 
     const total = installments.length;
@@ -608,12 +678,22 @@ export async function sendRun(ctx: SendContext, opts: SendOptions = {}): Promise
           })();
     await runner.drain(jobs);
     // The run is the new holder's now: its record is left for that process to finish.
-    if (runner.lockLost) throw new SenderBusyError(`stopped: another process took over the send lock while this one was stalled; it sent ${runner.counts.sent} message(s) and claimed no more (see "feuilleton status")`);
+    if (runner.lockLost)
+      throw new SenderBusyError(
+        `stopped: another process took over the send lock while this one was stalled; it sent ${runner.counts.sent} message(s) and claimed no more (see "feuilleton status")`,
+      );
     // A due run looks only at its own readers; the story's run at every reader who has it all.
-    const finishedReaders = mode === 'paced' && !runner.paused ? await sendTheEnd(ctx, total, due ? cal.finished : undefined) : 0;
+    const finishedReaders =
+      mode === 'paced' && !runner.paused ? await sendTheEnd(ctx, total, due ? cal.finished : undefined) : 0;
 
     const counts = { ...runner.counts };
-    store.runs.finish(run.id, runner.paused ? 'paused' : 'finished', counts, runner.paused ?? null, runner.needsOperator);
+    store.runs.finish(
+      run.id,
+      runner.paused ? 'paused' : 'finished',
+      counts,
+      runner.paused ?? null,
+      runner.needsOperator,
+    );
     return {
       ...counts,
       runId: run.id,
@@ -636,10 +716,17 @@ export async function sendRun(ctx: SendContext, opts: SendOptions = {}): Promise
 function requeueFailedRun(app: App, which: number | true): void {
   const { store } = app;
   const run = which === true ? store.runs.latestWithFailures() : store.runs.get(which);
-  if (!run) throw new UserError(which === true ? 'no run has failed deliveries to retry (see "feuilleton status")' : `there is no run ${which} (see "feuilleton status")`);
+  if (!run)
+    throw new UserError(
+      which === true
+        ? 'no run has failed deliveries to retry (see "feuilleton status")'
+        : `there is no run ${which} (see "feuilleton status")`,
+    );
   const unfinished = store.runs.unfinished();
-  if (unfinished && unfinished.id !== run.id) throw new UserError(`run ${unfinished.id} did not finish; continue it first with: feuilleton send --resume`);
-  if (run.kind === 'on-demand') throw new UserError(`run ${run.id} was a single "next one now" request; the reader can ask again`);
+  if (unfinished && unfinished.id !== run.id)
+    throw new UserError(`run ${unfinished.id} did not finish; continue it first with: feuilleton send --resume`);
+  if (run.kind === 'on-demand')
+    throw new UserError(`run ${run.id} was a single "next one now" request; the reader can ask again`);
   store.db.transaction(() => {
     const n = store.deliveries.requeueFailed(run.id);
     if (n === 0 && !unfinished) throw new UserError(`run ${run.id} has no failed deliveries to retry`);
@@ -648,7 +735,17 @@ function requeueFailedRun(app: App, which: number | true): void {
 }
 
 function nothingToSend(mode: SendSummary['mode'], recovered: number, reason: string, due = false): SendSummary {
-  return { ...zeroCounts(), runId: null, mode, installment: null, status: 'nothing-to-send', due, reason, recovered, finishedReaders: 0 };
+  return {
+    ...zeroCounts(),
+    runId: null,
+    mode,
+    installment: null,
+    status: 'nothing-to-send',
+    due,
+    reason,
+    recovered,
+    finishedReaders: 0,
+  };
 }
 
 /**
@@ -659,7 +756,9 @@ async function sendTheEnd(ctx: SendContext, total: number, readers?: Subscriber[
   const { store } = ctx.app;
   if (total === 0) return 0;
   let n = 0;
-  const finish = store.db.transaction((sub: Subscriber) => store.subscribers.markFinished(sub.id) && ctx.notices.theEnd(sub));
+  const finish = store.db.transaction(
+    (sub: Subscriber) => store.subscribers.markFinished(sub.id) && ctx.notices.theEnd(sub),
+  );
   for (const sub of readers ?? store.subscribers.iterate({ status: 'active', minPosition: total })) {
     if (!sub.finishedAt && finish(sub)) n++;
   }
@@ -668,21 +767,38 @@ async function sendTheEnd(ctx: SendContext, total: number, readers?: Subscriber[
 }
 
 /** `send --to ADDRESS`: one test message, not recorded anywhere. */
-export async function sendTest(ctx: SendContext, to: string, number: number | undefined): Promise<{ installment: number; messageId: string }> {
+export async function sendTest(
+  ctx: SendContext,
+  to: string,
+  number: number | undefined,
+): Promise<{ installment: number; messageId: string }> {
   const all = ctx.app.store.installments.all();
-  const inst = number === undefined ? (all.find((i) => !i.publishedAt) ?? all.at(-1)) : all.find((i) => i.number === number);
-  if (!inst) throw new UserError(number === undefined ? 'the story has no installments' : `installment ${number} does not exist; the story has ${all.length} installments`);
+  const inst =
+    number === undefined ? (all.find((i) => !i.publishedAt) ?? all.at(-1)) : all.find((i) => i.number === number);
+  if (!inst)
+    throw new UserError(
+      number === undefined
+        ? 'the story has no installments'
+        : `installment ${number} does not exist; the story has ${all.length} installments`,
+    );
   const testSubscriber = { id: 0, feedToken: 'test-send', email: to } as Subscriber;
   const id = await deliverMessage(ctx, runFacts(ctx), { sub: testSubscriber, inst }, { to });
   return { installment: inst.number, messageId: id };
 }
 
 /** `send --dry-run`: who would get what, computed without sending or recording anything. */
-export function planRun(app: App, opts: { installment?: number } = {}): { mode: SendSummary['mode']; lines: Array<{ email: string; installment: number }>; note?: string } {
+export function planRun(
+  app: App,
+  opts: { installment?: number } = {},
+): { mode: SendSummary['mode']; lines: Array<{ email: string; installment: number }>; note?: string } {
   const { store, config } = app;
   if (config.mode === 'broadcast') {
     const unfinished = store.runs.unfinished();
-    const asked = opts.installment ?? (unfinished?.note ? ((JSON.parse(unfinished.note) as { installment?: number }).installment ?? undefined) : undefined);
+    const asked =
+      opts.installment ??
+      (unfinished?.note
+        ? ((JSON.parse(unfinished.note) as { installment?: number }).installment ?? undefined)
+        : undefined);
     const inst = broadcastTarget(store.installments.all(), asked);
     if (!inst) return { mode: 'broadcast', lines: [], note: 'the story is complete: nothing to send' };
     const lines: Array<{ email: string; installment: number }> = [];
@@ -696,7 +812,10 @@ export function planRun(app: App, opts: { installment?: number } = {}): { mode: 
   const lines: Array<{ email: string; installment: number }> = [];
   const now = new Date().toISOString();
   // The story's readers, then those whose own time has come.
-  for (const readers of [store.subscribers.iterate({ status: 'active', maxPosition: installments.length - 1, storyCalendarAt: now }), store.subscribers.iterateDue(now)]) {
+  for (const readers of [
+    store.subscribers.iterate({ status: 'active', maxPosition: installments.length - 1, storyCalendarAt: now }),
+    store.subscribers.iterateDue(now),
+  ]) {
     for (const sub of readers) {
       const inst = installments[sub.position];
       if (inst) lines.push({ email: sub.email, installment: inst.number });
@@ -709,7 +828,10 @@ export function planRun(app: App, opts: { installment?: number } = {}): { mode: 
  * Paced mode: the reader's next installment now (installment 1 on confirmation, or the
  * "send me the next one now" link). Goes through the same ledger, so it is never doubled.
  */
-export async function sendNext(ctx: SendContext, subscriberId: number): Promise<{ status: 'sent' | 'finished' | 'not-active' | 'failed'; installment?: number }> {
+export async function sendNext(
+  ctx: SendContext,
+  subscriberId: number,
+): Promise<{ status: 'sent' | 'finished' | 'not-active' | 'failed'; installment?: number }> {
   const { app } = ctx;
   return withSendLock(app, async (ownsLock) => {
     const sub = app.store.subscribers.get(subscriberId);
@@ -717,10 +839,26 @@ export async function sendNext(ctx: SendContext, subscriberId: number): Promise<
     const inst = app.store.installments.get(sub.position + 1);
     if (!inst) return { status: 'finished' };
     app.store.installments.freeze(inst.number);
-    const run = app.store.runs.start('on-demand', JSON.stringify({ mode: 'paced', installment: inst.number, subscriber: sub.id }), { ...zeroCounts(), planned: 1 });
-    const runner = new Runner(ctx, run, {}, (job) => app.store.subscribers.advance(job.sub.id, job.inst.number), ownsLock);
+    const run = app.store.runs.start(
+      'on-demand',
+      JSON.stringify({ mode: 'paced', installment: inst.number, subscriber: sub.id }),
+      { ...zeroCounts(), planned: 1 },
+    );
+    const runner = new Runner(
+      ctx,
+      run,
+      {},
+      (job) => app.store.subscribers.advance(job.sub.id, job.inst.number),
+      ownsLock,
+    );
     await runner.drain([{ sub, inst }]);
-    app.store.runs.finish(run.id, runner.paused ? 'paused' : 'finished', runner.counts, runner.paused ?? null, runner.needsOperator);
+    app.store.runs.finish(
+      run.id,
+      runner.paused ? 'paused' : 'finished',
+      runner.counts,
+      runner.paused ?? null,
+      runner.needsOperator,
+    );
     return { status: runner.counts.sent === 1 ? 'sent' : 'failed', installment: inst.number };
   });
 }
@@ -731,7 +869,10 @@ export async function sendNext(ctx: SendContext, subscriberId: number): Promise<
  * email holding the rest of a serial would be clipped by mail clients (Gmail stops at
  * 102 KB) long before the end of most stories, and an e-reader is the place for a long read.
  */
-export async function sendRest(ctx: SendContext, subscriberId: number): Promise<{ status: 'sent' | 'finished' | 'not-active'; from?: number }> {
+export async function sendRest(
+  ctx: SendContext,
+  subscriberId: number,
+): Promise<{ status: 'sent' | 'finished' | 'not-active'; from?: number }> {
   const { store } = ctx.app;
   const total = store.installments.count().total;
   const outcome = store.db.transaction((): { status: 'sent' | 'finished' | 'not-active'; from?: number } => {

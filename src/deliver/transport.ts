@@ -91,10 +91,14 @@ function smtpTransport(config: Config, url: string): MailTransport {
   try {
     parsed = new URL(url);
   } catch {
-    throw new ConfigError(`${config.file ?? 'config'}: mail.smtpUrl (or FEUILLETON_SMTP_URL) is not a URL; use smtp://user:pass@host:587 or smtps://…`);
+    throw new ConfigError(
+      `${config.file ?? 'config'}: mail.smtpUrl (or FEUILLETON_SMTP_URL) is not a URL; use smtp://user:pass@host:587 or smtps://…`,
+    );
   }
   if (parsed.protocol !== 'smtp:' && parsed.protocol !== 'smtps:') {
-    throw new ConfigError(`${config.file ?? 'config'}: mail.smtpUrl must start with smtp:// or smtps://, not ${parsed.protocol}//`);
+    throw new ConfigError(
+      `${config.file ?? 'config'}: mail.smtpUrl must start with smtp:// or smtps://, not ${parsed.protocol}//`,
+    );
   }
   const rate = config.mail.ratePerSecond
     ? { rateLimit: config.mail.ratePerSecond, rateDelta: 1000 }
@@ -146,7 +150,12 @@ export interface OutboxEntry {
 function outboxTransport(config: Config): MailTransport {
   const dir = config.paths.outbox;
   mkdirSync(dir, { recursive: true });
-  const transporter = nodemailer.createTransport({ streamTransport: true, buffer: true, newline: 'unix', dkim: dkimOptions(config) });
+  const transporter = nodemailer.createTransport({
+    streamTransport: true,
+    buffer: true,
+    newline: 'unix',
+    dkim: dkimOptions(config),
+  });
   return {
     kind: 'outbox',
     description: `outbox ${dir}`,

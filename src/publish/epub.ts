@@ -17,7 +17,8 @@ const XML_ILLEGAL = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]/g;
 const x = (s: string): string => escapeHtml(s.replace(XML_ILLEGAL, ''));
 
 /** HTML void elements as XHTML needs them; story text is escaped, so every `<` here is our markup. */
-const xhtmlFragment = (html: string): string => html.replace(XML_ILLEGAL, '').replace(/<(br|hr|img)\b([^>]*?)\s*\/?>/g, '<$1$2 />');
+const xhtmlFragment = (html: string): string =>
+  html.replace(XML_ILLEGAL, '').replace(/<(br|hr|img)\b([^>]*?)\s*\/?>/g, '<$1$2 />');
 
 const CSS = `body { font-family: Georgia, serif; line-height: 1.6; }
 h1 { font-size: 1.6em; margin: 2em 0 1em; text-align: center; }
@@ -59,12 +60,20 @@ ${details ? `<dl class="details">\n${details}\n</dl>` : ''}`,
 const partFile = (inst: StoredInstallment): string => `part-${inst.number}.xhtml`;
 
 function partPage(info: StoryInfo, inst: StoredInstallment): string {
-  return page(info.language, inst.title, `<section epub:type="chapter">\n<h1>${x(inst.title)}</h1>\n${xhtmlFragment(installmentHtml(readingBlocks(inst)))}\n</section>`);
+  return page(
+    info.language,
+    inst.title,
+    `<section epub:type="chapter">\n<h1>${x(inst.title)}</h1>\n${xhtmlFragment(installmentHtml(readingBlocks(inst)))}\n</section>`,
+  );
 }
 
 function nav(info: StoryInfo, installments: StoredInstallment[]): string {
   const items = installments.map((i) => `<li><a href="${partFile(i)}">${x(i.title)}</a></li>`).join('\n');
-  return page(info.language, info.title, `<nav epub:type="toc" id="toc">\n<h1>Contents</h1>\n<ol>\n<li><a href="title.xhtml">${x(info.title)}</a></li>\n${items}\n</ol>\n</nav>`);
+  return page(
+    info.language,
+    info.title,
+    `<nav epub:type="toc" id="toc">\n<h1>Contents</h1>\n<ol>\n<li><a href="title.xhtml">${x(info.title)}</a></li>\n${items}\n</ol>\n</nav>`,
+  );
 }
 
 /** Seconds precision, as dcterms:modified requires. */
@@ -72,7 +81,9 @@ const modifiedDate = (d: Date): string => d.toISOString().replace(/\.\d{3}Z$/, '
 
 function packageDocument(info: StoryInfo, installments: StoredInstallment[], id: string, modified: Date): string {
   const subjects = info.categories.map((c) => `<dc:subject>${x(c)}</dc:subject>`).join('\n    ');
-  const parts = installments.map((i) => `<item id="part-${i.number}" href="${partFile(i)}" media-type="application/xhtml+xml" />`).join('\n    ');
+  const parts = installments
+    .map((i) => `<item id="part-${i.number}" href="${partFile(i)}" media-type="application/xhtml+xml" />`)
+    .join('\n    ');
   const spine = installments.map((i) => `<itemref idref="part-${i.number}" />`).join('\n    ');
   return `<?xml version="1.0" encoding="UTF-8"?>
 <package xmlns="http://www.idpf.org/2007/opf" version="3.0" unique-identifier="book-id" xml:lang="${x(info.language)}">
@@ -112,9 +123,15 @@ const CONTAINER = `<?xml version="1.0" encoding="UTF-8"?>
  * hashes, and its dates from the installments, so the same story gives the same bytes.
  */
 export function buildEpub(info: StoryInfo, installments: StoredInstallment[], opts: { homeUrl: string }): Buffer {
-  const digest = createHash('sha256').update(opts.homeUrl).update(installments.map((i) => i.hash).join('|')).digest('hex');
+  const digest = createHash('sha256')
+    .update(opts.homeUrl)
+    .update(installments.map((i) => i.hash).join('|'))
+    .digest('hex');
   const id = `urn:uuid:${digest.slice(0, 8)}-${digest.slice(8, 12)}-5${digest.slice(13, 16)}-a${digest.slice(17, 20)}-${digest.slice(20, 32)}`;
-  const times = installments.flatMap((i) => [i.publishedAt, i.frozenAt]).filter((t): t is string => t !== null).map(Date.parse);
+  const times = installments
+    .flatMap((i) => [i.publishedAt, i.frozenAt])
+    .filter((t): t is string => t !== null)
+    .map(Date.parse);
   const modified = new Date(times.length > 0 ? Math.max(...times) : 0);
   const files: Zippable = {
     // First and stored: readers identify the file by these bytes at a fixed offset.
@@ -126,5 +143,7 @@ export function buildEpub(info: StoryInfo, installments: StoredInstallment[], op
     'OEBPS/title.xhtml': strToU8(titlePage(info)),
   };
   for (const inst of installments) files[`OEBPS/${partFile(inst)}`] = strToU8(partPage(info, inst));
-  return Buffer.from(zipSync(files, { level: 9, mtime: modified.getTime() > 0 ? modified : new Date('1980-01-01T00:00:00Z') }));
+  return Buffer.from(
+    zipSync(files, { level: 9, mtime: modified.getTime() > 0 ? modified : new Date('1980-01-01T00:00:00Z') }),
+  );
 }

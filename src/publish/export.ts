@@ -20,7 +20,11 @@ import { FeedCache } from './feeds.ts';
 /** Writes the site into `dir` (created if needed, nothing else in it touched); returns the files written, relative to `dir`. */
 export async function exportStatic(app: App, dir: string): Promise<string[]> {
   const links = new Links(app.config.baseUrl, app.secret);
-  const deps: ArchiveDeps = { app, links, pages: new Pages(app.config.paths.templates, { info: app.info, links, outboxEnabled: false }) };
+  const deps: ArchiveDeps = {
+    app,
+    links,
+    pages: new Pages(app.config.paths.templates, { info: app.info, links, outboxEnabled: false }),
+  };
   const feeds = new FeedCache(app);
   const published = feeds.published();
   const readable = { installments: published, total: app.store.installments.count().total };
@@ -29,11 +33,15 @@ export async function exportStatic(app: App, dir: string): Promise<string[]> {
     ['atom.xml', feeds.feed('atom').body()],
     ['feed.json', feeds.feed('json').body()],
     ['index.html', homePage(deps, published, null)],
-    ...published.map((i): [string, string] => [`installments/${i.number}/index.html`, installmentPage(deps, readable, i.number, null)!]),
+    ...published.map((i): [string, string] => [
+      `installments/${i.number}/index.html`,
+      installmentPage(deps, readable, i.number, null)!,
+    ]),
   ];
   // Once the story is complete, the whole of it too, at the addresses the pages link to.
   const whole = wholeStoryPage(deps, readable);
-  if (whole) files.push(['story/index.html', whole], ['story.epub', buildEpub(app.info, published, { homeUrl: links.home() })]);
+  if (whole)
+    files.push(['story/index.html', whole], ['story.epub', buildEpub(app.info, published, { homeUrl: links.home() })]);
   try {
     for (const [file, content] of files) {
       const target = path.join(dir, file);
@@ -43,7 +51,9 @@ export async function exportStatic(app: App, dir: string): Promise<string[]> {
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (!code) throw err;
-    throw new UserError(`${path.resolve(dir)}: cannot write the static site there (${code}); give a folder you can write to (it is created if missing)`);
+    throw new UserError(
+      `${path.resolve(dir)}: cannot write the static site there (${code}); give a folder you can write to (it is created if missing)`,
+    );
   }
   return files.map(([file]) => file);
 }

@@ -107,7 +107,6 @@ function storyContent(info: StoryInfo, blocks: Block[]): string {
   return notice ? `<p class="rating-notice"><strong>${escapeHtml(notice)}</strong></p>\n${html}` : html;
 }
 
-
 // RSS 2.0 says nothing on whether a title is text or HTML, and readers split three ways:
 // newsboat shows it as text, browser-based readers as HTML, feedparser and SimplePie guess
 // (HTML when it holds a closing tag or an entity). Text that no HTML parser would take for
@@ -137,7 +136,13 @@ interface FormatText {
 // passes through CDATA; RSS titles follow rssText and its description is HTML; JSON Feed
 // titles and summaries are plain text by the spec.
 const FORMAT_TEXT: Record<FeedFormat, FormatText> = {
-  rss: { text: (s) => xmlText(rssText(s)), title: (s) => cdataSafe(rssText(s)), summary: escapeHtml, content: cdataSafe, category: xmlText },
+  rss: {
+    text: (s) => xmlText(rssText(s)),
+    title: (s) => cdataSafe(rssText(s)),
+    summary: escapeHtml,
+    content: cdataSafe,
+    category: xmlText,
+  },
   atom: { text: xmlText, title: escapeHtml, summary: escapeHtml, content: cdataSafe, category: attributeSafe },
   json: { text: (s) => s, title: (s) => s, summary: (s) => s, content: (s) => s, category: (s) => s },
 };
@@ -155,9 +160,13 @@ function item(format: FeedFormat, entry: FeedEntry, ctx: FeedContext, author: Au
     published: date,
     description: text.summary(summarize(inst.blocks)),
     content: text.content(storyContent(ctx.info, readingBlocks(inst))),
-    category: feedCategories(ctx.info).map((c): Category => (format === 'atom' ? { term: text.category(c) } : { name: text.category(c) })),
+    category: feedCategories(ctx.info).map((c): Category =>
+      format === 'atom' ? { term: text.category(c) } : { name: text.category(c) },
+    ),
     // RSS <author> must be an email address; a name goes in dc:creator (feed@6 declares dc).
-    ...(format === 'rss' ? { extensions: [{ name: 'dc:creator', objects: { _text: author.name } }] } : { author: [author] }),
+    ...(format === 'rss'
+      ? { extensions: [{ name: 'dc:creator', objects: { _text: author.name } }] }
+      : { author: [author] }),
   };
 }
 
@@ -165,7 +174,13 @@ const ATOM_ROOT = '<feed xmlns="http://www.w3.org/2005/Atom"';
 
 /** feed@6 writes JSON Feed 1.0; 1.1 adds `language` and replaces `author` with `authors`. */
 function jsonFeed11(json: string, language: string): string {
-  const doc = JSON.parse(json) as { version: string; language?: string; author?: Author; authors?: Author[]; items: Array<{ author?: Author; authors?: Author[] }> };
+  const doc = JSON.parse(json) as {
+    version: string;
+    language?: string;
+    author?: Author;
+    authors?: Author[];
+    items: Array<{ author?: Author; authors?: Author[] }>;
+  };
   doc.version = 'https://jsonfeed.org/version/1.1';
   doc.language = language;
   // `author` stays for 1.0 readers, as the 1.1 spec allows.
@@ -213,7 +228,8 @@ function publishedEntries(installments: StoredInstallment[]): FeedEntry[] {
     .sort((a, b) => b.installment.number - a.installment.number);
 }
 
-const latest = (entries: FeedEntry[]): Date | null => entries.reduce<Date | null>((max, e) => (!max || e.date > max ? e.date : max), null);
+const latest = (entries: FeedEntry[]): Date | null =>
+  entries.reduce<Date | null>((max, e) => (!max || e.date > max ? e.date : max), null);
 
 const strongEtag = (bytes: Buffer): string => `"${createHash('sha256').update(bytes).digest('base64url')}"`;
 
@@ -278,7 +294,8 @@ export class FeedCache {
     const { entries, key } = this.privateEntries(sub);
     const slot = `${sub.feedToken}.${format}`;
     const links = this.ctx.links;
-    const build = () => this.build(format, entries(), links.privateFeed(sub, 'atom'), { [format]: links.privateFeed(sub, format) });
+    const build = () =>
+      this.build(format, entries(), links.privateFeed(sub, 'atom'), { [format]: links.privateFeed(sub, format) });
     const known = this.validators.get(slot);
     if (known?.key === key) {
       // Refresh its place: the map's insertion order is the eviction order.

@@ -10,10 +10,19 @@ export const chromiumPath = (): string => process.env.FEUILLETON_CHROMIUM || '/u
 export async function launchChromium(): Promise<Browser> {
   const executablePath = chromiumPath();
   if (!existsSync(executablePath))
-    throw new UserError(`no Chromium at ${executablePath}; install it (apt-get install chromium) or set FEUILLETON_CHROMIUM to its path`);
+    throw new UserError(
+      `no Chromium at ${executablePath}; install it (apt-get install chromium) or set FEUILLETON_CHROMIUM to its path`,
+    );
   return chromium.launch({
     executablePath,
     headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+    ],
   });
 }

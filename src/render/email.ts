@@ -57,7 +57,8 @@ const sceneBreak: FormatCallback = (_elem, _walk, builder) => {
 };
 
 type Node = Parameters<FormatCallback>[0];
-const textOf = (node: Node): string => (node.type === 'text' ? String(node.data ?? '') : (node.children ?? []).map(textOf).join(''));
+const textOf = (node: Node): string =>
+  node.type === 'text' ? String(node.data ?? '') : (node.children ?? []).map(textOf).join('');
 
 /** A link's words, then its address on a line of its own (once, if the words are the address): whole, easy to tap or copy. */
 const linkOnItsOwnLine: FormatCallback = (elem, walk, builder) => {
@@ -125,7 +126,12 @@ class Prepared implements PreparedEmail {
       raw[name] = values[name]!;
       escaped[name] = escapeHtml(values[name]!);
     }
-    return { subject: this.subject, html: join(this.html, escaped), text: join(this.text, raw), textEncoding: this.textEncoding };
+    return {
+      subject: this.subject,
+      html: join(this.html, escaped),
+      text: join(this.text, raw),
+      textEncoding: this.textEncoding,
+    };
   }
 }
 
@@ -156,14 +162,23 @@ export class EmailRenderer {
   /** How far the story is: "Part N of M", the end of the story, and what a late subscriber is told. */
   private readonly progress: (() => { total: number; published: number }) | undefined;
 
-  constructor(opts: { templatesDir: string; info: StoryInfo; config: Config; links: Links; progress?: () => { total: number; published: number } }) {
+  constructor(opts: {
+    templatesDir: string;
+    info: StoryInfo;
+    config: Config;
+    links: Links;
+    progress?: () => { total: number; published: number };
+  }) {
     this.templatesDir = opts.templatesDir;
     this.progress = opts.progress;
     this.eta = new Eta({ views: opts.templatesDir, defaultExtension: '.mjml', cache: true, autoEscape: true });
     this.info = opts.info;
     this.config = opts.config;
     this.links = opts.links;
-    this.dateFormat = new Intl.DateTimeFormat(opts.info.language, { dateStyle: 'full', timeZone: opts.config.schedule.timezone });
+    this.dateFormat = new Intl.DateTimeFormat(opts.info.language, {
+      dateStyle: 'full',
+      timeZone: opts.config.schedule.timezone,
+    });
   }
 
   /** How many times MJML ran: lets tests and benchmarks check it runs once per installment, not per recipient. */
@@ -185,7 +200,9 @@ export class EmailRenderer {
     // Paced readers run ahead of the public calendar: their links carry a token that opens what they were sent.
     // Every installment but the last lets the reader choose when the next ones come.
     const calendar: PlaceholderName[] = last ? [] : ['preferencesUrl'];
-    const placeholders: PlaceholderName[] = paced ? ['unsubscribeUrl', 'feedUrl', 'readToken', ...(last ? [] : ['nextUrl' as const]), ...calendar] : ['unsubscribeUrl', 'feedUrl', ...calendar];
+    const placeholders: PlaceholderName[] = paced
+      ? ['unsubscribeUrl', 'feedUrl', 'readToken', ...(last ? [] : ['nextUrl' as const]), ...calendar]
+      : ['unsubscribeUrl', 'feedUrl', ...calendar];
     return this.cached(`installment:${inst.number}`, `${inst.hash}|${nextDate ?? ''}|${total ?? ''}`, () =>
       this.prepare('installment', `${this.info.title} — ${inst.title}`, placeholders, {
         heading: inst.title,
@@ -217,7 +234,9 @@ export class EmailRenderer {
     const complete = this.complete();
     return this.cached('confirm', String(complete), () =>
       this.prepare('confirm', `Confirm your subscription to ${this.info.title}`, ['confirmUrl'], {
-        preheader: complete ? `One click to confirm your subscription to ${this.info.title}.` : `One click to start receiving ${this.info.title}.`,
+        preheader: complete
+          ? `One click to confirm your subscription to ${this.info.title}.`
+          : `One click to start receiving ${this.info.title}.`,
         expiresIn: plural(this.config.subscribe.tokenTtlHours, 'hour'),
         complete,
       }),
@@ -227,21 +246,33 @@ export class EmailRenderer {
   welcome(): Promise<PreparedEmail> {
     const complete = this.complete();
     return this.cached('welcome', String(complete), () =>
-      this.prepare('welcome', `Welcome to ${this.info.title}`, complete ? ['unsubscribeUrl', 'feedUrl'] : ['unsubscribeUrl', 'feedUrl', 'preferencesUrl'], {
-        preheader: complete ? `${this.info.title} is complete: read it online or as an EPUB.` : `You are subscribed to ${this.info.title}.`,
-        paced: this.config.mode === 'paced',
-        ending: complete ? this.ending() : null,
-      }),
+      this.prepare(
+        'welcome',
+        `Welcome to ${this.info.title}`,
+        complete ? ['unsubscribeUrl', 'feedUrl'] : ['unsubscribeUrl', 'feedUrl', 'preferencesUrl'],
+        {
+          preheader: complete
+            ? `${this.info.title} is complete: read it online or as an EPUB.`
+            : `You are subscribed to ${this.info.title}.`,
+          paced: this.config.mode === 'paced',
+          ending: complete ? this.ending() : null,
+        },
+      ),
     );
   }
 
   theEnd(): Promise<PreparedEmail> {
     const paced = this.config.mode === 'paced';
     return this.cached('the-end', '', () =>
-      this.prepare('the-end', `${this.info.title} — The End`, paced ? ['unsubscribeUrl', 'readToken'] : ['unsubscribeUrl'], {
-        preheader: `You now have all of ${this.info.title}. Thank you.`,
-        ending: this.ending(),
-      }),
+      this.prepare(
+        'the-end',
+        `${this.info.title} — The End`,
+        paced ? ['unsubscribeUrl', 'readToken'] : ['unsubscribeUrl'],
+        {
+          preheader: `You now have all of ${this.info.title}. Thank you.`,
+          ending: this.ending(),
+        },
+      ),
     );
   }
 
@@ -257,7 +288,12 @@ export class EmailRenderer {
     return email;
   }
 
-  private async prepare(template: string, subject: string, placeholders: PlaceholderName[], data: object): Promise<PreparedEmail> {
+  private async prepare(
+    template: string,
+    subject: string,
+    placeholders: PlaceholderName[],
+    data: object,
+  ): Promise<PreparedEmail> {
     const nonce = randomBytes(12).toString('hex');
     const ph = Object.fromEntries(placeholders.map((name) => [name, `ph${nonce}_${name}_`]));
     const source = this.eta.render(`./${template}`, {
@@ -267,7 +303,10 @@ export class EmailRenderer {
       lang: this.info.language,
       homeUrl: this.links.home(),
       // One line in the footer, whatever the line breaks in the config.
-      postalAddress: this.config.mail.postalAddress.trim().split(/\s*\n\s*/).join(', '),
+      postalAddress: this.config.mail.postalAddress
+        .trim()
+        .split(/\s*\n\s*/)
+        .join(', '),
       ph,
       ...data,
     });
@@ -275,7 +314,9 @@ export class EmailRenderer {
     const file = path.join(this.templatesDir, `${template}.mjml`);
     const html = await compileMjml(source, file).catch((err: Error) => {
       if (!(err instanceof MjmlError)) throw err;
-      throw new UserError(`${file} is not valid MJML (${err.message.replace(/\s+/g, ' ').trim()}); fix the template and try again`);
+      throw new UserError(
+        `${file} is not valid MJML (${err.message.replace(/\s+/g, ' ').trim()}); fix the template and try again`,
+      );
     });
     const cut = new RegExp(`ph${nonce}_([A-Za-z]+)_`);
     return new Prepared(subject, html.split(cut), htmlToText(html).split(cut));

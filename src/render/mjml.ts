@@ -50,7 +50,11 @@ function retire(c: Compiler, err?: Error): void {
 function start(): Compiler {
   // A compile makes short-lived garbage: a small young generation keeps the worker's share
   // of a send's peak memory down (about 15 MB of 180).
-  const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { mjml: MJML_PATH }, resourceLimits: { maxYoungGenerationSizeMb: 4 } });
+  const worker = new Worker(WORKER_SOURCE, {
+    eval: true,
+    workerData: { mjml: MJML_PATH },
+    resourceLimits: { maxYoungGenerationSizeMb: 4 },
+  });
   const c: Compiler = { worker, pending: new Map() };
   c.worker.on('message', (m: { id: number; html?: string; error?: string }) => {
     const p = c.pending.get(m.id);

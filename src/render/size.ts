@@ -30,7 +30,12 @@ export async function installmentEmailSizes(app: App): Promise<EmailSize[]> {
   const list = app.store.installments.all();
   if (!list.length) return [];
   const links = new Links(app.config.baseUrl, app.secret);
-  const renderer = new EmailRenderer({ templatesDir: app.config.paths.templates, info: app.info, config: app.config, links });
+  const renderer = new EmailRenderer({
+    templatesDir: app.config.paths.templates,
+    info: app.info,
+    config: app.config,
+    links,
+  });
   const link = links.unsubscribe(SAMPLE_READER);
   const render = async (inst: StoredInstallment): Promise<string> => {
     const email = await renderer.installment(inst, { nextDate: null });

@@ -202,8 +202,14 @@ function refuseUnusableFile(file: string): void {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
     throw err;
   }
-  if (!stat.isFile()) throw new UserError(`${file}: the database path is not a regular file; point dataDir at a folder holding feuilleton.db`);
-  if (stat.size === 0) throw new UserError(`${file}: the database file is empty (0 bytes), so every reader and published installment would be lost; ${START_AFRESH}`);
+  if (!stat.isFile())
+    throw new UserError(
+      `${file}: the database path is not a regular file; point dataDir at a folder holding feuilleton.db`,
+    );
+  if (stat.size === 0)
+    throw new UserError(
+      `${file}: the database file is empty (0 bytes), so every reader and published installment would be lost; ${START_AFRESH}`,
+    );
   const head = Buffer.alloc(SQLITE_HEADER.length);
   const fd = openSync(file, 'r');
   try {
@@ -224,13 +230,20 @@ export function quickCheck(db: DB): string | null {
     if (code.startsWith('SQLITE_CORRUPT') || code === 'SQLITE_NOTADB') return (err as Error).message;
     throw err;
   }
-  return result === 'ok' ? null : result.replace(/\*\*\* in database main \*\*\*/g, '').replace(/\s+/g, ' ').trim();
+  return result === 'ok'
+    ? null
+    : result
+        .replace(/\*\*\* in database main \*\*\*/g, '')
+        .replace(/\s+/g, ' ')
+        .trim();
 }
 
 function migrate(db: DB): void {
   const current = db.pragma('user_version', { simple: true }) as number;
   if (current > MIGRATIONS.length) {
-    throw new UserError(`${db.name}: database schema version ${current} is newer than this feuilleton (${MIGRATIONS.length}); upgrade feuilleton`);
+    throw new UserError(
+      `${db.name}: database schema version ${current} is newer than this feuilleton (${MIGRATIONS.length}); upgrade feuilleton`,
+    );
   }
   for (let v = current; v < MIGRATIONS.length; v++) {
     db.transaction(() => {

@@ -67,33 +67,60 @@ export class DeliveryStore {
       `INSERT INTO deliveries (subscriber_id, installment, status, attempts, run_id, queued_at)
        VALUES (?, ?, 'sending', 1, ?, ?) ON CONFLICT (subscriber_id, installment) DO NOTHING`,
     );
-    this.reclaim = db.prepare<[number | null, number, number], { id: number; attempts: number; possible_duplicate: number }>(
+    this.reclaim = db.prepare<
+      [number | null, number, number],
+      { id: number; attempts: number; possible_duplicate: number }
+    >(
       `UPDATE deliveries SET status = 'sending', attempts = attempts + 1, run_id = ? WHERE subscriber_id = ? AND installment = ? AND status = 'queued'
        RETURNING id, attempts, possible_duplicate`,
     );
-    this.sent = db.prepare<[string, string, number]>(`UPDATE deliveries SET status = 'sent', message_id = ?, sent_at = ?, last_error = NULL WHERE id = ? AND status = 'sending'`);
-    this.bump = db.prepare<[string, number], { attempts: number }>(`UPDATE deliveries SET attempts = attempts + 1, last_error = ? WHERE id = ? RETURNING attempts`);
+    this.sent = db.prepare<[string, string, number]>(
+      `UPDATE deliveries SET status = 'sent', message_id = ?, sent_at = ?, last_error = NULL WHERE id = ? AND status = 'sending'`,
+    );
+    this.bump = db.prepare<[string, number], { attempts: number }>(
+      `UPDATE deliveries SET attempts = attempts + 1, last_error = ? WHERE id = ? RETURNING attempts`,
+    );
     this.toQueue = db.prepare<[string, number]>(`UPDATE deliveries SET status = 'queued', last_error = ? WHERE id = ?`);
-    this.failedAgain = db.prepare<[number]>(`UPDATE deliveries SET status = 'queued' WHERE run_id = ? AND status = 'failed'`);
-    this.toFailed = db.prepare<[string, number]>(`UPDATE deliveries SET status = 'failed', last_error = ? WHERE id = ?`);
+    this.failedAgain = db.prepare<[number]>(
+      `UPDATE deliveries SET status = 'queued' WHERE run_id = ? AND status = 'failed'`,
+    );
+    this.toFailed = db.prepare<[string, number]>(
+      `UPDATE deliveries SET status = 'failed', last_error = ? WHERE id = ?`,
+    );
     this.inFlight = db.prepare<[], Row>(`SELECT * FROM deliveries WHERE status = 'sending' ORDER BY id`);
-    this.resendInFlight = db.prepare(`UPDATE deliveries SET status = 'queued', possible_duplicate = 1, last_error = 'interrupted while sending' WHERE status = 'sending'`);
+    this.resendInFlight = db.prepare(
+      `UPDATE deliveries SET status = 'queued', possible_duplicate = 1, last_error = 'interrupted while sending' WHERE status = 'sending'`,
+    );
     this.failInFlight = db.prepare(
       `UPDATE deliveries SET status = 'failed', last_error = 'interrupted while sending; not re-sent (delivery.inFlightPolicy: fail)' WHERE status = 'sending'`,
     );
-    this.one = db.prepare<[number, number], Row>('SELECT * FROM deliveries WHERE subscriber_id = ? AND installment = ?');
-    this.ofSubscriber = db.prepare<[number], Row>('SELECT * FROM deliveries WHERE subscriber_id = ? ORDER BY installment');
-    this.inRun = db.prepare<[number, number]>(`SELECT 1 FROM deliveries WHERE subscriber_id = ? AND run_id = ? AND status IN ('sent', 'sending')`);
-    this.byStatus = db.prepare<[], { status: DeliveryStatus; n: number }>('SELECT status, count(*) AS n FROM deliveries GROUP BY status');
+    this.one = db.prepare<[number, number], Row>(
+      'SELECT * FROM deliveries WHERE subscriber_id = ? AND installment = ?',
+    );
+    this.ofSubscriber = db.prepare<[number], Row>(
+      'SELECT * FROM deliveries WHERE subscriber_id = ? ORDER BY installment',
+    );
+    this.inRun = db.prepare<[number, number]>(
+      `SELECT 1 FROM deliveries WHERE subscriber_id = ? AND run_id = ? AND status IN ('sent', 'sending')`,
+    );
+    this.byStatus = db.prepare<[], { status: DeliveryStatus; n: number }>(
+      'SELECT status, count(*) AS n FROM deliveries GROUP BY status',
+    );
     this.duplicates = db.prepare<[], number>('SELECT count(*) FROM deliveries WHERE possible_duplicate = 1').pluck();
-    this.sentOf = db.prepare<[number], number>(`SELECT count(*) FROM deliveries WHERE installment = ? AND status = 'sent'`).pluck();
+    this.sentOf = db
+      .prepare<[number], number>(`SELECT count(*) FROM deliveries WHERE installment = ? AND status = 'sent'`)
+      .pluck();
   }
 
   /**
    * Takes the (subscriber, installment) row for sending. Returns undefined when it is not
    * ours to send: already sent, failed for good, or being sent right now.
    */
-  claim(subscriberId: number, installment: number, runId: number | null): { id: number; attempts: number; possibleDuplicate: boolean } | undefined {
+  claim(
+    subscriberId: number,
+    installment: number,
+    runId: number | null,
+  ): { id: number; attempts: number; possibleDuplicate: boolean } | undefined {
     const fresh = this.insertClaim.run(subscriberId, installment, runId, nowIso());
     if (fresh.changes === 1) return { id: Number(fresh.lastInsertRowid), attempts: 1, possibleDuplicate: false };
     const again = this.reclaim.get(runId, subscriberId, installment);

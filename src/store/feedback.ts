@@ -26,7 +26,9 @@ export class FeedbackStore {
   private readonly countStmt;
 
   constructor(private readonly db: DB) {
-    this.deliveryStmt = db.prepare('SELECT id, subscriber_id AS subscriberId FROM deliveries WHERE message_id = ? ORDER BY id LIMIT 1');
+    this.deliveryStmt = db.prepare(
+      'SELECT id, subscriber_id AS subscriberId FROM deliveries WHERE message_id = ? ORDER BY id LIMIT 1',
+    );
     this.subscriberStmt = db.prepare('SELECT id FROM subscribers WHERE email = ?').pluck();
     this.insertStmt = db.prepare(
       `INSERT INTO feedback (received_at, provider, event_id, type, email, message_id, subscriber_id, delivery_id, detail)
@@ -34,7 +36,9 @@ export class FeedbackStore {
        ON CONFLICT (provider, event_id, email) DO NOTHING`,
     );
     // A reader who already left (unsubscribed) is not mailed either way; their reason is kept.
-    this.bounceStmt = db.prepare(`UPDATE subscribers SET status = 'bounced', status_reason = 'bounce' WHERE id = ? AND status IN ('pending', 'active')`);
+    this.bounceStmt = db.prepare(
+      `UPDATE subscribers SET status = 'bounced', status_reason = 'bounce' WHERE id = ? AND status IN ('pending', 'active')`,
+    );
     this.complaintStmt = db.prepare(
       `UPDATE subscribers SET status = 'unsubscribed', status_reason = 'complaint',
          unsubscribed_at = CASE WHEN status = 'unsubscribed' THEN coalesce(unsubscribed_at, @at) ELSE @at END

@@ -63,16 +63,24 @@ export class InstallmentStore {
     this.allStmt = db.prepare<[], Row>('SELECT * FROM installments ORDER BY number');
     this.getStmt = db.prepare<[number], Row>('SELECT * FROM installments WHERE number = ?');
     this.frozenStmt = db.prepare<[], Row>('SELECT * FROM installments WHERE frozen_at IS NOT NULL ORDER BY number');
-    this.publishedStmt = db.prepare<[], Row>('SELECT * FROM installments WHERE published_at IS NOT NULL ORDER BY number');
-    this.countStmt = db.prepare<[], { total: number; published: number }>('SELECT count(*) AS total, count(published_at) AS published FROM installments');
+    this.publishedStmt = db.prepare<[], Row>(
+      'SELECT * FROM installments WHERE published_at IS NOT NULL ORDER BY number',
+    );
+    this.countStmt = db.prepare<[], { total: number; published: number }>(
+      'SELECT count(*) AS total, count(published_at) AS published FROM installments',
+    );
     this.lastPublishedStmt = db.prepare<[], { at: string | null }>('SELECT max(published_at) AS at FROM installments');
     this.insertStmt = db.prepare(
       `INSERT INTO installments (number, title, blocks_json, body_hash, word_count, minutes, first_block, block_count, created_at)
        VALUES (@number, @title, @blocks, @hash, @wordCount, @minutes, @firstBlock, @blockCount, @createdAt)`,
     );
     this.deleteUnfrozenStmt = db.prepare('DELETE FROM installments WHERE frozen_at IS NULL');
-    this.publishStmt = db.prepare<[string, string, number]>('UPDATE installments SET published_at = ?, frozen_at = coalesce(frozen_at, ?) WHERE number = ? AND published_at IS NULL');
-    this.freezeStmt = db.prepare<[string, number]>('UPDATE installments SET frozen_at = ? WHERE number = ? AND frozen_at IS NULL');
+    this.publishStmt = db.prepare<[string, string, number]>(
+      'UPDATE installments SET published_at = ?, frozen_at = coalesce(frozen_at, ?) WHERE number = ? AND published_at IS NULL',
+    );
+    this.freezeStmt = db.prepare<[string, number]>(
+      'UPDATE installments SET frozen_at = ? WHERE number = ? AND frozen_at IS NULL',
+    );
     // Changes whenever another connection (a `send` in its own process) commits; this
     // connection's own writes are noted where they are made.
     this.dataVersionStmt = db.prepare<[], number>('PRAGMA data_version').pluck();
@@ -107,7 +115,10 @@ export class InstallmentStore {
     const version = this.dataVersionStmt.get()!;
     if (this.state?.version !== version) {
       const { total, published } = this.count();
-      this.state = { version, value: { key: `${total}|${published}|${this.lastPublishedAt() ?? ''}`, total, published } };
+      this.state = {
+        version,
+        value: { key: `${total}|${published}|${this.lastPublishedAt() ?? ''}`, total, published },
+      };
     }
     return this.state.value;
   }

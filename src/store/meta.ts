@@ -10,7 +10,9 @@ export class MetaStore {
 
   constructor(db: DB) {
     this.getStmt = db.prepare('SELECT value FROM meta WHERE key = ?');
-    this.setStmt = db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value');
+    this.setStmt = db.prepare(
+      'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
+    );
     this.initStmt = db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING');
     this.deleteStmt = db.prepare('DELETE FROM meta WHERE key = ?');
     const page = '.'.repeat(db.pragma('page_size', { simple: true }) as number);

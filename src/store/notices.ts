@@ -76,16 +76,28 @@ export class NoticeStore {
                     ORDER BY next_attempt_at, id LIMIT ?)
        RETURNING *`,
     );
-    this.sent = db.prepare<[string, number]>(`UPDATE notices SET status = 'sent', sent_at = ?, confirm_url = NULL, lease_until = NULL, last_error = NULL WHERE id = ?`);
-    this.later = db.prepare<[string, string, number]>(`UPDATE notices SET status = 'queued', last_error = ?, next_attempt_at = ?, lease_until = NULL WHERE id = ?`);
-    this.failed = db.prepare<[string, number]>(`UPDATE notices SET status = 'failed', last_error = ?, confirm_url = NULL, lease_until = NULL WHERE id = ?`);
+    this.sent = db.prepare<[string, number]>(
+      `UPDATE notices SET status = 'sent', sent_at = ?, confirm_url = NULL, lease_until = NULL, last_error = NULL WHERE id = ?`,
+    );
+    this.later = db.prepare<[string, string, number]>(
+      `UPDATE notices SET status = 'queued', last_error = ?, next_attempt_at = ?, lease_until = NULL WHERE id = ?`,
+    );
+    this.failed = db.prepare<[string, number]>(
+      `UPDATE notices SET status = 'failed', last_error = ?, confirm_url = NULL, lease_until = NULL WHERE id = ?`,
+    );
     this.latest = db.prepare<[number], Row>(`SELECT * FROM notices WHERE subscriber_id = ? ORDER BY id DESC LIMIT 1`);
     this.nextDue = db.prepare<[], { at: string | null }>(
       `SELECT min(CASE status WHEN 'queued' THEN next_attempt_at ELSE lease_until END) AS at FROM notices WHERE status IN ('queued', 'sending')`,
     );
-    this.leaseOwners = db.prepare<[], { owner: string }>(`SELECT DISTINCT lease_owner AS owner FROM notices WHERE status = 'sending' AND lease_owner IS NOT NULL`);
-    this.release = db.prepare<[string]>(`UPDATE notices SET status = 'queued', lease_until = NULL, lease_owner = NULL WHERE status = 'sending' AND lease_owner = ?`);
-    this.counts = db.prepare<[], { status: NoticeStatus; n: number }>(`SELECT status, count(*) AS n FROM notices GROUP BY status`);
+    this.leaseOwners = db.prepare<[], { owner: string }>(
+      `SELECT DISTINCT lease_owner AS owner FROM notices WHERE status = 'sending' AND lease_owner IS NOT NULL`,
+    );
+    this.release = db.prepare<[string]>(
+      `UPDATE notices SET status = 'queued', lease_until = NULL, lease_owner = NULL WHERE status = 'sending' AND lease_owner = ?`,
+    );
+    this.counts = db.prepare<[], { status: NoticeStatus; n: number }>(
+      `SELECT status, count(*) AS n FROM notices GROUP BY status`,
+    );
   }
 
   /** Queues a notice due now; false when it was owed once only and is queued already. */

@@ -73,12 +73,18 @@ export class RunStore {
   private readonly latestStory;
 
   constructor(private readonly db: DB) {
-    this.latestStory = db.prepare<[], Row>(`SELECT * FROM runs WHERE kind != 'on-demand' AND json_extract(note, '$.due') IS NULL ORDER BY id DESC LIMIT 1`);
-    this.holds = db.prepare<[string, string], { 1: number }>(`SELECT 1 FROM meta WHERE key = ? AND json_extract(value, '$.owner') = ?`);
+    this.latestStory = db.prepare<[], Row>(
+      `SELECT * FROM runs WHERE kind != 'on-demand' AND json_extract(note, '$.due') IS NULL ORDER BY id DESC LIMIT 1`,
+    );
+    this.holds = db.prepare<[string, string], { 1: number }>(
+      `SELECT 1 FROM meta WHERE key = ? AND json_extract(value, '$.owner') = ?`,
+    );
   }
 
   start(kind: RunKind, note: string, counts: RunCounts): Run {
-    const info = this.db.prepare(`INSERT INTO runs (kind, status, started_at, counts_json, note) VALUES (?, 'running', ?, ?, ?)`).run(kind, nowIso(), JSON.stringify(counts), note);
+    const info = this.db
+      .prepare(`INSERT INTO runs (kind, status, started_at, counts_json, note) VALUES (?, 'running', ?, ?, ?)`)
+      .run(kind, nowIso(), JSON.stringify(counts), note);
     return this.get(Number(info.lastInsertRowid))!;
   }
 
@@ -87,15 +93,25 @@ export class RunStore {
     return row && fromRow(row);
   }
 
-  finish(id: number, status: Exclude<RunStatus, 'running'>, counts: RunCounts, reason: string | null = null, needsOperator = false): void {
+  finish(
+    id: number,
+    status: Exclude<RunStatus, 'running'>,
+    counts: RunCounts,
+    reason: string | null = null,
+    needsOperator = false,
+  ): void {
     this.db
-      .prepare('UPDATE runs SET status = ?, finished_at = ?, counts_json = ?, reason = ?, needs_operator = ? WHERE id = ?')
+      .prepare(
+        'UPDATE runs SET status = ?, finished_at = ?, counts_json = ?, reason = ?, needs_operator = ? WHERE id = ?',
+      )
       .run(status, nowIso(), JSON.stringify(counts), reason, needsOperator ? 1 : 0, id);
   }
 
   /** Reopens a paused or crashed run for --resume. */
   reopen(id: number): void {
-    this.db.prepare(`UPDATE runs SET status = 'running', finished_at = NULL, reason = NULL, needs_operator = 0 WHERE id = ?`).run(id);
+    this.db
+      .prepare(`UPDATE runs SET status = 'running', finished_at = NULL, reason = NULL, needs_operator = 0 WHERE id = ?`)
+      .run(id);
   }
 
   /** Marks a run paused for --resume (failed deliveries queued again). */
@@ -106,7 +122,9 @@ export class RunStore {
   /** The newest run with failed deliveries, for --retry-failed. */
   latestWithFailures(): Run | undefined {
     const row = this.db
-      .prepare(`SELECT * FROM runs WHERE kind != 'on-demand' AND id IN (SELECT run_id FROM deliveries WHERE status = 'failed') ORDER BY id DESC LIMIT 1`)
+      .prepare(
+        `SELECT * FROM runs WHERE kind != 'on-demand' AND id IN (SELECT run_id FROM deliveries WHERE status = 'failed') ORDER BY id DESC LIMIT 1`,
+      )
       .get() as Row | undefined;
     return row && fromRow(row);
   }
@@ -121,13 +139,18 @@ export class RunStore {
   }
 
   latest(): Run | undefined {
-    const row = this.db.prepare(`SELECT * FROM runs WHERE kind != 'on-demand' ORDER BY id DESC LIMIT 1`).get() as Row | undefined;
+    const row = this.db.prepare(`SELECT * FROM runs WHERE kind != 'on-demand' ORDER BY id DESC LIMIT 1`).get() as
+      Row | undefined;
     return row && fromRow(row);
   }
 
   /** The newest run that did not finish: paused by an outage, or left `running` by a crash. */
   unfinished(): Run | undefined {
-    const row = this.db.prepare(`SELECT * FROM runs WHERE status IN ('paused', 'running') AND kind != 'on-demand' ORDER BY id DESC LIMIT 1`).get() as Row | undefined;
+    const row = this.db
+      .prepare(
+        `SELECT * FROM runs WHERE status IN ('paused', 'running') AND kind != 'on-demand' ORDER BY id DESC LIMIT 1`,
+      )
+      .get() as Row | undefined;
     return row && fromRow(row);
   }
 
@@ -137,13 +160,16 @@ export class RunStore {
    */
   acquireLock(owner: string, staleMs = LOCK_STALE_MS): { ok: true } | { ok: false; holder: LockHolder } {
     const take = this.db.transaction((): { ok: true } | { ok: false; holder: LockHolder } => {
-      const row = this.db.prepare('SELECT value FROM meta WHERE key = ?').get(LOCK_KEY) as { value: string } | undefined;
+      const row = this.db.prepare('SELECT value FROM meta WHERE key = ?').get(LOCK_KEY) as
+        { value: string } | undefined;
       if (row) {
         const holder = JSON.parse(row.value) as LockHolder;
         if (holder.owner !== owner && !isDead(holder, staleMs)) return { ok: false, holder };
       }
       const mine: LockHolder = { owner, pid: process.pid, host: hostname(), since: nowIso(), heartbeat: Date.now() };
-      this.db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value').run(LOCK_KEY, JSON.stringify(mine));
+      this.db
+        .prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value')
+        .run(LOCK_KEY, JSON.stringify(mine));
       return { ok: true };
     });
     return take.immediate();
@@ -156,7 +182,9 @@ export class RunStore {
 
   heartbeat(owner: string): void {
     this.db
-      .prepare(`UPDATE meta SET value = json_set(value, '$.heartbeat', ?) WHERE key = ? AND json_extract(value, '$.owner') = ?`)
+      .prepare(
+        `UPDATE meta SET value = json_set(value, '$.heartbeat', ?) WHERE key = ? AND json_extract(value, '$.owner') = ?`,
+      )
       .run(Date.now(), LOCK_KEY, owner);
   }
 

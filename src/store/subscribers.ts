@@ -86,7 +86,14 @@ const fromRow = (r: Row): Subscriber => ({
   source: r.source,
   finishedAt: r.finished_at,
   statusReason: r.status_reason,
-  choices: { cadence: r.cadence, days: r.days, sendMinute: r.send_minute, timezone: r.timezone, pausedUntil: r.paused_until, pausedUntilAt: r.paused_until_at },
+  choices: {
+    cadence: r.cadence,
+    days: r.days,
+    sendMinute: r.send_minute,
+    timezone: r.timezone,
+    pausedUntil: r.paused_until,
+    pausedUntilAt: r.paused_until_at,
+  },
   nextDueAt: r.next_due_at,
 });
 
@@ -126,24 +133,38 @@ export class SubscriberStore {
   constructor(private readonly db: DB) {
     this.advanceStmt = db.prepare('UPDATE subscribers SET position = max(position, ?) WHERE id = ?');
     // Only from the time the sender read: a reader who changed their calendar meanwhile keeps the new one.
-    this.moveDueStmt = db.prepare<[string | null, number, string]>('UPDATE subscribers SET next_due_at = ? WHERE id = ? AND next_due_at = ?');
-    this.armStmt = db.prepare<[string]>(`UPDATE subscribers SET next_due_at = ? WHERE status = 'active' AND next_due_at IS NULL AND cadence IS NULL`);
+    this.moveDueStmt = db.prepare<[string | null, number, string]>(
+      'UPDATE subscribers SET next_due_at = ? WHERE id = ? AND next_due_at = ?',
+    );
+    this.armStmt = db.prepare<[string]>(
+      `UPDATE subscribers SET next_due_at = ? WHERE status = 'active' AND next_due_at IS NULL AND cadence IS NULL`,
+    );
     // Named: the planner would take subscribers_status (status = ?) and scan every active reader.
     // The conditions are the partial index's, so it can be walked in order.
     this.duePage = db.prepare<{ now: string; afterDue: string; afterId: number; limit: number }, Row>(
       `SELECT * FROM subscribers INDEXED BY subscribers_due WHERE status = 'active' AND next_due_at IS NOT NULL AND next_due_at <= @now AND (next_due_at, id) > (@afterDue, @afterId)
        ORDER BY next_due_at, id LIMIT @limit`,
     );
-    this.dueCount = db.prepare<[string], { n: number }>(`SELECT count(*) AS n FROM subscribers INDEXED BY subscribers_due WHERE status = 'active' AND next_due_at IS NOT NULL AND next_due_at <= ?`);
-    this.firstDue = db.prepare<[], { at: string | null }>(`SELECT min(next_due_at) AS at FROM subscribers INDEXED BY subscribers_due WHERE status = 'active' AND next_due_at IS NOT NULL`);
+    this.dueCount = db.prepare<[string], { n: number }>(
+      `SELECT count(*) AS n FROM subscribers INDEXED BY subscribers_due WHERE status = 'active' AND next_due_at IS NOT NULL AND next_due_at <= ?`,
+    );
+    this.firstDue = db.prepare<[], { at: string | null }>(
+      `SELECT min(next_due_at) AS at FROM subscribers INDEXED BY subscribers_due WHERE status = 'active' AND next_due_at IS NOT NULL`,
+    );
     this.choicesStmt = db.prepare(
       `UPDATE subscribers SET cadence = @cadence, days = @days, send_minute = @sendMinute, timezone = @timezone, paused_until = @pausedUntil,
        paused_until_at = @pausedUntilAt, next_due_at = @nextDueAt WHERE id = @id`,
     );
     this.rejoinStmt = db.prepare<[number]>('UPDATE subscribers SET cadence = NULL, next_due_at = NULL WHERE id = ?');
-    this.positions = db.prepare<[], { position: number; readers: number }>(`SELECT position, count(*) AS readers FROM subscribers WHERE status = 'active' GROUP BY position ORDER BY position`);
-    this.pausedCount = db.prepare<[string], { n: number }>(`SELECT count(*) AS n FROM subscribers WHERE status = 'active' AND paused_until_at > ?`);
-    this.ownCount = db.prepare<[], { n: number }>(`SELECT count(*) AS n FROM subscribers INDEXED BY subscribers_due WHERE status = 'active' AND next_due_at IS NOT NULL`);
+    this.positions = db.prepare<[], { position: number; readers: number }>(
+      `SELECT position, count(*) AS readers FROM subscribers WHERE status = 'active' GROUP BY position ORDER BY position`,
+    );
+    this.pausedCount = db.prepare<[string], { n: number }>(
+      `SELECT count(*) AS n FROM subscribers WHERE status = 'active' AND paused_until_at > ?`,
+    );
+    this.ownCount = db.prepare<[], { n: number }>(
+      `SELECT count(*) AS n FROM subscribers INDEXED BY subscribers_due WHERE status = 'active' AND next_due_at IS NOT NULL`,
+    );
     // A request is as old as its consent (a former reader asking again keeps an old
     // created_at), and is never dropped while a confirmation link sent for it still works.
     const stale = `status = 'pending' AND coalesce(consent_at, created_at) < @before
@@ -151,7 +172,9 @@ export class SubscriberStore {
     // Never confirmed: nothing but a stranger's request; tokens and notices go with it (CASCADE).
     const deleteUnconfirmed = db.prepare(`DELETE FROM subscribers WHERE ${stale} AND confirmed_at IS NULL`);
     // A former reader who asked to come back and never confirmed stays a former reader, history kept.
-    const lapseComebacks = db.prepare(`UPDATE subscribers SET status = 'unsubscribed', unsubscribed_at = @now WHERE ${stale} AND confirmed_at IS NOT NULL`);
+    const lapseComebacks = db.prepare(
+      `UPDATE subscribers SET status = 'unsubscribed', unsubscribed_at = @now WHERE ${stale} AND confirmed_at IS NOT NULL`,
+    );
     this.purgeStalePendingTx = db.transaction((before: string, now: string) => ({
       pending: deleteUnconfirmed.run({ before, now }).changes,
       lapsed: lapseComebacks.run({ before, now }).changes,
@@ -213,7 +236,9 @@ export class SubscriberStore {
   unsubscribe(id: number, reason: 'reader' | 'author' = 'reader'): boolean {
     return (
       this.db
-        .prepare(`UPDATE subscribers SET status = 'unsubscribed', unsubscribed_at = ?, status_reason = ? WHERE id = ? AND status != 'unsubscribed'`)
+        .prepare(
+          `UPDATE subscribers SET status = 'unsubscribed', unsubscribed_at = ?, status_reason = ? WHERE id = ? AND status != 'unsubscribed'`,
+        )
         .run(nowIso(), reason, id).changes === 1
     );
   }
@@ -224,7 +249,9 @@ export class SubscriberStore {
    */
   reactivate(id: number): void {
     this.db
-      .prepare(`UPDATE subscribers SET status = 'active', confirmed_at = coalesce(confirmed_at, ?), hard_bounces = 0, unsubscribed_at = NULL, status_reason = NULL WHERE id = ?`)
+      .prepare(
+        `UPDATE subscribers SET status = 'active', confirmed_at = coalesce(confirmed_at, ?), hard_bounces = 0, unsubscribed_at = NULL, status_reason = NULL WHERE id = ?`,
+      )
       .run(nowIso(), id);
   }
 
@@ -235,7 +262,13 @@ export class SubscriberStore {
   /** Counts a hard bounce; marks the subscriber bounced when the limit is reached. Returns true if it was. */
   recordHardBounce(id: number, limit: number): boolean {
     this.db.prepare('UPDATE subscribers SET hard_bounces = hard_bounces + 1 WHERE id = ?').run(id);
-    return this.db.prepare(`UPDATE subscribers SET status = 'bounced', status_reason = 'bounce' WHERE id = ? AND hard_bounces >= ? AND status = 'active'`).run(id, limit).changes === 1;
+    return (
+      this.db
+        .prepare(
+          `UPDATE subscribers SET status = 'bounced', status_reason = 'bounce' WHERE id = ? AND hard_bounces >= ? AND status = 'active'`,
+        )
+        .run(id, limit).changes === 1
+    );
   }
 
   clearBounces(id: number): void {
@@ -293,11 +326,18 @@ export class SubscriberStore {
   }
 
   progress(now: string): ReaderProgress {
-    return { byPosition: this.positions.all(), paused: this.pausedCount.get(now)!.n, ownCalendar: this.ownCount.get()!.n };
+    return {
+      byPosition: this.positions.all(),
+      paused: this.pausedCount.get(now)!.n,
+      ownCalendar: this.ownCount.get()!.n,
+    };
   }
 
   markFinished(id: number): boolean {
-    return this.db.prepare('UPDATE subscribers SET finished_at = ? WHERE id = ? AND finished_at IS NULL').run(nowIso(), id).changes === 1;
+    return (
+      this.db.prepare('UPDATE subscribers SET finished_at = ? WHERE id = ? AND finished_at IS NULL').run(nowIso(), id)
+        .changes === 1
+    );
   }
 
   /**
@@ -315,7 +355,10 @@ export class SubscriberStore {
 
   countByStatus(): Record<SubscriberStatus, number> {
     const counts = Object.fromEntries(SUBSCRIBER_STATUSES.map((s) => [s, 0])) as Record<SubscriberStatus, number>;
-    for (const r of this.db.prepare('SELECT status, count(*) AS n FROM subscribers GROUP BY status').all() as Array<{ status: SubscriberStatus; n: number }>) {
+    for (const r of this.db.prepare('SELECT status, count(*) AS n FROM subscribers GROUP BY status').all() as Array<{
+      status: SubscriberStatus;
+      n: number;
+    }>) {
       counts[r.status] = r.n;
     }
     return counts;
@@ -325,13 +368,17 @@ export class SubscriberStore {
    * Walks subscribers in id order a page at a time (keyset pagination), so a send over a
    * million rows holds one page in memory, and rows added meanwhile are still reached.
    */
-  *iterate(filter: { status?: SubscriberStatus; maxPosition?: number; minPosition?: number; storyCalendarAt?: string } = {}, pageSize = 500): Generator<Subscriber> {
+  *iterate(
+    filter: { status?: SubscriberStatus; maxPosition?: number; minPosition?: number; storyCalendarAt?: string } = {},
+    pageSize = 500,
+  ): Generator<Subscriber> {
     const where = ['id > @after'];
     if (filter.status) where.push('status = @status');
     if (filter.maxPosition !== undefined) where.push('position <= @maxPosition');
     if (filter.minPosition !== undefined) where.push('position >= @minPosition');
     // On the story's calendar at that instant: no calendar of their own, and not paused.
-    if (filter.storyCalendarAt !== undefined) where.push('next_due_at IS NULL AND (paused_until_at IS NULL OR paused_until_at <= @storyCalendarAt)');
+    if (filter.storyCalendarAt !== undefined)
+      where.push('next_due_at IS NULL AND (paused_until_at IS NULL OR paused_until_at <= @storyCalendarAt)');
     const page = this.db.prepare(`SELECT * FROM subscribers WHERE ${where.join(' AND ')} ORDER BY id LIMIT @limit`);
     let after = 0;
     for (;;) {
@@ -361,7 +408,8 @@ export class SubscriberStore {
     const now = nowIso();
     return this.db.transaction(() => {
       let added = 0;
-      for (const e of emails) added += insert.run({ email: e.email, at: e.createdAt ?? now, token: newFeedToken(), source }).changes;
+      for (const e of emails)
+        added += insert.run({ email: e.email, at: e.createdAt ?? now, token: newFeedToken(), source }).changes;
       return added;
     })();
   }

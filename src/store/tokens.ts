@@ -18,7 +18,9 @@ export class TokenStore {
   private readonly purgeStmt;
 
   constructor(db: DB) {
-    this.insertStmt = db.prepare(`INSERT INTO tokens (hash, subscriber_id, purpose, expires_at) VALUES (?, ?, 'confirm', ?)`);
+    this.insertStmt = db.prepare(
+      `INSERT INTO tokens (hash, subscriber_id, purpose, expires_at) VALUES (?, ?, 'confirm', ?)`,
+    );
     this.byHashStmt = db.prepare('SELECT subscriber_id, expires_at, used_at FROM tokens WHERE hash = ?');
     this.consumeStmt = db.prepare('UPDATE tokens SET used_at = ? WHERE hash = ? AND used_at IS NULL');
     this.purgeStmt = db.prepare('DELETE FROM tokens WHERE expires_at < ?');
@@ -32,7 +34,8 @@ export class TokenStore {
   }
 
   check(token: string): TokenCheck {
-    const row = this.byHashStmt.get(hashToken(token)) as { subscriber_id: number; expires_at: string; used_at: string | null } | undefined;
+    const row = this.byHashStmt.get(hashToken(token)) as
+      { subscriber_id: number; expires_at: string; used_at: string | null } | undefined;
     if (!row) return { ok: false, reason: 'unknown' };
     if (row.used_at) return { ok: false, reason: 'used' };
     if (row.expires_at <= nowIso()) return { ok: false, reason: 'expired' };

@@ -37,14 +37,22 @@ const DATE_COLUMNS = ['created at', 'subscribed at', 'creation date', 'optin tim
 const GONE: Record<string, (value: string) => boolean> = {
   'email disabled': (v) => v === 'true',
   'subscribed to emails': (v) => v === 'false',
-  'subscriber type': (v) => ['unsubscribed', 'unactivated', 'removed', 'spammy', 'complained', 'undeliverable'].includes(v),
+  'subscriber type': (v) =>
+    ['unsubscribed', 'unactivated', 'removed', 'spammy', 'complained', 'undeliverable'].includes(v),
   // listmonk's, and this tool's own export (a pending reader never confirmed).
-  status: (v) => ['unsubscribed', 'blocklisted', 'blacklisted', 'cleaned', 'bounced', 'complained', 'disabled', 'pending'].includes(v),
+  status: (v) =>
+    ['unsubscribed', 'blocklisted', 'blacklisted', 'cleaned', 'bounced', 'complained', 'disabled', 'pending'].includes(
+      v,
+    ),
   'unsub time': (v) => v !== '',
   'clean time': (v) => v !== '',
 };
 
-const headerKey = (h: string): string => h.trim().toLowerCase().replace(/[\s_-]+/g, ' ');
+const headerKey = (h: string): string =>
+  h
+    .trim()
+    .toLowerCase()
+    .replace(/[\s_-]+/g, ' ');
 
 /** ISO dates, and the forms exports write: "2024-03-01 10:00:00" and listmonk's "…+00" offsets. */
 function parseDate(value: string): Date | undefined {
@@ -77,7 +85,13 @@ export function importCsv(store: Store, file: string, opts: { skipInvalid?: bool
   // `info` gives each record's line number for error reports.
   let records: Array<{ record: string[]; info: { lines: number } }>;
   try {
-    records = parse(text, { bom: true, skip_empty_lines: true, relax_column_count: true, trim: true, info: true }) as unknown as typeof records;
+    records = parse(text, {
+      bom: true,
+      skip_empty_lines: true,
+      relax_column_count: true,
+      trim: true,
+      info: true,
+    }) as unknown as typeof records;
   } catch (err) {
     throw new CsvError(`${file}: not valid CSV (${(err as Error).message})`);
   }
@@ -85,7 +99,9 @@ export function importCsv(store: Store, file: string, opts: { skipInvalid?: bool
   const keys = header.map(headerKey);
   const emailCol = keys.findIndex((k) => EMAIL_COLUMNS.includes(k));
   if (emailCol < 0) {
-    throw new CsvError(`${file}: line 1 must be a header with an "email" column (or an export's own, such as Mailchimp's "Email Address"); found: ${header.length ? header.join(', ') : 'nothing'}; nothing was imported`);
+    throw new CsvError(
+      `${file}: line 1 must be a header with an "email" column (or an export's own, such as Mailchimp's "Email Address"); found: ${header.length ? header.join(', ') : 'nothing'}; nothing was imported`,
+    );
   }
   const dateKey = DATE_COLUMNS.find((k) => keys.includes(k));
   const dateCol = dateKey === undefined ? -1 : keys.indexOf(dateKey);
@@ -126,7 +142,9 @@ export function importCsv(store: Store, file: string, opts: { skipInvalid?: bool
     if (dateCol >= 0 && record[dateCol]) {
       const d = parseDate(record[dateCol]);
       if (!d) {
-        report.errors.push(`${file}:${info.lines}: ${header[dateCol]} "${record[dateCol]}" is not a date (use 2026-01-31 or an ISO timestamp)`);
+        report.errors.push(
+          `${file}:${info.lines}: ${header[dateCol]} "${record[dateCol]}" is not a date (use 2026-01-31 or an ISO timestamp)`,
+        );
         continue;
       }
       createdAt = d.toISOString();
@@ -140,7 +158,15 @@ export function importCsv(store: Store, file: string, opts: { skipInvalid?: bool
   return report;
 }
 
-const EXPORT_COLUMNS = ['email', 'status', 'created_at', 'confirmed_at', 'unsubscribed_at', 'position', 'source'] as const;
+const EXPORT_COLUMNS = [
+  'email',
+  'status',
+  'created_at',
+  'confirmed_at',
+  'unsubscribed_at',
+  'position',
+  'source',
+] as const;
 
 const exportRow = (s: Subscriber) => ({
   email: s.email,
@@ -153,11 +179,17 @@ const exportRow = (s: Subscriber) => ({
 });
 
 /** Streams the list out a page at a time; `write` gets CSV or JSON-lines-in-an-array text. */
-export function exportSubscribers(store: Store, format: 'csv' | 'json', write: (chunk: string) => void, status?: SubscriberStatus): void {
+export function exportSubscribers(
+  store: Store,
+  format: 'csv' | 'json',
+  write: (chunk: string) => void,
+  status?: SubscriberStatus,
+): void {
   const filter = status ? { status } : {};
   if (format === 'csv') {
     write(stringify([[...EXPORT_COLUMNS]]));
-    for (const s of store.subscribers.iterate(filter)) write(stringify([EXPORT_COLUMNS.map((c) => asText(String(exportRow(s)[c])))]));
+    for (const s of store.subscribers.iterate(filter))
+      write(stringify([EXPORT_COLUMNS.map((c) => asText(String(exportRow(s)[c])))]));
     return;
   }
   write('[');
@@ -171,7 +203,8 @@ export function exportSubscribers(store: Store, format: 'csv' | 'json', write: (
 
 export function parseStatus(value: string | undefined): SubscriberStatus | undefined {
   if (value === undefined) return undefined;
-  if (!(SUBSCRIBER_STATUSES as string[]).includes(value)) throw new UserError(`--status must be one of ${SUBSCRIBER_STATUSES.join(', ')}, not "${value}"`);
+  if (!(SUBSCRIBER_STATUSES as string[]).includes(value))
+    throw new UserError(`--status must be one of ${SUBSCRIBER_STATUSES.join(', ')}, not "${value}"`);
   return value as SubscriberStatus;
 }
 
@@ -212,9 +245,17 @@ export function showSubscriber(
   store: Store,
   emailInput: string,
   config?: Parameters<typeof calendarView>[1],
-): { subscriber: Subscriber; reading?: ReturnType<typeof readingOf>; deliveries: ReturnType<Store['deliveries']['forSubscriber']> } {
+): {
+  subscriber: Subscriber;
+  reading?: ReturnType<typeof readingOf>;
+  deliveries: ReturnType<Store['deliveries']['forSubscriber']>;
+} {
   const sub = find(store, emailInput);
-  return { subscriber: sub, ...(config ? { reading: readingOf(store, sub, config) } : {}), deliveries: store.deliveries.forSubscriber(sub.id) };
+  return {
+    subscriber: sub,
+    ...(config ? { reading: readingOf(store, sub, config) } : {}),
+    deliveries: store.deliveries.forSubscriber(sub.id),
+  };
 }
 
 function readingOf(store: Store, sub: Subscriber, config: Parameters<typeof calendarView>[1]) {
@@ -225,7 +266,9 @@ function readingOf(store: Store, sub: Subscriber, config: Parameters<typeof cale
     installment: sub.position,
     of: total,
     finished: total > 0 && sub.position >= total,
-    calendar: own ? { cadence: view.cadence, days: view.days, time: view.time, timezone: view.timezone } : 'the story\'s schedule',
+    calendar: own
+      ? { cadence: view.cadence, days: view.days, time: view.time, timezone: view.timezone }
+      : "the story's schedule",
     pausedUntil: view.pausedUntil,
     nextDueAt: sub.nextDueAt,
   };

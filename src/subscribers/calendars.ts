@@ -54,7 +54,14 @@ export function nextDue(choices: ReaderChoices, config: CalendarConfig, now: Dat
 
 /** The next slot of the config's default calendar, for readers who chose nothing; null when that is the story's runs. */
 export function defaultDue(config: CalendarConfig, now: Date): string | null {
-  const none: ReaderChoices = { cadence: null, days: null, sendMinute: null, timezone: null, pausedUntil: null, pausedUntilAt: null };
+  const none: ReaderChoices = {
+    cadence: null,
+    days: null,
+    sendMinute: null,
+    timezone: null,
+    pausedUntil: null,
+    pausedUntilAt: null,
+  };
   return nextDue(none, config, now);
 }
 
@@ -133,7 +140,12 @@ export function calendarView(sub: Subscriber, config: CalendarConfig, now: Date)
   const timezone = c.timezone ?? config.readers.timezone ?? config.schedule.timezone;
   const cadence: ReaderCadence = cal?.cadence ?? 'schedule';
   return {
-    cadence: config.mode === 'broadcast' && cadence === 'schedule' ? config.readers.cadence === 'schedule' ? 'daily' : config.readers.cadence : cadence,
+    cadence:
+      config.mode === 'broadcast' && cadence === 'schedule'
+        ? config.readers.cadence === 'schedule'
+          ? 'daily'
+          : config.readers.cadence
+        : cadence,
     ownPace: config.mode === 'broadcast' ? cal !== null : true,
     days,
     weekday: days[0] ?? 'monday',
@@ -150,7 +162,13 @@ export type PauseResult = { ok: true } | { ok: false; error: string };
 
 /** Saves, pauses and resumes a reader's calendar; every change recomputes their next delivery. */
 export class ReaderCalendars {
-  constructor(private readonly deps: { subscribers: Pick<SubscriberStore, 'setChoices'>; config: CalendarConfig; clock?: () => Date }) {}
+  constructor(
+    private readonly deps: {
+      subscribers: Pick<SubscriberStore, 'setChoices'>;
+      config: CalendarConfig;
+      clock?: () => Date;
+    },
+  ) {}
 
   private now(): Date {
     return this.deps.clock?.() ?? new Date();
@@ -170,13 +188,22 @@ export class ReaderCalendars {
   pause(sub: Subscriber, dateInput: unknown): PauseResult {
     const date = text(dateInput);
     const view = calendarView(sub, this.deps.config, this.now());
-    const valid = /^\d{4}-\d{2}-\d{2}$/.test(date) && !Number.isNaN(Date.parse(`${date}T00:00:00Z`)) && new Date(`${date}T00:00:00Z`).toISOString().startsWith(date);
+    const valid =
+      /^\d{4}-\d{2}-\d{2}$/.test(date) &&
+      !Number.isNaN(Date.parse(`${date}T00:00:00Z`)) &&
+      new Date(`${date}T00:00:00Z`).toISOString().startsWith(date);
     if (!valid) return { ok: false, error: 'Give the date to start again as a calendar date.' };
     if (date <= view.today) return { ok: false, error: 'Choose a date after today to pause until.' };
-    if (date > view.maxPause) return { ok: false, error: `A pause can last up to ${MAX_PAUSE_DAYS} days; choose an earlier date.` };
+    if (date > view.maxPause)
+      return { ok: false, error: `A pause can last up to ${MAX_PAUSE_DAYS} days; choose an earlier date.` };
     const [y, m, d] = date.split('-').map(Number) as [number, number, number];
     const startsAt = new Date(instantOf(y, m, d, 0, view.timezone)).toISOString();
-    this.save(sub, { ...sub.choices, timezone: sub.choices.timezone ?? view.timezone, pausedUntil: date, pausedUntilAt: startsAt });
+    this.save(sub, {
+      ...sub.choices,
+      timezone: sub.choices.timezone ?? view.timezone,
+      pausedUntil: date,
+      pausedUntilAt: startsAt,
+    });
     return { ok: true };
   }
 

@@ -33,7 +33,16 @@ export interface FeedbackLogger {
 }
 
 const POSTMARK_HARD = new Set(['HardBounce', 'BadEmailAddress', 'ManuallyDeactivated']);
-const POSTMARK_IGNORED = new Set(['Unsubscribe', 'Subscribe', 'AutoResponder', 'AddressChange', 'OpenRelayTest', 'ChallengeVerification', 'InboundError', 'TemplateRenderingFailed']);
+const POSTMARK_IGNORED = new Set([
+  'Unsubscribe',
+  'Subscribe',
+  'AutoResponder',
+  'AddressChange',
+  'OpenRelayTest',
+  'ChallengeVerification',
+  'InboundError',
+  'TemplateRenderingFailed',
+]);
 
 type Json = Record<string, unknown>;
 const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -60,7 +69,10 @@ export function interpretSes(message: string, snsMessageId: string): Interpreted
   const kind = text(ses.notificationType) ?? text(ses.eventType);
   const mail = isObject(ses.mail) ? ses.mail : {};
   const headers = Array.isArray(mail.headers) ? mail.headers.filter(isObject) : [];
-  const messageId = text(isObject(mail.commonHeaders) ? mail.commonHeaders.messageId : undefined) ?? text(headers.find((h) => text(h.name)?.toLowerCase() === 'message-id')?.value) ?? null;
+  const messageId =
+    text(isObject(mail.commonHeaders) ? mail.commonHeaders.messageId : undefined) ??
+    text(headers.find((h) => text(h.name)?.toLowerCase() === 'message-id')?.value) ??
+    null;
   const recipientsOf = (list: unknown, detail: (r: Json) => Json) =>
     (Array.isArray(list) ? list.filter(isObject) : []).flatMap((r) => {
       const email = text(r.emailAddress);
@@ -73,13 +85,20 @@ export function interpretSes(message: string, snsMessageId: string): Interpreted
   if (kind === 'Bounce' && isObject(ses.bounce)) {
     const b = ses.bounce;
     type = b.bounceType === 'Permanent' ? 'bounce' : 'soft-bounce';
-    recipients = recipientsOf(b.bouncedRecipients, (r) => ({ status: clip(r.status), diagnosticCode: clip(r.diagnosticCode) }));
+    recipients = recipientsOf(b.bouncedRecipients, (r) => ({
+      status: clip(r.status),
+      diagnosticCode: clip(r.diagnosticCode),
+    }));
     detail = { bounceType: clip(b.bounceType), bounceSubType: clip(b.bounceSubType), feedbackId: clip(b.feedbackId) };
   } else if (kind === 'Complaint' && isObject(ses.complaint)) {
     const c = ses.complaint;
     type = 'complaint';
     recipients = recipientsOf(c.complainedRecipients, () => ({}));
-    detail = { complaintFeedbackType: clip(c.complaintFeedbackType), complaintSubType: clip(c.complaintSubType), feedbackId: clip(c.feedbackId) };
+    detail = {
+      complaintFeedbackType: clip(c.complaintFeedbackType),
+      complaintSubType: clip(c.complaintSubType),
+      feedbackId: clip(c.feedbackId),
+    };
   } else {
     return { ignored: `SES ${kind ?? 'event of no type'}` };
   }
@@ -103,7 +122,9 @@ export function interpretPostmark(body: string): Interpreted {
   if (record === 'SpamComplaint') type = 'complaint';
   else if (record !== 'Bounce') return { ignored: `Postmark ${record ?? 'record of no type'}` };
   else if (POSTMARK_IGNORED.has(bounceType ?? '')) return { ignored: `Postmark bounce of type ${bounceType}` };
-  else type = bounceType === 'SpamComplaint' ? 'complaint' : POSTMARK_HARD.has(bounceType ?? '') ? 'bounce' : 'soft-bounce';
+  else
+    type =
+      bounceType === 'SpamComplaint' ? 'complaint' : POSTMARK_HARD.has(bounceType ?? '') ? 'bounce' : 'soft-bounce';
 
   const email = text(p.Email);
   const id = typeof p.ID === 'number' ? String(p.ID) : text(p.ID);
@@ -115,7 +136,13 @@ export function interpretPostmark(body: string): Interpreted {
       type,
       recipients: [{ email }],
       messageId: text(p.MessageID) ?? null,
-      detail: { type: bounceType, postmarkMessageId: clip(p.MessageID), inactive: p.Inactive === true, description: clip(p.Description), details: clip(p.Details) },
+      detail: {
+        type: bounceType,
+        postmarkMessageId: clip(p.MessageID),
+        inactive: p.Inactive === true,
+        description: clip(p.Description),
+        details: clip(p.Details),
+      },
     },
   };
 }
@@ -157,11 +184,24 @@ export class Feedback {
       });
     });
     for (const { subscriberId, deliveryId, effect } of outcomes) {
-      const fields = { provider: event.provider, type: event.type, subscriber: subscriberId, delivery: deliveryId, event: event.eventId };
+      const fields = {
+        provider: event.provider,
+        type: event.type,
+        subscriber: subscriberId,
+        delivery: deliveryId,
+        event: event.eventId,
+      };
       if (effect === 'duplicate') log.debug(fields, 'relay report already recorded (a retry); ignored');
       else if (effect === 'bounced') log.info(fields, 'hard bounce reported by the relay: reader marked bounced');
-      else if (effect === 'unsubscribed') log.info(fields, 'spam complaint reported by the relay: reader unsubscribed (reason: complaint)');
-      else log.info(fields, subscriberId === null ? 'relay report for an address that is not a subscriber: recorded' : `${event.type} reported by the relay: recorded`);
+      else if (effect === 'unsubscribed')
+        log.info(fields, 'spam complaint reported by the relay: reader unsubscribed (reason: complaint)');
+      else
+        log.info(
+          fields,
+          subscriberId === null
+            ? 'relay report for an address that is not a subscriber: recorded'
+            : `${event.type} reported by the relay: recorded`,
+        );
     }
     return outcomes.map((o) => o.effect);
   }

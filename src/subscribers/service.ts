@@ -22,8 +22,7 @@ export interface Logger {
 }
 
 export type ConfirmOutcome =
-  | { ok: true; subscriber: Subscriber; alreadyActive: boolean }
-  | { ok: false; reason: 'unknown' | 'used' | 'expired' };
+  { ok: true; subscriber: Subscriber; alreadyActive: boolean } | { ok: false; reason: 'unknown' | 'used' | 'expired' };
 
 export class Subscriptions {
   private readonly inFlight = new Set<Promise<void>>();
@@ -57,12 +56,19 @@ export class Subscriptions {
     if (renewed) store.subscribers.renewConsent(sub.id, ip);
     const fresh = store.subscribers.get(sub.id)!;
     if (existing !== undefined && !renewed && this.recentlyMailed(fresh)) {
-      this.deps.log.info({ subscriber: fresh.id }, 'subscribe request for a recently mailed address; not mailing again');
+      this.deps.log.info(
+        { subscriber: fresh.id },
+        'subscribe request for a recently mailed address; not mailing again',
+      );
       return;
     }
     store.subscribers.noteNoticeSent(fresh.id);
     if (fresh.status === 'active') this.deps.notices.welcome(fresh);
-    else this.deps.notices.confirm(fresh, this.deps.links.confirm(store.tokens.issue(fresh.id, config.subscribe.tokenTtlHours)));
+    else
+      this.deps.notices.confirm(
+        fresh,
+        this.deps.links.confirm(store.tokens.issue(fresh.id, config.subscribe.tokenTtlHours)),
+      );
   }
 
   /**
@@ -72,7 +78,10 @@ export class Subscriptions {
   private recentlyMailed(sub: Subscriber): boolean {
     const { config, store } = this.deps;
     if (sub.noticeSentAt === null || store.notices.latestFor(sub.id)?.status === 'failed') return false;
-    const quietMs = sub.status === 'active' ? config.subscribe.resendIntervalHours * 3_600_000 : config.subscribe.confirmResendMinutes * 60_000;
+    const quietMs =
+      sub.status === 'active'
+        ? config.subscribe.resendIntervalHours * 3_600_000
+        : config.subscribe.confirmResendMinutes * 60_000;
     return Date.now() - Date.parse(sub.noticeSentAt) < quietMs;
   }
 
@@ -101,7 +110,8 @@ export class Subscriptions {
     const { activated, subscriber } = outcome;
     if (activated) {
       this.deps.log.info({ subscriber: subscriber.id }, 'subscriber confirmed');
-      if (this.deps.onActivated) this.background(() => this.deps.onActivated!(subscriber), subscriber, 'first installment');
+      if (this.deps.onActivated)
+        this.background(() => this.deps.onActivated!(subscriber), subscriber, 'first installment');
     }
     return { ok: true, subscriber, alreadyActive: !activated };
   }
@@ -117,7 +127,8 @@ export class Subscriptions {
   unsubscribe(token: unknown): Subscriber | undefined {
     const sub = this.bySignedToken('unsubscribe', token);
     if (!sub) return undefined;
-    if (this.deps.store.subscribers.unsubscribe(sub.id)) this.deps.log.info({ subscriber: sub.id }, 'subscriber unsubscribed');
+    if (this.deps.store.subscribers.unsubscribe(sub.id))
+      this.deps.log.info({ subscriber: sub.id }, 'subscriber unsubscribed');
     return this.deps.store.subscribers.get(sub.id);
   }
 
@@ -131,7 +142,9 @@ export class Subscriptions {
     // setImmediate: the HTTP answer goes out before any rendering or SMTP work starts.
     const p = new Promise<void>((resolve) => setImmediate(resolve))
       .then(work)
-      .catch((err: unknown) => this.deps.log.error({ subscriber: sub.id, err: String(err) }, `sending ${what} email failed`))
+      .catch((err: unknown) =>
+        this.deps.log.error({ subscriber: sub.id, err: String(err) }, `sending ${what} email failed`),
+      )
       .finally(() => this.inFlight.delete(p));
     this.inFlight.add(p);
   }

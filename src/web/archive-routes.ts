@@ -25,7 +25,8 @@ export interface ArchiveDeps {
 
 const INSTALLMENT_NUMBER = /^[1-9][0-9]{0,8}$/;
 
-const minutesText = (minutes: number): string => `About ${Math.max(1, minutes)} minute${Math.max(1, minutes) === 1 ? '' : 's'}`;
+const minutesText = (minutes: number): string =>
+  `About ${Math.max(1, minutes)} minute${Math.max(1, minutes) === 1 ? '' : 's'}`;
 
 /** What one visitor may read: the published installments, plus what a reader token's reader was sent. */
 export interface Readable {
@@ -43,7 +44,12 @@ const whole = (r: Readable): boolean => r.total > 0 && r.installments.length ===
  * The page of installment `number` if the visitor may read it, else null. `csrf` adds the
  * subscribe form; a static copy has no server to post it to, and a reader needs none.
  */
-export function installmentPage(deps: ArchiveDeps, readable: Readable, number: number, csrf: string | null): string | null {
+export function installmentPage(
+  deps: ArchiveDeps,
+  readable: Readable,
+  number: number,
+  csrf: string | null,
+): string | null {
   const list = readable.installments;
   const at = list.findIndex((i) => i.number === number);
   if (at < 0) return null;
@@ -64,14 +70,26 @@ export function installmentPage(deps: ArchiveDeps, readable: Readable, number: n
     story: installmentHtml(readingBlocks(inst)),
     prev: list[at - 1] && { title: list[at - 1]!.title, url: deps.links.installment(list[at - 1]!.number, token) },
     next: list[at + 1] && { title: list[at + 1]!.title, url: deps.links.installment(list[at + 1]!.number, token) },
-    ending: last && whole(readable) ? { wholeStoryUrl: deps.links.wholeStory(token), epubUrl: deps.links.epub(token) } : null,
+    ending:
+      last && whole(readable) ? { wholeStoryUrl: deps.links.wholeStory(token), epubUrl: deps.links.epub(token) } : null,
     csrf: token === undefined ? csrf : null,
   });
 }
 
 /** The home page: the story's cover, its contents so far, and (with `csrf`) the subscribe form. */
-export function homePage(deps: ArchiveDeps, published: StoredInstallment[], csrf: string | null, form: { formError?: string; email?: string } = {}): string {
-  return deps.pages.render('home', { published, total: deps.app.store.installments.count().total, notice: ratingNotice(deps.app.info), csrf, ...form });
+export function homePage(
+  deps: ArchiveDeps,
+  published: StoredInstallment[],
+  csrf: string | null,
+  form: { formError?: string; email?: string } = {},
+): string {
+  return deps.pages.render('home', {
+    published,
+    total: deps.app.store.installments.count().total,
+    notice: ratingNotice(deps.app.info),
+    csrf,
+    ...form,
+  });
 }
 
 /** The whole story on one page, or null until the visitor may read all of it. */
@@ -84,7 +102,11 @@ export function wholeStoryPage(deps: ArchiveDeps, readable: Readable): string | 
     noindex: token !== undefined,
     notice: ratingNotice(deps.app.info),
     minutes: readable.installments.reduce((sum, i) => sum + i.minutes, 0),
-    parts: readable.installments.map((i) => ({ number: i.number, title: i.title, story: installmentHtml(readingBlocks(i)) })),
+    parts: readable.installments.map((i) => ({
+      number: i.number,
+      title: i.title,
+      story: installmentHtml(readingBlocks(i)),
+    })),
     epubUrl: deps.links.epub(token),
   });
 }
@@ -94,7 +116,8 @@ function epubCache(deps: ArchiveDeps): (installments: StoredInstallment[]) => Bu
   let cached: { key: string; bytes: Buffer } | undefined;
   return (installments) => {
     const key = installments.map((i) => `${i.hash}|${i.publishedAt ?? ''}`).join(',');
-    if (cached?.key !== key) cached = { key, bytes: buildEpub(deps.app.info, installments, { homeUrl: deps.links.home() }) };
+    if (cached?.key !== key)
+      cached = { key, bytes: buildEpub(deps.app.info, installments, { homeUrl: deps.links.home() }) };
     return cached.bytes;
   };
 }
@@ -126,19 +149,29 @@ export function archiveRoutes(deps: ArchiveDeps) {
     const sub = id === null ? undefined : app.store.subscribers.get(id);
     if (!sub || !links.verify('read', token as string, sub)) return null;
     const sent = (n: number) => sub.position >= n || app.store.deliveries.get(sub.id, n)?.status === 'sent';
-    return { installments: app.store.installments.all().filter((i) => i.publishedAt || sent(i.number)), total, readerToken: token as string };
+    return {
+      installments: app.store.installments.all().filter((i) => i.publishedAt || sent(i.number)),
+      total,
+      readerToken: token as string,
+    };
   };
 
   /** A reader's pages are theirs alone: not kept by any cache, not indexed. */
   const privately = (reply: FastifyReply, readable: Readable): FastifyReply =>
-    readable.readerToken === undefined ? reply : reply.header('cache-control', 'no-store').header('x-robots-tag', 'noindex, nofollow');
+    readable.readerToken === undefined
+      ? reply
+      : reply.header('cache-control', 'no-store').header('x-robots-tag', 'noindex, nofollow');
 
   return (server: FastifyInstance) => {
     server.get<{ Params: { n: string } }>('/installments/:n', (req, reply) => {
       if (!INSTALLMENT_NUMBER.test(req.params.n)) return reply.callNotFound();
       const number = Number(req.params.n);
       if ((req.query as { reader?: unknown }).reader === undefined) {
-        const page = publicPages.get(`/installments/${number}`, () => reply.generateCsrf(), (csrf) => installmentPage(deps, readableFor({})!, number, csrf));
+        const page = publicPages.get(
+          `/installments/${number}`,
+          () => reply.generateCsrf(),
+          (csrf) => installmentPage(deps, readableFor({})!, number, csrf),
+        );
         return page === null ? reply.callNotFound() : sendHtml(reply, 200, page);
       }
       const readable = readableFor(req.query);

@@ -30,7 +30,9 @@ function notModified(req: FastifyRequest, doc: FeedDocument): boolean {
   }
   const since = Date.parse(req.headers['if-modified-since'] ?? '');
   // HTTP dates have whole seconds; the stored date has milliseconds.
-  return !Number.isNaN(since) && doc.lastModified !== null && Math.floor(doc.lastModified.getTime() / 1000) * 1000 <= since;
+  return (
+    !Number.isNaN(since) && doc.lastModified !== null && Math.floor(doc.lastModified.getTime() / 1000) * 1000 <= since
+  );
 }
 
 function sendFeed(req: FastifyRequest, reply: FastifyReply, doc: FeedDocument, cacheControl: string) {
@@ -45,7 +47,8 @@ export function feedRoutes(deps: { app: App; pages: Pages }) {
   const feeds = feedCache(app);
 
   return (server: FastifyInstance) => {
-    for (const [path, format] of PUBLIC_FEEDS) server.get(path, (req, reply) => sendFeed(req, reply, feeds.feed(format), PUBLIC_CACHE));
+    for (const [path, format] of PUBLIC_FEEDS)
+      server.get(path, (req, reply) => sendFeed(req, reply, feeds.feed(format), PUBLIC_CACHE));
 
     server.get<{ Params: { file: string } }>('/feeds/:file', (req, reply) => {
       const m = PRIVATE_FILE.exec(req.params.file);
@@ -56,7 +59,13 @@ export function feedRoutes(deps: { app: App; pages: Pages }) {
         return sendHtml(
           reply,
           410,
-          pages.message({ pageTitle: 'Feed ended', heading: 'This feed has ended', paragraphs: [`This private feed of ${app.info.title} belonged to a subscription that has ended. The public feeds are linked below.`] }),
+          pages.message({
+            pageTitle: 'Feed ended',
+            heading: 'This feed has ended',
+            paragraphs: [
+              `This private feed of ${app.info.title} belonged to a subscription that has ended. The public feeds are linked below.`,
+            ],
+          }),
         );
       }
       return sendFeed(req, reply, feeds.privateFeed(sub, m![2] ? 'atom' : 'rss'), PRIVATE_CACHE);

@@ -22,7 +22,9 @@ export function nextRoutes(deps: { app: App; pages: Pages; subscriptions: Subscr
         paragraphs: [text],
         action: token ? { url: '/next', label: 'Send me the next installment', fields: { token } } : undefined,
         // The rest of the story at once, and the reader's calendar, are on their calendar page.
-        nextSteps: sub ? [{ url: links.preferences(sub), label: 'Send me the rest, or change when installments come' }] : undefined,
+        nextSteps: sub
+          ? [{ url: links.preferences(sub), label: 'Send me the rest, or change when installments come' }]
+          : undefined,
       }),
     );
 
@@ -47,18 +49,32 @@ export function nextRoutes(deps: { app: App; pages: Pages; subscriptions: Subscr
     if (app.config.mode !== 'paced') return;
     server.get('/next', (req, reply) => {
       const sub = subscriptions.bySignedToken('next', tokenOf(req));
-      if (!sub || sub.status !== 'active') return page(reply, 400, 'This link cannot be used', 'This link is not valid for an active subscription.');
+      if (!sub || sub.status !== 'active')
+        return page(reply, 400, 'This link cannot be used', 'This link is not valid for an active subscription.');
       if (finished(sub)) return theEnd(reply, sub);
-      return page(reply, 200, 'Next installment', `Send the next installment of ${app.info.title} to ${sub.email} now?`, String(tokenOf(req)), sub);
+      return page(
+        reply,
+        200,
+        'Next installment',
+        `Send the next installment of ${app.info.title} to ${sub.email} now?`,
+        String(tokenOf(req)),
+        sub,
+      );
     });
 
     // Once per reader by nature (after it there is no rest), so no rate limit of its own.
     server.post('/rest', async (req, reply) => {
       const sub = subscriptions.bySignedToken('next', tokenOf(req));
-      if (!sub || sub.status !== 'active') return page(reply, 400, 'This link cannot be used', 'This link is not valid for an active subscription.');
+      if (!sub || sub.status !== 'active')
+        return page(reply, 400, 'This link cannot be used', 'This link is not valid for an active subscription.');
       const r = await sendRest(send, sub.id);
       if (r.status !== 'sent') return theEnd(reply, sub);
-      return page(reply, 200, 'On its way', `The rest of ${app.info.title}, from installment ${r.from}, is on its way to ${sub.email}: one email with the whole story to read online and as an EPUB.`);
+      return page(
+        reply,
+        200,
+        'On its way',
+        `The rest of ${app.info.title}, from installment ${r.from}, is on its way to ${sub.email}: one email with the whole story to read online and as an EPUB.`,
+      );
     });
 
     server.post(
@@ -76,21 +92,27 @@ export function nextRoutes(deps: { app: App; pages: Pages; subscriptions: Subscr
               const sub = subscriptions.bySignedToken('next', tokenOf(req));
               return sub !== undefined && finished(sub);
             },
-            errorResponseBuilder: (_req, ctx) => ({ statusCode: 429, message: `You have asked for several installments already; the next one can be sent in ${ctx.after}.` }),
+            errorResponseBuilder: (_req, ctx) => ({
+              statusCode: 429,
+              message: `You have asked for several installments already; the next one can be sent in ${ctx.after}.`,
+            }),
           },
         },
       },
       async (req, reply) => {
         const sub = subscriptions.bySignedToken('next', tokenOf(req));
-        if (!sub || sub.status !== 'active') return page(reply, 400, 'This link cannot be used', 'This link is not valid for an active subscription.');
+        if (!sub || sub.status !== 'active')
+          return page(reply, 400, 'This link cannot be used', 'This link is not valid for an active subscription.');
         if (finished(sub)) return theEnd(reply, sub);
         try {
           const r = await sendNext(send, sub.id);
           if (r.status === 'finished') return theEnd(reply, sub);
-          if (r.status !== 'sent') return page(reply, 503, 'Not sent', 'The installment could not be sent just now. Please try again later.');
+          if (r.status !== 'sent')
+            return page(reply, 503, 'Not sent', 'The installment could not be sent just now. Please try again later.');
           return page(reply, 200, 'On its way', `Installment ${r.installment} is on its way to ${sub.email}.`);
         } catch (err) {
-          if (err instanceof SenderBusyError) return page(reply, 503, 'Busy', 'A delivery run is in progress. Please try again in a few minutes.');
+          if (err instanceof SenderBusyError)
+            return page(reply, 503, 'Busy', 'A delivery run is in progress. Please try again in a few minutes.');
           throw err;
         }
       },

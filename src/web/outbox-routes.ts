@@ -7,7 +7,14 @@ import { listOutbox, readOutbox } from '../deliver/transport.ts';
 import type { Pages } from './pages.ts';
 
 const ANCHOR = /<a\b[^>]*?\bhref="([^"]+)"[^>]*>([\s\S]*?)<\/a>/gi;
-const ENTITIES: Record<string, string> = { '&amp;': '&', '&lt;': '<', '&gt;': '>', '&quot;': '"', '&#39;': "'", '&#x27;': "'" };
+const ENTITIES: Record<string, string> = {
+  '&amp;': '&',
+  '&lt;': '<',
+  '&gt;': '>',
+  '&quot;': '"',
+  '&#39;': "'",
+  '&#x27;': "'",
+};
 const decode = (s: string) => s.replace(/&(amp|lt|gt|quot|#39|#x27);/g, (m) => ENTITIES[m] ?? m);
 
 /** The links of a message we rendered ourselves, so they can be clicked outside the sandboxed frame. */
@@ -18,7 +25,13 @@ function linksIn(messageHtml: string): Array<{ href: string; label: string }> {
     const href = decode(m[1]!);
     if (!/^https?:/i.test(href) || seen.has(href)) continue;
     seen.add(href);
-    out.push({ href, label: decode(m[2]!.replace(/<[^>]*>/g, '')).replace(/\s+/g, ' ').trim() || href });
+    out.push({
+      href,
+      label:
+        decode(m[2]!.replace(/<[^>]*>/g, ''))
+          .replace(/\s+/g, ' ')
+          .trim() || href,
+    });
   }
   return out;
 }
@@ -38,7 +51,11 @@ const hostOf = (header: string | undefined): string => {
 /** Asked from this machine, directly: a loopback peer, addressed by a loopback name, through no proxy. */
 function isLocal(req: FastifyRequest): boolean {
   const peer = (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '');
-  return isLoopbackHost(peer) && isLoopbackHost(hostOf(req.headers.host)) && PROXY_HEADERS.every((h) => req.headers[h] === undefined);
+  return (
+    isLoopbackHost(peer) &&
+    isLoopbackHost(hostOf(req.headers.host)) &&
+    PROXY_HEADERS.every((h) => req.headers[h] === undefined)
+  );
 }
 
 export function outboxRoutes(deps: { dir: string; pages: Pages; access: Config['server']['outboxPage'] }) {
@@ -51,12 +68,16 @@ export function outboxRoutes(deps: { dir: string; pages: Pages; access: Config['
   };
   return (server: FastifyInstance) => {
     if (access === 'off') return;
-    server.get('/outbox', { onRequest }, (_req, reply) => reply.type('text/html; charset=utf-8').send(pages.render('outbox', { dir, messages: listOutbox(dir) })));
+    server.get('/outbox', { onRequest }, (_req, reply) =>
+      reply.type('text/html; charset=utf-8').send(pages.render('outbox', { dir, messages: listOutbox(dir) })),
+    );
 
     server.get<{ Params: { id: string } }>('/outbox/:id', { onRequest }, (req, reply) => {
       const message = readOutbox(dir, req.params.id);
       if (!message) return reply.callNotFound();
-      return reply.type('text/html; charset=utf-8').send(pages.render('outbox-message', { message, links_in_message: linksIn(message.html) }));
+      return reply
+        .type('text/html; charset=utf-8')
+        .send(pages.render('outbox-message', { message, links_in_message: linksIn(message.html) }));
     });
 
     // The email's own HTML, in a sandbox: no scripts, no same-origin access.
@@ -64,7 +85,10 @@ export function outboxRoutes(deps: { dir: string; pages: Pages; access: Config['
       const message = readOutbox(dir, req.params.id);
       if (!message) return reply.callNotFound();
       return reply
-        .header('content-security-policy', "sandbox allow-popups allow-popups-to-escape-sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data:")
+        .header(
+          'content-security-policy',
+          "sandbox allow-popups allow-popups-to-escape-sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data:",
+        )
         .type('text/html; charset=utf-8')
         .send(message.html);
     });

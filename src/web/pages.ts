@@ -31,7 +31,12 @@ export class Pages {
     readonly common: PageCommon,
   ) {
     this.eta = new Eta({ views: path.join(templatesDir, 'pages'), cache: true, autoEscape: true });
-    this.dateFormat = new Intl.DateTimeFormat(common.info.language, { year: 'numeric', month: 'long', day: 'numeric', timeZone: 'UTC' });
+    this.dateFormat = new Intl.DateTimeFormat(common.info.language, {
+      year: 'numeric',
+      month: 'long',
+      day: 'numeric',
+      timeZone: 'UTC',
+    });
   }
 
   render(name: string, data: object): string {

@@ -57,14 +57,24 @@ export interface PreferencesDeps {
 }
 
 /** The calendar page (also the confirmation page's second half): its own CSP lets our zone script run. */
-export function calendarPage(deps: PreferencesDeps, reply: FastifyReply, sub: Subscriber, opts: CalendarPageOptions = {}): FastifyReply {
+export function calendarPage(
+  deps: PreferencesDeps,
+  reply: FastifyReply,
+  sub: Subscriber,
+  opts: CalendarPageOptions = {},
+): FastifyReply {
   const { app, pages, links } = deps;
   const { config } = app;
   const now = deps.clock?.() ?? new Date();
   const view = calendarView(sub, config, now);
-  const zoneDate = (opts2: Intl.DateTimeFormatOptions) => new Intl.DateTimeFormat(app.info.language, { ...opts2, timeZone: view.timezone });
+  const zoneDate = (opts2: Intl.DateTimeFormatOptions) =>
+    new Intl.DateTimeFormat(app.info.language, { ...opts2, timeZone: view.timezone });
   // A pause ends on a calendar date, the same in every zone.
-  const pauseEnd = view.pausedUntil ? new Intl.DateTimeFormat(app.info.language, { dateStyle: 'full', timeZone: 'UTC' }).format(new Date(`${view.pausedUntil}T00:00:00Z`)) : '';
+  const pauseEnd = view.pausedUntil
+    ? new Intl.DateTimeFormat(app.info.language, { dateStyle: 'full', timeZone: 'UTC' }).format(
+        new Date(`${view.pausedUntil}T00:00:00Z`),
+      )
+    : '';
   const paced = config.mode === 'paced';
   const total = app.store.installments.count().total;
   // Just confirmed on the default calendar: armed at the next run, due at its next slot.
@@ -76,7 +86,9 @@ export function calendarPage(deps: PreferencesDeps, reply: FastifyReply, sub: Su
       : paced
         ? 'You get one installment at each of the story’s scheduled runs.'
         : 'You get each new installment when it is published.';
-  const cadences = (Object.keys(CADENCE_LABELS) as ReaderCadence[]).filter((c) => paced || c !== 'schedule').map((value) => ({ value, label: CADENCE_LABELS[value] }));
+  const cadences = (Object.keys(CADENCE_LABELS) as ReaderCadence[])
+    .filter((c) => paced || c !== 'schedule')
+    .map((value) => ({ value, label: CADENCE_LABELS[value] }));
   const tomorrow = new Date(`${view.today}T12:00:00Z`);
   tomorrow.setUTCDate(tomorrow.getUTCDate() + 1);
   const html = pages.render('preferences', {
@@ -101,7 +113,11 @@ export function calendarPage(deps: PreferencesDeps, reply: FastifyReply, sub: Su
     catchUp: paced && sub.position < total ? { token: links.sign('next', sub) } : null,
   });
   // The signed token is in the page: no cache may keep it.
-  return sendHtml(reply.header('content-security-policy', PAGE_CSP).header('cache-control', 'no-store'), opts.status ?? 200, html);
+  return sendHtml(
+    reply.header('content-security-policy', PAGE_CSP).header('cache-control', 'no-store'),
+    opts.status ?? 200,
+    html,
+  );
 }
 
 export function preferencesRoutes(deps: PreferencesDeps) {
@@ -125,7 +141,12 @@ export function preferencesRoutes(deps: PreferencesDeps) {
     );
 
   return (server: FastifyInstance) => {
-    server.get(SCRIPT_PATH, (_req, reply) => reply.type('text/javascript; charset=utf-8').header('cache-control', 'public, max-age=86400').send(TIMEZONE_SCRIPT));
+    server.get(SCRIPT_PATH, (_req, reply) =>
+      reply
+        .type('text/javascript; charset=utf-8')
+        .header('cache-control', 'public, max-age=86400')
+        .send(TIMEZONE_SCRIPT),
+    );
 
     server.get('/preferences', (req, reply) => {
       const sub = reader(tokenOf(req));
@@ -142,7 +163,10 @@ export function preferencesRoutes(deps: PreferencesDeps) {
             timeWindow: 600_000,
             hook: 'preHandler',
             keyGenerator: (req) => `preferences:${Links.idOf(tokenOf(req)) ?? req.ip}`,
-            errorResponseBuilder: (_req, ctx) => ({ statusCode: 429, message: `You have changed your calendar many times just now; try again in ${ctx.after}.` }),
+            errorResponseBuilder: (_req, ctx) => ({
+              statusCode: 429,
+              message: `You have changed your calendar many times just now; try again in ${ctx.after}.`,
+            }),
           },
         },
       },
@@ -153,14 +177,18 @@ export function preferencesRoutes(deps: PreferencesDeps) {
         const again = () => app.store.subscribers.get(sub.id)!;
         if (form.action === 'pause') {
           const r = calendars.pause(sub, form.until);
-          return r.ok ? calendarPage(deps, reply, again(), { saved: 'Paused.' }) : calendarPage(deps, reply, sub, { status: 400, errors: [r.error] });
+          return r.ok
+            ? calendarPage(deps, reply, again(), { saved: 'Paused.' })
+            : calendarPage(deps, reply, sub, { status: 400, errors: [r.error] });
         }
         if (form.action === 'resume') {
           calendars.resume(sub);
           return calendarPage(deps, reply, again(), { saved: 'Resumed.' });
         }
         const r = calendars.update(sub, form);
-        return r.ok ? calendarPage(deps, reply, again(), { saved: 'Saved.' }) : calendarPage(deps, reply, sub, { status: 400, errors: r.errors });
+        return r.ok
+          ? calendarPage(deps, reply, again(), { saved: 'Saved.' })
+          : calendarPage(deps, reply, sub, { status: 400, errors: r.errors });
       },
     );
   };

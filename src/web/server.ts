@@ -21,7 +21,8 @@ export interface ServerOptions {
 
 // Pages use one inline <style> and no scripts; forms post only to us; tokens in URLs must
 // not leak to other sites through Referer.
-export const CONTENT_SECURITY_POLICY = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; frame-src 'self'; frame-ancestors 'self'; base-uri 'none'";
+export const CONTENT_SECURITY_POLICY =
+  "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; frame-src 'self'; frame-ancestors 'self'; base-uri 'none'";
 
 const SECURITY_HEADERS: Record<string, string> = {
   'content-security-policy': CONTENT_SECURITY_POLICY,
@@ -34,12 +35,16 @@ export async function createServer(opts: ServerOptions): Promise<FastifyInstance
   const { config, pages } = opts;
   const common = { bodyLimit: config.subscribe.maxBodyBytes, trustProxy: config.server.trustProxy };
   // pino's Logger is a FastifyBaseLogger; the cast only drops the narrower generic.
-  const server = (opts.logger ? Fastify({ ...common, loggerInstance: opts.logger }) : Fastify({ ...common, logger: false })) as unknown as FastifyInstance;
+  const server = (opts.logger
+    ? Fastify({ ...common, loggerInstance: opts.logger })
+    : Fastify({ ...common, logger: false })) as unknown as FastifyInstance;
 
   await server.register(formbody, { bodyLimit: config.subscribe.maxBodyBytes });
   // RFC 8058 one-click unsubscribe may arrive as multipart/form-data; the signed token in
   // the URL is what authorizes it, so the body only needs to be accepted, not parsed.
-  server.addContentTypeParser('multipart/form-data', { parseAs: 'string' }, (_req, body, done) => done(null, { raw: body }));
+  server.addContentTypeParser('multipart/form-data', { parseAs: 'string' }, (_req, body, done) =>
+    done(null, { raw: body }),
+  );
   await server.register(cookie);
   await server.register(csrf, {
     sessionPlugin: '@fastify/cookie',
@@ -55,7 +60,15 @@ export async function createServer(opts: ServerOptions): Promise<FastifyInstance
   for (const route of opts.routes) await route(server);
 
   server.setNotFoundHandler((req, reply) => {
-    sendHtml(reply, 404, pages.message({ pageTitle: 'Not found', heading: 'Page not found', paragraphs: [`There is nothing at ${req.url.split('?')[0]}.`] }));
+    sendHtml(
+      reply,
+      404,
+      pages.message({
+        pageTitle: 'Not found',
+        heading: 'Page not found',
+        paragraphs: [`There is nothing at ${req.url.split('?')[0]}.`],
+      }),
+    );
   });
 
   server.setErrorHandler((err: { statusCode?: number; message: string }, req, reply) => {
@@ -69,7 +82,11 @@ export async function createServer(opts: ServerOptions): Promise<FastifyInstance
           : status >= 500
             ? 'Something went wrong on our side. Please try again later.'
             : err.message;
-    sendHtml(reply, status, pages.message({ pageTitle: 'Error', heading: status === 403 ? 'Please try again' : 'Sorry', paragraphs: [text] }));
+    sendHtml(
+      reply,
+      status,
+      pages.message({ pageTitle: 'Error', heading: status === 403 ? 'Please try again' : 'Sorry', paragraphs: [text] }),
+    );
   });
 
   return server;

@@ -42,8 +42,14 @@ export function parseEnvelope(body: unknown): SnsEnvelope | string {
   if (typeof env !== 'object' || env === null) return 'the body is not a JSON object';
   const e = env as Record<string, unknown>;
   const type = e.Type;
-  if (typeof type !== 'string' || !Object.hasOwn(SIGNED_KEYS, type)) return `unknown SNS message Type ${JSON.stringify(type)}`;
-  const required = [...SIGNED_KEYS[type as SnsType].filter((k) => !OPTIONAL.has(k)), 'Signature', 'SignatureVersion', 'SigningCertURL'];
+  if (typeof type !== 'string' || !Object.hasOwn(SIGNED_KEYS, type))
+    return `unknown SNS message Type ${JSON.stringify(type)}`;
+  const required = [
+    ...SIGNED_KEYS[type as SnsType].filter((k) => !OPTIONAL.has(k)),
+    'Signature',
+    'SignatureVersion',
+    'SigningCertURL',
+  ];
   const missing = required.filter((k) => typeof e[k] !== 'string');
   if (missing.length > 0) return `an SNS ${type} needs ${missing.join(', ')}`;
   if (e.Subject !== undefined && typeof e.Subject !== 'string') return 'Subject must be a string';
@@ -92,7 +98,8 @@ export class SnsVerifier {
     const algorithm = ALGORITHMS[env.SignatureVersion];
     if (!algorithm || !isSnsUrl(env.SigningCertURL, { pem: true })) return false;
     const key = await this.key(env.SigningCertURL);
-    const toSign = SIGNED_KEYS[env.Type].filter((k) => env[k] !== undefined)
+    const toSign = SIGNED_KEYS[env.Type]
+      .filter((k) => env[k] !== undefined)
       .map((k) => `${k}\n${env[k]}\n`)
       .join('');
     return verify(algorithm, Buffer.from(toSign, 'utf8'), key, Buffer.from(env.Signature, 'base64'));

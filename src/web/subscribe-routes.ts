@@ -38,7 +38,15 @@ export function subscribeRoutes(deps: { app: App; pages: Pages; subscriptions: S
 
   return (server: FastifyInstance) => {
     server.get('/', (_req, reply) =>
-      sendHtml(reply, 200, homeCache.get('/', () => reply.generateCsrf(), (csrf) => homePage({ app, pages, links }, feedCache(app).published(), csrf))!),
+      sendHtml(
+        reply,
+        200,
+        homeCache.get(
+          '/',
+          () => reply.generateCsrf(),
+          (csrf) => homePage({ app, pages, links }, feedCache(app).published(), csrf),
+        )!,
+      ),
     );
 
     server.post(
@@ -59,14 +67,22 @@ export function subscribeRoutes(deps: { app: App; pages: Pages; subscriptions: S
       (req, reply) => {
         const form = (req.body ?? {}) as Form;
         // Bots fill every field; people never see this one. Answer as if it worked.
-        if (typeof form.website === 'string' && form.website !== '') return reply.redirect('/subscribe/check-inbox', 303);
+        if (typeof form.website === 'string' && form.website !== '')
+          return reply.redirect('/subscribe/check-inbox', 303);
         if (app.info.adult && form.adult !== 'yes') {
-          return home(reply, 400, { formError: `This story is rated ${app.info.rating ?? 'for adults'}: please confirm you are an adult to subscribe.`, email: typeof form.email === 'string' ? form.email : '' });
+          return home(reply, 400, {
+            formError: `This story is rated ${app.info.rating ?? 'for adults'}: please confirm you are an adult to subscribe.`,
+            email: typeof form.email === 'string' ? form.email : '',
+          });
         }
         try {
           subscriptions.request(form.email, req.ip);
         } catch (err) {
-          if (err instanceof InvalidEmailError) return home(reply, 400, { formError: `Please check your email address: ${err.message}.`, email: typeof form.email === 'string' ? form.email : '' });
+          if (err instanceof InvalidEmailError)
+            return home(reply, 400, {
+              formError: `Please check your email address: ${err.message}.`,
+              email: typeof form.email === 'string' ? form.email : '',
+            });
           throw err;
         }
         return reply.redirect('/subscribe/check-inbox', 303);
@@ -93,7 +109,16 @@ export function subscribeRoutes(deps: { app: App; pages: Pages; subscriptions: S
     server.get('/confirm', (req, reply) => {
       const token = tokenOf(req);
       const checked = subscriptions.checkConfirm(token);
-      if (!checked.ok) return sendHtml(reply, checked.reason === 'unknown' ? 400 : 410, pages.message({ pageTitle: 'Confirm', heading: 'This link cannot be used', paragraphs: [CONFIRM_FAILURES[checked.reason]] }));
+      if (!checked.ok)
+        return sendHtml(
+          reply,
+          checked.reason === 'unknown' ? 400 : 410,
+          pages.message({
+            pageTitle: 'Confirm',
+            heading: 'This link cannot be used',
+            paragraphs: [CONFIRM_FAILURES[checked.reason]],
+          }),
+        );
       return sendHtml(
         reply,
         200,
@@ -108,7 +133,16 @@ export function subscribeRoutes(deps: { app: App; pages: Pages; subscriptions: S
 
     server.post('/confirm', async (req, reply) => {
       const outcome = subscriptions.confirm(tokenOf(req), req.ip);
-      if (!outcome.ok) return sendHtml(reply, outcome.reason === 'unknown' ? 400 : 410, pages.message({ pageTitle: 'Confirm', heading: 'This link cannot be used', paragraphs: [CONFIRM_FAILURES[outcome.reason]] }));
+      if (!outcome.ok)
+        return sendHtml(
+          reply,
+          outcome.reason === 'unknown' ? 400 : 410,
+          pages.message({
+            pageTitle: 'Confirm',
+            heading: 'This link cannot be used',
+            paragraphs: [CONFIRM_FAILURES[outcome.reason]],
+          }),
+        );
       const next =
         config.mode === 'paced'
           ? 'Installment 1 is on its way to your inbox; the next ones follow on the schedule, and each email lets you ask for the next one sooner.'
@@ -117,20 +151,54 @@ export function subscribeRoutes(deps: { app: App; pages: Pages; subscriptions: S
             : 'New installments will arrive in your inbox as they are published. Earlier ones can be read on this site.';
       const thanks = [`Thank you: ${outcome.subscriber.email} is now subscribed to ${app.info.title}.`, next];
       // While there is something left to deliver, the reader chooses when, right here.
-      if (!complete()) return calendarPage({ app, pages, links }, reply, outcome.subscriber, { heading: "You're subscribed", intro: thanks });
-      const storyLinks = [{ url: links.wholeStory(), label: 'Read the whole story' }, { url: links.epub(), label: 'Download the EPUB' }];
-      return sendHtml(reply, 200, pages.message({ pageTitle: 'Subscribed', heading: "You're subscribed", paragraphs: thanks, nextSteps: storyLinks }));
+      if (!complete())
+        return calendarPage({ app, pages, links }, reply, outcome.subscriber, {
+          heading: "You're subscribed",
+          intro: thanks,
+        });
+      const storyLinks = [
+        { url: links.wholeStory(), label: 'Read the whole story' },
+        { url: links.epub(), label: 'Download the EPUB' },
+      ];
+      return sendHtml(
+        reply,
+        200,
+        pages.message({
+          pageTitle: 'Subscribed',
+          heading: "You're subscribed",
+          paragraphs: thanks,
+          nextSteps: storyLinks,
+        }),
+      );
     });
 
     const badUnsubscribe = (reply: FastifyReply) =>
-      sendHtml(reply, 400, pages.message({ pageTitle: 'Unsubscribe', heading: 'This link cannot be used', paragraphs: ['This unsubscribe link is not valid. Use the link from your most recent email, or reply to it and ask to be removed.'] }));
+      sendHtml(
+        reply,
+        400,
+        pages.message({
+          pageTitle: 'Unsubscribe',
+          heading: 'This link cannot be used',
+          paragraphs: [
+            'This unsubscribe link is not valid. Use the link from your most recent email, or reply to it and ask to be removed.',
+          ],
+        }),
+      );
 
     server.get('/unsubscribe', (req, reply) => {
       const token = tokenOf(req);
       const sub = subscriptions.bySignedToken('unsubscribe', token);
       if (!sub) return badUnsubscribe(reply);
       if (sub.status === 'unsubscribed') {
-        return sendHtml(reply, 200, pages.message({ pageTitle: 'Unsubscribe', heading: 'You are unsubscribed', paragraphs: [`${sub.email} no longer receives ${app.info.title}.`] }));
+        return sendHtml(
+          reply,
+          200,
+          pages.message({
+            pageTitle: 'Unsubscribe',
+            heading: 'You are unsubscribed',
+            paragraphs: [`${sub.email} no longer receives ${app.info.title}.`],
+          }),
+        );
       }
       return sendHtml(
         reply,
@@ -155,7 +223,10 @@ export function subscribeRoutes(deps: { app: App; pages: Pages; subscriptions: S
         pages.message({
           pageTitle: 'Unsubscribed',
           heading: 'You are unsubscribed',
-          paragraphs: [`${sub.email} will not receive any more installments of ${app.info.title}.`, 'Changed your mind? You can subscribe again from the home page at any time.'],
+          paragraphs: [
+            `${sub.email} will not receive any more installments of ${app.info.title}.`,
+            'Changed your mind? You can subscribe again from the home page at any time.',
+          ],
         }),
       );
     });

@@ -5,13 +5,20 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Config } from '../config.ts';
-import { interpretPostmark, interpretSes, MalformedReport, type Feedback, type Interpreted } from '../subscribers/feedback.ts';
+import {
+  interpretPostmark,
+  interpretSes,
+  MalformedReport,
+  type Feedback,
+  type Interpreted,
+} from '../subscribers/feedback.ts';
 import { fetchText as fetchOverHttps, isSnsUrl, parseEnvelope, SnsVerifier, type FetchText } from './sns.ts';
 
 // SNS messages are at most 256 KB; JSON escaping in the envelope adds to that.
 const BODY_LIMIT = 384 * 1024;
 
-const answer = (reply: FastifyReply, status: number, text: string): FastifyReply => reply.code(status).type('text/plain; charset=utf-8').send(`${text}\n`);
+const answer = (reply: FastifyReply, status: number, text: string): FastifyReply =>
+  reply.code(status).type('text/plain; charset=utf-8').send(`${text}\n`);
 
 export function webhookRoutes(deps: { webhooks: Config['webhooks']; feedback: Feedback; fetchText?: FetchText }) {
   const { webhooks, feedback } = deps;
@@ -39,11 +46,17 @@ export function webhookRoutes(deps: { webhooks: Config['webhooks']; feedback: Fe
       try {
         genuine = await verifier.verify(env);
       } catch (err) {
-        req.log.warn({ err, certUrl: env.SigningCertURL }, 'SNS signing certificate could not be fetched; SNS will retry');
+        req.log.warn(
+          { err, certUrl: env.SigningCertURL },
+          'SNS signing certificate could not be fetched; SNS will retry',
+        );
         return answer(reply, 502, 'signing certificate unavailable');
       }
       if (!genuine) {
-        req.log.warn({ topicArn: env.TopicArn, certUrl: env.SigningCertURL }, 'SNS message with a bad signature or certificate URL refused');
+        req.log.warn(
+          { topicArn: env.TopicArn, certUrl: env.SigningCertURL },
+          'SNS message with a bad signature or certificate URL refused',
+        );
         return answer(reply, 403, 'bad signature');
       }
       if (env.Type === 'UnsubscribeConfirmation') {
@@ -56,7 +69,10 @@ export function webhookRoutes(deps: { webhooks: Config['webhooks']; feedback: Fe
         try {
           await fetchText(url);
         } catch (err) {
-          req.log.warn({ err, topicArn: env.TopicArn, subscribeUrl: url }, 'SNS subscription could not be confirmed; open the SubscribeURL to confirm it by hand');
+          req.log.warn(
+            { err, topicArn: env.TopicArn, subscribeUrl: url },
+            'SNS subscription could not be confirmed; open the SubscribeURL to confirm it by hand',
+          );
           return answer(reply, 502, 'could not confirm the subscription');
         }
         req.log.info({ topicArn: env.TopicArn, subscribeUrl: url }, 'SNS subscription confirmed');
@@ -79,7 +95,11 @@ export function webhookRoutes(deps: { webhooks: Config['webhooks']; feedback: Fe
     scope.post('/webhooks/postmark', { bodyLimit: BODY_LIMIT }, async (req, reply) => {
       if (!authorised(req.headers.authorization)) {
         req.log.warn('Postmark webhook without the right token refused');
-        return answer(reply.header('www-authenticate', 'Basic realm="feuilleton webhooks", charset="UTF-8"'), 401, 'unauthorised');
+        return answer(
+          reply.header('www-authenticate', 'Basic realm="feuilleton webhooks", charset="UTF-8"'),
+          401,
+          'unauthorised',
+        );
       }
       if (typeof req.body !== 'string') return answer(reply, 400, 'expected a JSON body');
       try {
@@ -98,7 +118,9 @@ export function webhookRoutes(deps: { webhooks: Config['webhooks']; feedback: Fe
     // needed as sent, larger than the site's forms are allowed to be.
     await server.register((scope, _opts, registered) => {
       scope.removeAllContentTypeParsers();
-      scope.addContentTypeParser('*', { parseAs: 'string', bodyLimit: BODY_LIMIT }, (_req, body, done) => done(null, body));
+      scope.addContentTypeParser('*', { parseAs: 'string', bodyLimit: BODY_LIMIT }, (_req, body, done) =>
+        done(null, body),
+      );
       if (ses) sesRoute(scope, ses.topicArns);
       if (postmark) postmarkRoute(scope, postmark.token);
       registered();

@@ -32,13 +32,20 @@ export interface CliProcess {
  * Starts `feuilleton ARGS` and hands back the child (to signal it) with its output.
  * `node` is what comes before ARGS: by default the TypeScript sources through tsx.
  */
-export function spawnCli(args: string[], opts: { cwd?: string; node?: string[]; env?: NodeJS.ProcessEnv } = {}): CliProcess {
-  const child = spawn(process.execPath, [...(opts.node ?? ['--import', TSX, CLI]), ...args], { cwd: opts.cwd ?? PACKAGE_ROOT, env: { ...cleanEnv(), ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+export function spawnCli(
+  args: string[],
+  opts: { cwd?: string; node?: string[]; env?: NodeJS.ProcessEnv } = {},
+): CliProcess {
+  const child = spawn(process.execPath, [...(opts.node ?? ['--import', TSX, CLI]), ...args], {
+    cwd: opts.cwd ?? PACKAGE_ROOT,
+    env: { ...cleanEnv(), ...opts.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stdout = '';
   let stderr = '';
   let output = '';
-  child.stdout!.setEncoding('utf8').on('data', (c: string) => ((stdout += c), (output += c)));
-  child.stderr!.setEncoding('utf8').on('data', (c: string) => ((stderr += c), (output += c)));
+  child.stdout.setEncoding('utf8').on('data', (c: string) => ((stdout += c), (output += c)));
+  child.stderr.setEncoding('utf8').on('data', (c: string) => ((stderr += c), (output += c)));
   const done = new Promise<CliResult>((resolve, reject) => {
     child.on('error', reject);
     child.on('close', (code) => resolve({ code, stdout, stderr }));

@@ -4,7 +4,8 @@ import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 
-export type KeyKind = 'rsa2048' | 'rsa1024' | 'rsa512' | 'rsa-pss' | 'ec' | 'ed25519' | 'garbage' | 'truncated' | 'corrupt';
+export type KeyKind =
+  'rsa2048' | 'rsa1024' | 'rsa512' | 'rsa-pss' | 'ec' | 'ed25519' | 'garbage' | 'truncated' | 'corrupt';
 
 const pkcs8 = { type: 'pkcs8', format: 'pem' } as const;
 const spki = { type: 'spki', format: 'pem' } as const;
@@ -15,15 +16,25 @@ export function makeKey(kind: KeyKind): { privateKey: string; publicKey?: string
     case 'rsa2048':
     case 'rsa1024':
     case 'rsa512':
-      return generateKeyPairSync('rsa', { modulusLength: Number(kind.slice(3)), privateKeyEncoding: pkcs8, publicKeyEncoding: spki });
+      return generateKeyPairSync('rsa', {
+        modulusLength: Number(kind.slice(3)),
+        privateKeyEncoding: pkcs8,
+        publicKeyEncoding: spki,
+      });
     case 'rsa-pss':
-      return generateKeyPairSync('rsa-pss', { modulusLength: 2048, privateKeyEncoding: pkcs8, publicKeyEncoding: spki });
+      return generateKeyPairSync('rsa-pss', {
+        modulusLength: 2048,
+        privateKeyEncoding: pkcs8,
+        publicKeyEncoding: spki,
+      });
     case 'ec':
       return generateKeyPairSync('ec', { namedCurve: 'P-256', privateKeyEncoding: pkcs8, publicKeyEncoding: spki });
     case 'ed25519':
       return generateKeyPairSync('ed25519', { privateKeyEncoding: pkcs8, publicKeyEncoding: spki });
     case 'garbage':
-      return { privateKey: `-----BEGIN PRIVATE KEY-----\n${randomBytes(600).toString('base64')}\n-----END PRIVATE KEY-----\n` };
+      return {
+        privateKey: `-----BEGIN PRIVATE KEY-----\n${randomBytes(600).toString('base64')}\n-----END PRIVATE KEY-----\n`,
+      };
     case 'truncated': {
       // Half a key, as an interrupted copy and paste leaves it.
       const lines = makeKey('rsa2048').privateKey.trim().split('\n');

@@ -15,7 +15,10 @@ export interface Site {
 
 export async function startSite(project: Project): Promise<Site> {
   const app = project.open();
-  const serving = await startServing(app, createLogger({ level: 'silent', pretty: false }), { host: '127.0.0.1', port: 0 });
+  const serving = await startServing(app, createLogger({ level: 'silent', pretty: false }), {
+    host: '127.0.0.1',
+    port: 0,
+  });
   return {
     app,
     serving,

@@ -17,9 +17,17 @@ export class Client {
     return this.request(url, { method: 'GET' });
   }
 
-  async post(url: string, form: Record<string, string> | string, opts: { contentType?: string; cookies?: boolean } = {}): Promise<{ res: Response; body: string }> {
+  async post(
+    url: string,
+    form: Record<string, string> | string,
+    opts: { contentType?: string; cookies?: boolean } = {},
+  ): Promise<{ res: Response; body: string }> {
     const body = typeof form === 'string' ? form : new URLSearchParams(form).toString();
-    return this.request(url, { method: 'POST', body, headers: { 'content-type': opts.contentType ?? 'application/x-www-form-urlencoded' } }, opts.cookies ?? true);
+    return this.request(
+      url,
+      { method: 'POST', body, headers: { 'content-type': opts.contentType ?? 'application/x-www-form-urlencoded' } },
+      opts.cookies ?? true,
+    );
   }
 
   /** The home page's form token, with its cookie now in the jar. */
@@ -31,7 +39,10 @@ export class Client {
     return m[1]!;
   }
 
-  async subscribe(email: string, extra: Record<string, string> = { adult: 'yes' }): Promise<{ res: Response; body: string }> {
+  async subscribe(
+    email: string,
+    extra: Record<string, string> = { adult: 'yes' },
+  ): Promise<{ res: Response; body: string }> {
     const _csrf = await this.csrfToken();
     return this.post('/subscribe', { email, _csrf, website: '', ...extra });
   }
@@ -41,7 +52,10 @@ export class Client {
     const u = new URL(url, 'http://unused');
     const base = typeof this.target === 'string' ? this.target : this.target.serving.url;
     const target = new URL(u.pathname + u.search, base);
-    const headers: Record<string, string> = { ...this.headers, ...(init.headers as Record<string, string> | undefined) };
+    const headers: Record<string, string> = {
+      ...this.headers,
+      ...(init.headers as Record<string, string> | undefined),
+    };
     if (withCookies && this.jar.size) headers.cookie = [...this.jar].map(([k, v]) => `${k}=${v}`).join('; ');
     const res = await fetch(target, { ...init, headers, redirect: 'manual' });
     for (const c of res.headers.getSetCookie()) {

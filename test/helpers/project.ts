@@ -18,7 +18,9 @@ export interface Project {
   cleanup(): void;
 }
 
-export function makeProject(opts: { settings?: Record<string, unknown>; story?: string; storyFile?: string } = {}): Project {
+export function makeProject(
+  opts: { settings?: Record<string, unknown>; story?: string; storyFile?: string } = {},
+): Project {
   const dir = mkdtempSync(path.join(tmpdir(), 'feuilleton-test-'));
   const storyFile = opts.storyFile ?? 'story.txt';
   const storyPath = path.join(dir, storyFile);
@@ -45,10 +47,31 @@ export function makeProject(opts: { settings?: Record<string, unknown>; story?: 
 }
 
 /** A story of `paragraphs` paragraphs of made-up prose, deterministic for a seed. */
-export function generatedStory(paragraphs: number, seed = 1, header = 'Title: A Generated Tale\nBy Test Author\n'): string {
+export function generatedStory(
+  paragraphs: number,
+  seed = 1,
+  header = 'Title: A Generated Tale\nBy Test Author\n',
+): string {
   let x = seed;
-  const rnd = () => ((x = (x * 1103515245 + 12345) % 2147483648) / 2147483648);
-  const words = ['lantern', 'harbour', 'quiet', 'ledger', 'rope', 'tide', 'she', 'said', 'the', 'and', 'of', 'night', 'salt', 'window', 'gull', 'ink'];
+  const rnd = () => (x = (x * 1103515245 + 12345) % 2147483648) / 2147483648;
+  const words = [
+    'lantern',
+    'harbour',
+    'quiet',
+    'ledger',
+    'rope',
+    'tide',
+    'she',
+    'said',
+    'the',
+    'and',
+    'of',
+    'night',
+    'salt',
+    'window',
+    'gull',
+    'ink',
+  ];
   const paras: string[] = [];
   for (let i = 0; i < paragraphs; i++) {
     const n = 20 + Math.floor(rnd() * 80);

@@ -13,7 +13,10 @@ export interface Received {
 /** A header as it was sent (folded lines joined), not as mailparser interprets it. */
 export function headerValue(mail: ParsedMail, name: string): string | undefined {
   const line = mail.headerLines.find((h) => h.key === name.toLowerCase())?.line;
-  return line?.slice(line.indexOf(':') + 1).replace(/\r?\n[ \t]+/g, ' ').trim();
+  return line
+    ?.slice(line.indexOf(':') + 1)
+    .replace(/\r?\n[ \t]+/g, ' ')
+    .trim();
 }
 
 export interface Refusal {
@@ -70,18 +73,20 @@ export class SmtpSink {
         const chunks: Buffer[] = [];
         const keep = this.opts.keep !== false;
         stream.on('data', (c: Buffer) => keep && chunks.push(c));
-        stream.on('end', () => this.afterDelay(() => {
-          const refusal = this.dataRule?.(session.envelope.rcptTo.map((r) => r.address));
-          if (refusal) return cb(refuse(refusal));
-          this.count++;
-          if (!keep) return cb();
-          this.received.push({
-            from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
-            to: session.envelope.rcptTo.map((r) => r.address),
-            raw: Buffer.concat(chunks),
-          });
-          cb();
-        }));
+        stream.on('end', () =>
+          this.afterDelay(() => {
+            const refusal = this.dataRule?.(session.envelope.rcptTo.map((r) => r.address));
+            if (refusal) return cb(refuse(refusal));
+            this.count++;
+            if (!keep) return cb();
+            this.received.push({
+              from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
+              to: session.envelope.rcptTo.map((r) => r.address),
+              raw: Buffer.concat(chunks),
+            });
+            cb();
+          }),
+        );
       },
     });
     // A client that dies mid-session (a killed sender) resets its sockets; a server takes that in its stride.

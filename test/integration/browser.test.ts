@@ -28,7 +28,9 @@ describe('subscribing in a browser, confirming from the local outbox', () => {
 
   before(async () => {
     const port = await freePort();
-    project = makeProject({ settings: { baseUrl: `http://127.0.0.1:${port}`, story: { file: 'story.txt', rating: 'Mature' } } });
+    project = makeProject({
+      settings: { baseUrl: `http://127.0.0.1:${port}`, story: { file: 'story.txt', rating: 'Mature' } },
+    });
     app = project.open();
     serving = await startServing(app, createLogger({ level: 'silent', pretty: false }), { host: '127.0.0.1', port });
     assert.equal(serving.runtime.transport.kind, 'outbox', 'no smtpUrl: mail goes to the local outbox');
@@ -68,14 +70,20 @@ describe('subscribing in a browser, confirming from the local outbox', () => {
 
     assert.equal(await page.getByLabel('Your email address').inputValue(), email, 'the address is kept');
     await adult.check();
-    await Promise.all([page.waitForURL('**/subscribe/check-inbox'), page.getByRole('button', { name: 'Subscribe' }).click()]);
+    await Promise.all([
+      page.waitForURL('**/subscribe/check-inbox'),
+      page.getByRole('button', { name: 'Subscribe' }).click(),
+    ]);
     await assertHeading(page, 'Check your inbox');
     assert.equal(app.store.subscribers.byEmail(email)?.status, 'pending');
     await serving.runtime.subscriptions.settled();
 
     await page.getByRole('link', { name: 'Local outbox' }).click();
     await assertHeading(page, 'Local outbox');
-    await page.getByRole('row', { name: new RegExp(email.replace(/\./g, '\\.')) }).getByRole('link', { name: /^Confirm your subscription/ }).click();
+    await page
+      .getByRole('row', { name: new RegExp(email.replace(/\./g, '\\.')) })
+      .getByRole('link', { name: /^Confirm your subscription/ })
+      .click();
     await assertHeading(page, /^Confirm your subscription to /);
     const frame = page.frameLocator('iframe[title="Email as HTML"]');
     await frame.getByRole('link', { name: 'Confirm my subscription' }).waitFor();
@@ -93,10 +101,15 @@ describe('subscribing in a browser, confirming from the local outbox', () => {
 
     await serving.runtime.subscriptions.settled();
     await page.goto(new URL('/outbox', serving.url).href);
-    await page.getByRole('link', { name: /^Welcome to / }).first().waitFor();
+    await page
+      .getByRole('link', { name: /^Welcome to / })
+      .first()
+      .waitFor();
     assert.deepEqual(failed, ['POST /subscribe 400'], 'only the refusal without the adult box failed');
     // The one console error: the browser reporting that refused POST.
-    assert.deepEqual(consoleErrors, [`Failed to load resource: the server responded with a status of 400 (Bad Request) ${new URL('/subscribe', serving.url).href}`]);
+    assert.deepEqual(consoleErrors, [
+      `Failed to load resource: the server responded with a status of 400 (Bad Request) ${new URL('/subscribe', serving.url).href}`,
+    ]);
   });
 });
 
@@ -107,7 +120,7 @@ async function assertHeading(page: Page, name: string | RegExp): Promise<void> {
 // A paced reader opens "Your reading calendar" from an installment email in Chromium set
 // to Kolkata time: the zone is preselected by our script (no CSP error), and the choices
 // saved, paused and resumed through the real form.
-describe('changing one\'s reading calendar from an email\'s link', () => {
+describe("changing one's reading calendar from an email's link", () => {
   let project: Project;
   let app: App;
   let serving: Serving;
@@ -115,7 +128,13 @@ describe('changing one\'s reading calendar from an email\'s link', () => {
 
   before(async () => {
     const port = await freePort();
-    project = makeProject({ settings: { baseUrl: `http://127.0.0.1:${port}`, mode: 'paced', readers: { time: '07:00', timezone: 'Europe/Paris' } } });
+    project = makeProject({
+      settings: {
+        baseUrl: `http://127.0.0.1:${port}`,
+        mode: 'paced',
+        readers: { time: '07:00', timezone: 'Europe/Paris' },
+      },
+    });
     app = project.open();
     serving = await startServing(app, createLogger({ level: 'silent', pretty: false }), { host: '127.0.0.1', port });
     browser = await launchChromium();
@@ -127,13 +146,16 @@ describe('changing one\'s reading calendar from an email\'s link', () => {
     project?.cleanup();
   });
 
-  it('opens the form from the email, guesses the browser\'s zone, saves, pauses and resumes', async () => {
+  it("opens the form from the email, guesses the browser's zone, saves, pauses and resumes", async () => {
     const email = 'calendar.reader@example.org';
     const sub = app.store.subscribers.create({ email, status: 'active' });
     await sendRun(serving.runtime.send);
     const sent = listOutbox(app.config.paths.outbox).find((m) => m.to === email)!;
     const href = /<a href="([^"]+)"[^>]*>Your reading calendar<\/a>/.exec(sent.html)?.[1]?.replace(/&amp;/g, '&');
-    assert.ok(href?.startsWith(`${app.config.baseUrl}/preferences?token=`), 'the installment email carries the reader\'s calendar link');
+    assert.ok(
+      href?.startsWith(`${app.config.baseUrl}/preferences?token=`),
+      "the installment email carries the reader's calendar link",
+    );
     assert.ok(sent.text.includes(`Your reading calendar\n${href}`), 'and so does its text part');
 
     const context = await browser.newContext({ timezoneId: 'Asia/Kolkata', viewport: { width: 390, height: 844 } });
@@ -146,17 +168,26 @@ describe('changing one\'s reading calendar from an email\'s link', () => {
     await page.goto(href!);
     await assertHeading(page, 'Your reading calendar');
     const zone = await page.getByLabel('Time zone').inputValue();
-    assert.match(zone, /^Asia\/(Kolkata|Calcutta)$/, 'the browser\'s own zone is preselected');
-    assert.match((await page.locator('#calendar-now').textContent()) ?? '', /one installment at each of the story’s scheduled runs/);
+    assert.match(zone, /^Asia\/(Kolkata|Calcutta)$/, "the browser's own zone is preselected");
+    assert.match(
+      (await page.locator('#calendar-now').textContent()) ?? '',
+      /one installment at each of the story’s scheduled runs/,
+    );
 
     await page.getByLabel('Weekdays (Monday to Friday)').check();
     await page.getByLabel('Time of day').fill('06:45');
     await page.getByRole('button', { name: 'Save my calendar' }).click();
     await page.getByRole('status').filter({ hasText: 'Saved.' }).waitFor();
     const saved = app.store.subscribers.get(sub.id)!;
-    assert.deepEqual([saved.choices.cadence, saved.choices.sendMinute, saved.choices.timezone], ['weekdays', 6 * 60 + 45, zone]);
+    assert.deepEqual(
+      [saved.choices.cadence, saved.choices.sendMinute, saved.choices.timezone],
+      ['weekdays', 6 * 60 + 45, zone],
+    );
     assert.ok(saved.nextDueAt, 'the reader now has a next delivery time');
-    assert.match((await page.locator('#calendar-now').textContent()) ?? '', /Your next installment: \w+day, .* at 6:45 AM \(Asia\/(Kolkata|Calcutta)\)\./);
+    assert.match(
+      (await page.locator('#calendar-now').textContent()) ?? '',
+      /Your next installment: \w+day, .* at 6:45 AM \(Asia\/(Kolkata|Calcutta)\)\./,
+    );
 
     // Pause until a date two weeks ahead, then resume.
     const until = new Date(Date.now() + 14 * 86_400_000).toISOString().slice(0, 10);
@@ -171,7 +202,11 @@ describe('changing one\'s reading calendar from an email\'s link', () => {
 
     // A form posted without its CSRF cookie is refused and changes nothing.
     const token = new URL(href!).searchParams.get('token')!;
-    const forged = await fetch(new URL('/preferences', serving.url), { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ token, action: 'resume' }).toString() });
+    const forged = await fetch(new URL('/preferences', serving.url), {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ token, action: 'resume' }).toString(),
+    });
     assert.equal(forged.status, 403);
     assert.deepEqual(problems, [], 'no CSP violation or script error');
     await context.close();

@@ -23,7 +23,10 @@ describe('feuilleton installments', () => {
     const r = await runCli(['installments', '-c', project.configPath]);
     assert.equal(r.code, 0, r.stderr);
     const lines = r.stdout.trim().split('\n');
-    assert.match(lines[0]!, /^The Lamplighter's Ledger by Odile Marchetti \(title from story header\); \d+ installments/);
+    assert.match(
+      lines[0]!,
+      /^The Lamplighter's Ledger by Odile Marchetti \(title from story header\); \d+ installments/,
+    );
     assert.match(lines[2]!, /#\s+Title\s+Words\s+Min\s+First words\s+Published/);
     assert.match(lines[3]!, /^1\s+Part 1\s+\d+\s+\d+\s+The ledger hung on a nail in the …\s+no$/);
   });
@@ -32,7 +35,9 @@ describe('feuilleton installments', () => {
     const table = (await runCli(['installments', '-c', project.configPath])).stdout;
     const r = await runCli(['installments', '--json', '-c', project.configPath]);
     assert.equal(r.code, 0, r.stderr);
-    const data = JSON.parse(r.stdout) as { installments: { number: number; title: string; words: number; minutes: number; published: boolean }[] };
+    const data = JSON.parse(r.stdout) as {
+      installments: { number: number; title: string; words: number; minutes: number; published: boolean }[];
+    };
     assert.ok(data.installments.length >= 3);
     for (const i of data.installments) {
       assert.match(table, new RegExp(`^${i.number}\\s+${i.title}\\s+${i.words}\\s+${i.minutes}\\s`, 'm'));
@@ -96,7 +101,10 @@ describe('user errors: one line, non-zero exit, nothing changed', () => {
       const r = await runCli(['installments', '-c', p.configPath]);
       assert.equal(r.code, 1);
       assert.deepEqual(filesIn(p.dir), before, 'no database or other file was created');
-      assert.match(r.stderr, new RegExp(`${p.configPath.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: unknown setting story\\.titel`));
+      assert.match(
+        r.stderr,
+        new RegExp(`${p.configPath.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: unknown setting story\\.titel`),
+      );
     } finally {
       p.cleanup();
     }
@@ -106,12 +114,22 @@ describe('user errors: one line, non-zero exit, nothing changed', () => {
 describe('no config file: every command but init and --help stops, saying where it looked', () => {
   const empty = mkdtempSync(path.join(tmpdir(), 'feuilleton-noconfig-'));
   after(() => rmSync(empty, { recursive: true, force: true }));
-  for (const args of [['subscribers', 'add', 'reader@example.org'], ['status'], ['send'], ['check'], ['serve', '--port', '0'], ['installments']]) {
+  for (const args of [
+    ['subscribers', 'add', 'reader@example.org'],
+    ['status'],
+    ['send'],
+    ['check'],
+    ['serve', '--port', '0'],
+    ['installments'],
+  ]) {
     test(args.join(' '), async () => {
       const r = await runCli(args, empty);
       assert.equal(r.code, 1, r.stdout + r.stderr);
       assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
-      assert.ok(r.stderr.startsWith(`feuilleton: no config file: ${path.join(empty, 'feuilleton.yaml')} does not exist`), r.stderr);
+      assert.ok(
+        r.stderr.startsWith(`feuilleton: no config file: ${path.join(empty, 'feuilleton.yaml')} does not exist`),
+        r.stderr,
+      );
       assert.match(r.stderr, /FEUILLETON_CONFIG.*--config.*feuilleton init DIR/);
       assert.deepEqual(readdirSync(empty), [], 'no data folder or database created');
     });
@@ -133,7 +151,12 @@ describe('serve: start-up problems are one line each', () => {
       assert.equal(r.code, 1, r.stdout + r.stderr);
       assert.doesNotMatch(r.stdout + r.stderr, /unexpected error|\n\s+at /);
       assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
-      assert.match(r.stderr, new RegExp(`^feuilleton: port ${port} on 127\\.0\\.0\\.1 is already in use .*--port.*FEUILLETON_PORT.*server\\.port`));
+      assert.match(
+        r.stderr,
+        new RegExp(
+          `^feuilleton: port ${port} on 127\\.0\\.0\\.1 is already in use .*--port.*FEUILLETON_PORT.*server\\.port`,
+        ),
+      );
     } finally {
       await new Promise((resolve) => blocker.close(resolve));
       project.cleanup();
@@ -143,15 +166,27 @@ describe('serve: start-up problems are one line each', () => {
   test('a bad FEUILLETON_PORT is blamed on the variable; every config problem is listed', async () => {
     const project = makeProject();
     try {
-      writeFileSync(project.configPath, 'story:\n  file: story.txt\nbaseUrl: http://127.0.0.1:3000\nmode: sometimes\ncolour: blue\n');
+      writeFileSync(
+        project.configPath,
+        'story:\n  file: story.txt\nbaseUrl: http://127.0.0.1:3000\nmode: sometimes\ncolour: blue\n',
+      );
       const r = await runCli(['status', '-c', project.configPath], PACKAGE_ROOT, { FEUILLETON_PORT: 'eighty' });
       assert.equal(r.code, 1);
       const lines = r.stderr.trim().split('\n');
       assert.equal(lines.length, 3, r.stderr);
       for (const line of lines) assert.ok(line.startsWith('feuilleton: '), line);
-      assert.ok(lines.some((l) => l.startsWith('feuilleton: FEUILLETON_PORT=eighty ') && !l.includes(project.configPath)), r.stderr);
-      assert.ok(lines.some((l) => l.includes(`${project.configPath}: mode`)), r.stderr);
-      assert.ok(lines.some((l) => l.includes(`${project.configPath}: unknown setting colour`)), r.stderr);
+      assert.ok(
+        lines.some((l) => l.startsWith('feuilleton: FEUILLETON_PORT=eighty ') && !l.includes(project.configPath)),
+        r.stderr,
+      );
+      assert.ok(
+        lines.some((l) => l.includes(`${project.configPath}: mode`)),
+        r.stderr,
+      );
+      assert.ok(
+        lines.some((l) => l.includes(`${project.configPath}: unknown setting colour`)),
+        r.stderr,
+      );
     } finally {
       project.cleanup();
     }

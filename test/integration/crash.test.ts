@@ -86,8 +86,14 @@ describe('a send killed with SIGKILL and resumed', () => {
         inFlight = rows.flatMap((d) => (d?.status === 'sending' ? [d.subscriberId] : []));
         assert.ok(inFlight.length <= inFlightMax, `${inFlight.length} rows in flight, at most ${inFlightMax}`);
         const receivedBy = new Set(sink.received.flatMap((r) => r.to.map((to) => ids.get(to)!)));
-        for (const d of rows) if (d?.status === 'sent') assert.ok(receivedBy.has(d.subscriberId), `subscriber ${d.subscriberId} is marked sent and was received`);
-        for (const id of receivedBy) assert.ok(['sent', 'sending'].includes(store.deliveries.get(id, 1)?.status ?? 'none'), `subscriber ${id} was received and is in the ledger`);
+        for (const d of rows)
+          if (d?.status === 'sent')
+            assert.ok(receivedBy.has(d.subscriberId), `subscriber ${d.subscriberId} is marked sent and was received`);
+        for (const id of receivedBy)
+          assert.ok(
+            ['sent', 'sending'].includes(store.deliveries.get(id, 1)?.status ?? 'none'),
+            `subscriber ${id} was received and is in the ledger`,
+          );
         assert.equal(store.runs.unfinished()?.status, 'running', 'the killed run is left running');
       } finally {
         store.close();
@@ -100,7 +106,8 @@ describe('a send killed with SIGKILL and resumed', () => {
     assert.equal(code, 0, report);
     assert.match(report, /Run 1 \(installment 1\): finished\./);
     assert.match(report, new RegExp(`possible duplicates ${inFlight.length}\\b`), report);
-    if (inFlight.length) assert.match(report, new RegExp(`${inFlight.length} message\\(s\\) had been interrupted mid-send by a crash`));
+    if (inFlight.length)
+      assert.match(report, new RegExp(`${inFlight.length} message\\(s\\) had been interrupted mid-send by a crash`));
 
     const byRecipient = countsByRecipient(sink.received);
     assert.equal(byRecipient.size, READERS, 'every reader got the installment');
@@ -109,14 +116,23 @@ describe('a send killed with SIGKILL and resumed', () => {
     for (const [to, msgs] of doubled) {
       assert.equal(msgs.length, 2, `${to} got ${msgs.length} copies`);
       assert.ok(inFlight.includes(ids.get(to)!), `${to} got two copies and was in flight at the kill`);
-      assert.equal(messageIdOf(msgs[0]!), messageIdOf(msgs[1]!), 'a re-sent copy carries the same Message-ID, so clients can collapse it');
+      assert.equal(
+        messageIdOf(msgs[0]!),
+        messageIdOf(msgs[1]!),
+        'a re-sent copy carries the same Message-ID, so clients can collapse it',
+      );
     }
     assert.equal(sink.received.length, READERS + doubled.length);
-    t.diagnostic(`killed after ${atKill} messages; ${inFlight.length} in flight (at most ${inFlightMax}); ${doubled.length} reader(s) got a second copy`);
+    t.diagnostic(
+      `killed after ${atKill} messages; ${inFlight.length} in flight (at most ${inFlightMax}); ${doubled.length} reader(s) got a second copy`,
+    );
 
     const store = Store.open(config.paths.db);
     try {
-      assert.deepEqual({ ...store.deliveries.countByStatus() }, { queued: 0, sending: 0, sent: READERS, failed: 0, possibleDuplicates: inFlight.length });
+      assert.deepEqual(
+        { ...store.deliveries.countByStatus() },
+        { queued: 0, sending: 0, sent: READERS, failed: 0, possibleDuplicates: inFlight.length },
+      );
       for (const id of inFlight) assert.equal(store.deliveries.get(id, 1)!.possibleDuplicate, true);
       assert.equal(store.runs.unfinished(), undefined);
       assert.equal(store.runs.get(1)!.status, 'finished');

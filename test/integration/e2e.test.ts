@@ -52,7 +52,12 @@ after(async () => {
   rmSync(dataDir, { recursive: true, force: true });
 });
 
-const cli = (...args: string[]) => spawnSync(process.execPath, [path.join(PACKAGE_ROOT, 'dist', 'cli.js'), ...args], { cwd: PACKAGE_ROOT, env, encoding: 'utf8' });
+const cli = (...args: string[]) =>
+  spawnSync(process.execPath, [path.join(PACKAGE_ROOT, 'dist', 'cli.js'), ...args], {
+    cwd: PACKAGE_ROOT,
+    env,
+    encoding: 'utf8',
+  });
 
 test('npm start → subscribe in Chromium → confirm via the outbox → send → outbox, feed, page → SIGTERM', async () => {
   assert.match(output, /no mail server: emails go to .*\/outbox/);
@@ -86,7 +91,10 @@ test('npm start → subscribe in Chromium → confirm via the outbox → send �
 
   await page.goto(`${base}/outbox`);
   const subjects = await page.locator('tbody tr td:nth-child(3)').allTextContents();
-  assert.ok(subjects.some((s) => /Part 1/.test(s)), `installment in the outbox: ${subjects.join(' | ')}`);
+  assert.ok(
+    subjects.some((s) => /Part 1/.test(s)),
+    `installment in the outbox: ${subjects.join(' | ')}`,
+  );
 
   const atom = await (await fetch(`${base}/atom.xml`)).text();
   assert.match(atom, new RegExp(`<link href="${base}/installments/1"`));
@@ -104,7 +112,11 @@ test('npm start → subscribe in Chromium → confirm via the outbox → send �
   stopped = true;
   assert.match(output, /SIGTERM received: shutting down/);
   assert.match(output, /stopped cleanly: database closed/, output);
-  assert.equal(existsSync(path.join(dataDir, 'feuilleton.db-wal')), false, 'the last connection closed and checkpointed the WAL');
+  assert.equal(
+    existsSync(path.join(dataDir, 'feuilleton.db-wal')),
+    false,
+    'the last connection closed and checkpointed the WAL',
+  );
 
   // The database was closed cleanly: the subscriber and the delivery are there.
   const store = Store.open(path.join(dataDir, 'feuilleton.db'));

@@ -49,11 +49,16 @@ const FEEDS = [
 ] as const;
 
 const published = (site: Site): StoredInstallment[] => site.app.store.installments.published();
-const unpublished = (site: Site): StoredInstallment[] => site.app.store.installments.all().filter((i) => !i.publishedAt);
+const unpublished = (site: Site): StoredInstallment[] =>
+  site.app.store.installments.all().filter((i) => !i.publishedAt);
 /** The first paragraph marker of an installment (see storyText). */
-const markerOf = (inst: StoredInstallment): string => /^Paragraph\d+/.exec(inst.blocks.find((b) => b.kind === 'paragraph' && b.text.startsWith('Paragraph'))!.text)![0];
+const markerOf = (inst: StoredInstallment): string =>
+  /^Paragraph\d+/.exec(inst.blocks.find((b) => b.kind === 'paragraph' && b.text.startsWith('Paragraph'))!.text)![0];
 
-async function fetchFeed(site: Site, feed: (typeof FEEDS)[number]): Promise<{ res: Response; body: Buffer; parsed: ParsedFeed }> {
+async function fetchFeed(
+  site: Site,
+  feed: (typeof FEEDS)[number],
+): Promise<{ res: Response; body: Buffer; parsed: ParsedFeed }> {
   const res = await site.get(feed.path);
   const body = Buffer.from(await res.arrayBuffer());
   return { res, body, parsed: parseFeed(body, feed.format) };
@@ -68,10 +73,16 @@ describe('feeds and installment pages', () => {
   before(async () => {
     project = makeProject({
       story: storyText(14),
-      settings: { story: { file: 'story.txt', title: STORY_TITLE, image: COVER }, split: { targetWords: 60, partTitle: PART_TITLE } },
+      settings: {
+        story: { file: 'story.txt', title: STORY_TITLE, image: COVER },
+        split: { targetWords: 60, partTitle: PART_TITLE },
+      },
     });
     site = await startSite(project);
-    assert.ok(site.app.store.installments.count().total >= 6, 'the story splits into enough installments to keep some unpublished');
+    assert.ok(
+      site.app.store.installments.count().total >= 6,
+      'the story splits into enough installments to keep some unpublished',
+    );
     for (const n of [1, 2, 3]) site.app.store.installments.markPublished(n, `2024-03-0${n}T07:00:00.000Z`);
   });
 
@@ -106,7 +117,9 @@ describe('feeds and installment pages', () => {
       );
       assert.ok(expected[0]!.title.includes(']]> ]]>'));
       // XML forbids "<" in attributes and feed@6 does not escape it: Atom terms carry a look-alike.
-      const categories = ['Drama <3', 'A&B "q"', 'Rating: M'].map((c) => (feed.format === 'atom' ? c.replace('<', '\uFF1C') : c));
+      const categories = ['Drama <3', 'A&B "q"', 'Rating: M'].map((c) =>
+        feed.format === 'atom' ? c.replace('<', '\uFF1C') : c,
+      );
       for (const e of parsed.entries) assert.deepEqual(e.tags, categories, feed.path);
     }
     assert.equal(parseFeed((await fetchFeed(site, FEEDS[0])).body, 'rss').version, 'rss20');
@@ -117,16 +130,24 @@ describe('feeds and installment pages', () => {
     const notice = ratingNotice(site.app.info)!;
     assert.equal(notice, 'Rated M — for adult readers');
     const feeds = await Promise.all(FEEDS.map((f) => fetchFeed(site, f)));
-    assert.ok(published(site).some((i) => i.blocks.some((b) => b.text === LETTER)), 'the letter is published');
+    assert.ok(
+      published(site).some((i) => i.blocks.some((b) => b.text === LETTER)),
+      'the letter is published',
+    );
     for (const inst of published(site)) {
       const page = await site.get(`/installments/${inst.number}`);
       assert.equal(page.status, 200);
       const html = await page.text();
       // The text as a reader of the web page sees it: the reference for every other channel.
       const text = plainText(storyHtml(html));
-      if (inst.number === 1) assert.ok(text.includes(HOSTILE), 'the hostile paragraph reads back as the author wrote it');
+      if (inst.number === 1)
+        assert.ok(text.includes(HOSTILE), 'the hostile paragraph reads back as the author wrote it');
       const hasLetter = inst.blocks.some((b) => b.text === LETTER);
-      if (hasLetter) assert.ok(html.includes('Dear Tom,<br>\nthe lamps are lit.<br>\nYours, A.'), 'the letter keeps its lines on the page');
+      if (hasLetter)
+        assert.ok(
+          html.includes('Dear Tom,<br>\nthe lamps are lit.<br>\nYours, A.'),
+          'the letter keeps its lines on the page',
+        );
       assert.ok(html.includes(notice), 'the page shows the rating notice');
       for (const [k, feed] of feeds.entries()) {
         const entry = feed.parsed.entries.find((e) => e.id === links.installment(inst.number))!;
@@ -134,11 +155,21 @@ describe('feeds and installment pages', () => {
       }
       // The email a subscriber gets, from the server's own EmailRenderer.
       const prepared = await site.serving.runtime.renderer.installment(inst, {});
-      const email = prepared.fill(Object.fromEntries(prepared.placeholders.map((p) => [p, `https://example.org/${p}`])));
+      const email = prepared.fill(
+        Object.fromEntries(prepared.placeholders.map((p) => [p, `https://example.org/${p}`])),
+      );
       assert.equal(plainText(emailStoryHtml(email.html)), text, `email HTML part #${inst.number}`);
-      assert.equal(emailStoryText(email.text, inst.title), normalizeForCompare(text), `email text part #${inst.number}`);
-      if (hasLetter) assert.ok(email.text.includes('Dear Tom,\nthe lamps are lit.\nYours, A.'), 'and in the email text part');
-      assert.ok(email.text.includes(notice) && plainText(email.html).includes(notice), 'the email shows the rating notice');
+      assert.equal(
+        emailStoryText(email.text, inst.title),
+        normalizeForCompare(text),
+        `email text part #${inst.number}`,
+      );
+      if (hasLetter)
+        assert.ok(email.text.includes('Dear Tom,\nthe lamps are lit.\nYours, A.'), 'and in the email text part');
+      assert.ok(
+        email.text.includes(notice) && plainText(email.html).includes(notice),
+        'the email shows the rating notice',
+      );
     }
   });
 
@@ -207,7 +238,11 @@ describe('feeds and installment pages', () => {
     assert.equal(afterPublish.status, 200, 'a new publication changes the feed');
     assert.notEqual(afterPublish.headers.get('etag'), oldEtag);
     assert.equal(afterPublish.headers.get('last-modified'), 'Mon, 04 Mar 2024 07:00:00 GMT');
-    assert.ok(parseFeed(Buffer.from(await afterPublish.arrayBuffer()), 'atom').entries.some((e) => e.id === links.installment(next.number)));
+    assert.ok(
+      parseFeed(Buffer.from(await afterPublish.arrayBuffer()), 'atom').entries.some(
+        (e) => e.id === links.installment(next.number),
+      ),
+    );
   });
 
   it('never shows an unpublished installment: pages 404, feeds, home page and private feeds leave it out', async () => {
@@ -221,7 +256,11 @@ describe('feeds and installment pages', () => {
       await (await site.get(`/feeds/${sub.feedToken}.atom.xml`)).text(),
     ];
     for (const inst of hidden) {
-      assert.equal((await site.get(`/installments/${inst.number}`)).status, 404, `installment ${inst.number} is not published`);
+      assert.equal(
+        (await site.get(`/installments/${inst.number}`)).status,
+        404,
+        `installment ${inst.number} is not published`,
+      );
       for (const body of bodies) {
         assert.ok(!body.includes(`${markerOf(inst)} `), `${markerOf(inst)} (installment ${inst.number}) leaked`);
         assert.ok(!body.includes(`/installments/${inst.number}"`) && !body.includes(`/installments/${inst.number}<`));
@@ -266,7 +305,11 @@ describe('feeds and installment pages', () => {
     assert.equal((await site.get(`/feeds/${pending.feedToken}.xml`)).status, 404, 'not confirmed yet: no feed');
     store.subscribers.unsubscribe(sub.id);
     assert.equal((await site.get(`/feeds/${sub.feedToken}.xml`)).status, 410);
-    assert.equal((await site.get(`/feeds/${sub.feedToken}.atom.xml`, { 'if-none-match': etag })).status, 410, 'no 304 for an ended subscription');
+    assert.equal(
+      (await site.get(`/feeds/${sub.feedToken}.atom.xml`, { 'if-none-match': etag })).status,
+      410,
+      'no 304 for an ended subscription',
+    );
     const bounced = store.subscribers.create({ email: 'bounced@example.org', status: 'active' });
     store.db.prepare(`UPDATE subscribers SET status = 'bounced' WHERE id = ?`).run(bounced.id);
     assert.equal((await site.get(`/feeds/${bounced.feedToken}.atom.xml`)).status, 410);
@@ -277,7 +320,13 @@ describe('feeds and installment pages', () => {
     try {
       const files = await exportStatic(site.app, dir);
       const numbers = published(site).map((i) => i.number);
-      assert.deepEqual(files, ['feed.xml', 'atom.xml', 'feed.json', 'index.html', ...numbers.map((n) => `installments/${n}/index.html`)]);
+      assert.deepEqual(files, [
+        'feed.xml',
+        'atom.xml',
+        'feed.json',
+        'index.html',
+        ...numbers.map((n) => `installments/${n}/index.html`),
+      ]);
       for (const feed of FEEDS) {
         const bytes = readFileSync(path.join(dir, feed.path));
         assert.deepEqual(bytes, (await fetchFeed(site, feed)).body, `${feed.path} is what the server serves`);
@@ -307,7 +356,9 @@ describe('feeds and installment pages', () => {
     const lastPublishedBlock = publishedBefore.at(-1)!;
     const keep = storyText(14).split('\n\n');
     const headerAndPublished = keep.slice(0, 1 + lastPublishedBlock.firstBlock + lastPublishedBlock.blockCount);
-    const rewritten = storyText(20, 'rev').split('\n\n').slice(1 + lastPublishedBlock.firstBlock + lastPublishedBlock.blockCount);
+    const rewritten = storyText(20, 'rev')
+      .split('\n\n')
+      .slice(1 + lastPublishedBlock.firstBlock + lastPublishedBlock.blockCount);
     project.writeStory(`${[...headerAndPublished, ...rewritten].join('\n\n')}\n`);
     site = await startSite(project);
 
@@ -323,8 +374,16 @@ describe('feeds and installment pages', () => {
     );
     for (const [k, feed] of FEEDS.entries()) {
       const now = await fetchFeed(site, feed);
-      assert.deepEqual(now.parsed.entries, feedsBefore[k]!.parsed.entries, `${feed.path}: same ids, titles and content`);
-      assert.equal(now.res.headers.get('etag'), snapshot[k], `${feed.path}: byte-identical, so the ETag survives a restart`);
+      assert.deepEqual(
+        now.parsed.entries,
+        feedsBefore[k]!.parsed.entries,
+        `${feed.path}: same ids, titles and content`,
+      );
+      assert.equal(
+        now.res.headers.get('etag'),
+        snapshot[k],
+        `${feed.path}: byte-identical, so the ETag survives a restart`,
+      );
       assert.ok(!now.body.toString('utf8').includes('rev '), 'the rewritten remainder is not published');
     }
   });
@@ -334,9 +393,18 @@ describe('feeds and installment pages', () => {
     try {
       for (const sub of ['xdg-config', 'xdg-data', 'xdg-cache']) mkdirSync(path.join(dir, sub));
       writeFileSync(path.join(dir, 'config'), '');
-      const env = { PATH: process.env.PATH, HOME: dir, XDG_CONFIG_HOME: path.join(dir, 'xdg-config'), XDG_DATA_HOME: path.join(dir, 'xdg-data'), XDG_CACHE_HOME: path.join(dir, 'xdg-cache'), LANG: 'C.UTF-8' };
+      const env = {
+        PATH: process.env.PATH,
+        HOME: dir,
+        XDG_CONFIG_HOME: path.join(dir, 'xdg-config'),
+        XDG_DATA_HOME: path.join(dir, 'xdg-data'),
+        XDG_CACHE_HOME: path.join(dir, 'xdg-cache'),
+        LANG: 'C.UTF-8',
+      };
       const expected = newestFirst(published(site));
-      const byGuid = [...expected].sort((a, b) => links.installment(a.number).localeCompare(links.installment(b.number)));
+      const byGuid = [...expected].sort((a, b) =>
+        links.installment(a.number).localeCompare(links.installment(b.number)),
+      );
       const notice = ratingNotice(site.app.info)!;
       // newsboat reads Atom titles by their type, so they show as written; it reads RSS titles
       // as plain text, so these, which look like markup (see rssText in src/publish/feeds.ts),
@@ -349,14 +417,27 @@ describe('feeds and installment pages', () => {
         // One cache per feed: newsboat keeps one article per guid, and both feeds share theirs.
         const name = feedPath.slice(1);
         writeFileSync(path.join(dir, `${name}.urls`), `${new URL(feedPath, site.serving.url).href}\n`);
-        const files = ['-u', path.join(dir, `${name}.urls`), '-c', path.join(dir, `${name}.db`), '-C', path.join(dir, 'config')];
+        const files = [
+          '-u',
+          path.join(dir, `${name}.urls`),
+          '-c',
+          path.join(dir, `${name}.db`),
+          '-C',
+          path.join(dir, 'config'),
+        ];
         // Asynchronous on purpose: the server answering newsboat runs in this very process.
-        const newsboat = async (command: string) => (await execFileAsync('newsboat', ['-x', command, ...files], { env, encoding: 'utf8', timeout: 30_000 })).stdout;
+        const newsboat = async (command: string) =>
+          (await execFileAsync('newsboat', ['-x', command, ...files], { env, encoding: 'utf8', timeout: 30_000 }))
+            .stdout;
         await newsboat('reload');
         assert.equal((await newsboat('print-unread')).trim(), `${expected.length} unread articles`, feedPath);
 
-        const query = 'import json,sqlite3,sys; c=sqlite3.connect(sys.argv[1]); print(json.dumps(c.execute("SELECT guid, title, author, content FROM rss_item ORDER BY guid").fetchall()))';
-        const rows = JSON.parse((await execFileAsync('/usr/bin/python3', ['-c', query, path.join(dir, `${name}.db`)], { encoding: 'utf8' })).stdout) as Array<[string, string, string, string]>;
+        const query =
+          'import json,sqlite3,sys; c=sqlite3.connect(sys.argv[1]); print(json.dumps(c.execute("SELECT guid, title, author, content FROM rss_item ORDER BY guid").fetchall()))';
+        const rows = JSON.parse(
+          (await execFileAsync('/usr/bin/python3', ['-c', query, path.join(dir, `${name}.db`)], { encoding: 'utf8' }))
+            .stdout,
+        ) as Array<[string, string, string, string]>;
         assert.deepEqual(
           rows.map(([guid, title, author]) => [guid, title, author]),
           byGuid.map((i) => [links.installment(i.number), shownTitle(i), 'Test Author']),
@@ -364,7 +445,11 @@ describe('feeds and installment pages', () => {
         );
         for (const [guid, , , content] of rows) {
           const n = Number(guid.split('/').pop());
-          assert.equal(plainText(content), `${notice} ${plainText(storyHtml(await (await site.get(`/installments/${n}`)).text()))}`, `${feedPath} #${n}`);
+          assert.equal(
+            plainText(content),
+            `${notice} ${plainText(storyHtml(await (await site.get(`/installments/${n}`)).text()))}`,
+            `${feedPath} #${n}`,
+          );
         }
       }
     } finally {
@@ -376,13 +461,18 @@ describe('feeds and installment pages', () => {
 describe('titles in RSS, which says nothing on whether a title is text or HTML', () => {
   const PLAIN = `Fish & Chips <3 "q" 'n' R&D ]]>`;
   const MARKUP = `<b>&amp;</b> &copy; ]]>`;
-  const words = (k: number) => Array.from({ length: 60 }, (_, i) => ['lamp', 'tide', 'rope', 'ink', 'gull'][(i + k) % 5]).join(' ');
+  const words = (k: number) =>
+    Array.from({ length: 60 }, (_, i) => ['lamp', 'tide', 'rope', 'ink', 'gull'][(i + k) % 5]).join(' ');
   let project: Project;
   let site: Site;
 
   before(async () => {
     const story = `---\ntitle: Titles\nauthor: Test Author\n---\n\n# ${PLAIN}\n\n${words(1)}.\n\n# ${MARKUP}\n\n${words(2)}.\n`;
-    project = makeProject({ story, storyFile: 'story.md', settings: { story: { file: 'story.md' }, split: { targetWords: 50 } } });
+    project = makeProject({
+      story,
+      storyFile: 'story.md',
+      settings: { story: { file: 'story.md' }, split: { targetWords: 50 } },
+    });
     site = await startSite(project);
     assert.deepEqual(
       site.app.store.installments.all().map((i) => i.title),
@@ -434,7 +524,8 @@ describe('private feeds in paced mode', () => {
     const { store } = site.app;
     const reader = store.subscribers.create({ email: 'paced@example.org', status: 'active' });
     const other = store.subscribers.create({ email: 'other@example.org', status: 'active' });
-    const send = (subscriberId: number, n: number) => store.deliveries.markSent(store.deliveries.claim(subscriberId, n, null)!.id, `<${subscriberId}.${n}@test>`);
+    const send = (subscriberId: number, n: number) =>
+      store.deliveries.markSent(store.deliveries.claim(subscriberId, n, null)!.id, `<${subscriberId}.${n}@test>`);
     send(reader.id, 1);
     send(reader.id, 2);
     send(other.id, 3);

@@ -3,7 +3,17 @@
 // Real SQLite files, the real server, the CLI as a child process.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, openSync, readFileSync, statSync, symlinkSync, writeFileSync, writeSync, closeSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+  writeSync,
+  closeSync,
+} from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
@@ -47,7 +57,10 @@ function assertOneLine(r: CliResult, pattern: RegExp): void {
 function damage(file: string): void {
   const db = new Database(file, { readonly: true });
   const pageSize = db.pragma('page_size', { simple: true }) as number;
-  const leaves = db.prepare(`SELECT pageno FROM dbstat WHERE name = 'subscribers' AND pagetype = 'leaf' ORDER BY pageno`).pluck().all() as number[];
+  const leaves = db
+    .prepare(`SELECT pageno FROM dbstat WHERE name = 'subscribers' AND pagetype = 'leaf' ORDER BY pageno`)
+    .pluck()
+    .all() as number[];
   db.close();
   assert.ok(leaves.length > 2, 'the subscribers table spans several pages');
   const page = leaves[Math.floor(leaves.length / 2)]!;
@@ -92,13 +105,22 @@ describe('housekeeping: expired tokens and readers who never confirmed are purge
     const askedAgainToken = tokens.issue(askedAgain.id, 24 * 9);
 
     const lines: Array<Record<string, unknown>> = [];
-    const housekeeping = new Housekeeping({ store: app.store, pendingDays: 7, log: capturingLogger(lines), clock: () => new Date(now + 8 * DAY) });
+    const housekeeping = new Housekeeping({
+      store: app.store,
+      pendingDays: 7,
+      log: capturingLogger(lines),
+      clock: () => new Date(now + 8 * DAY),
+    });
     assert.deepEqual(housekeeping.run(), { tokens: 4, pending: 1, lapsed: 1 });
 
     assert.equal(subscribers.get(stale.id), undefined, 'never confirmed within 7 days: gone, with the consent record');
     assert.deepEqual(tokens.check(staleToken), { ok: false, reason: 'unknown' });
     assert.equal(subscribers.get(recent.id)?.status, 'pending');
-    assert.equal(tokens.check(recentToken).ok, true, 'expired less than a day before the clock: kept, so a late click is told "expired"');
+    assert.equal(
+      tokens.check(recentToken).ok,
+      true,
+      'expired less than a day before the clock: kept, so a late click is told "expired"',
+    );
     assert.deepEqual(tokens.check(oldToken), { ok: false, reason: 'unknown' });
     assert.equal(subscribers.get(reader.id)?.status, 'active');
     assert.deepEqual(tokens.check(usedToken), { ok: false, reason: 'unknown' }, 'a used token goes once expired');
@@ -111,7 +133,10 @@ describe('housekeeping: expired tokens and readers who never confirmed are purge
 
     const logged = lines.find((l) => /purged/.test(String(l.msg)));
     assert.ok(logged, 'the purge is logged');
-    assert.match(String(logged.msg), /purged 4 expired token\(s\) and 1 unconfirmed reader\(s\); 1 unconfirmed comeback\(s\) set back to unsubscribed/);
+    assert.match(
+      String(logged.msg),
+      /purged 4 expired token\(s\) and 1 unconfirmed reader\(s\); 1 unconfirmed comeback\(s\) set back to unsubscribed/,
+    );
 
     assert.deepEqual(housekeeping.run(), { tokens: 0, pending: 0, lapsed: 0 }, 'a second pass finds nothing');
   });
@@ -121,9 +146,19 @@ describe('housekeeping: expired tokens and readers who never confirmed are purge
     const app = p.open();
     cleanups.push(() => app.store.close());
     let clock = Date.now();
-    const housekeeping = new Housekeeping({ store: app.store, pendingDays: 1, log: pino({ level: 'silent' }), clock: () => new Date(clock), everyMs: 20 });
+    const housekeeping = new Housekeeping({
+      store: app.store,
+      pendingDays: 1,
+      log: pino({ level: 'silent' }),
+      clock: () => new Date(clock),
+      everyMs: 20,
+    });
     cleanups.push(() => housekeeping.stop());
-    app.store.subscribers.create({ email: 'first@example.org', status: 'pending', at: new Date(clock - 2 * DAY).toISOString() });
+    app.store.subscribers.create({
+      email: 'first@example.org',
+      status: 'pending',
+      at: new Date(clock - 2 * DAY).toISOString(),
+    });
     housekeeping.start();
     assert.equal(app.store.subscribers.byEmail('first@example.org'), undefined, 'purged at start');
 
@@ -140,14 +175,25 @@ describe('housekeeping: expired tokens and readers who never confirmed are purge
   test('serve purges at start', async () => {
     const p = project();
     const app = p.open();
-    app.store.subscribers.create({ email: 'forgotten@example.org', status: 'pending', at: new Date(Date.now() - 8 * DAY).toISOString() });
-    app.store.subscribers.create({ email: 'reader@example.org', status: 'active', at: new Date(Date.now() - 80 * DAY).toISOString() });
+    app.store.subscribers.create({
+      email: 'forgotten@example.org',
+      status: 'pending',
+      at: new Date(Date.now() - 8 * DAY).toISOString(),
+    });
+    app.store.subscribers.create({
+      email: 'reader@example.org',
+      status: 'active',
+      at: new Date(Date.now() - 80 * DAY).toISOString(),
+    });
     const lines: Array<Record<string, unknown>> = [];
     const serving = await startServing(app, capturingLogger(lines), { host: '127.0.0.1', port: 0 });
     cleanups.push(() => serving.stop());
     assert.equal(app.store.subscribers.byEmail('forgotten@example.org'), undefined);
     assert.equal(app.store.subscribers.byEmail('reader@example.org')?.status, 'active');
-    assert.ok(lines.some((l) => /purged .*1 unconfirmed reader/.test(String(l.msg))), 'logged');
+    assert.ok(
+      lines.some((l) => /purged .*1 unconfirmed reader/.test(String(l.msg))),
+      'logged',
+    );
   });
 });
 
@@ -209,7 +255,11 @@ describe('/healthz tells the truth about the database', () => {
     damage(file);
 
     now += 30_000;
-    assert.equal((await health()).status, 200, 'the last check is reused for a minute: quick_check reads the whole file');
+    assert.equal(
+      (await health()).status,
+      200,
+      'the last check is reused for a minute: quick_check reads the whole file',
+    );
     now += 31_000;
     const damaged = await health();
     assert.equal(damaged.status, 503);
@@ -220,7 +270,10 @@ describe('/healthz tells the truth about the database', () => {
 describe('a database file that is empty, not SQLite, or damaged is refused at open and left as it was', () => {
   const cases: Array<[string, (file: string) => void]> = [
     ['an empty (0-byte) file', (file) => writeFileSync(file, '')],
-    ['a file that is not SQLite', (file) => writeFileSync(file, 'subscribers: ann@example.org, bob@example.org\n'.repeat(200))],
+    [
+      'a file that is not SQLite',
+      (file) => writeFileSync(file, 'subscribers: ann@example.org, bob@example.org\n'.repeat(200)),
+    ],
     ['a damaged database', (file) => damage(file)],
   ];
   for (const [name, spoil] of cases) {
@@ -235,14 +288,22 @@ describe('a database file that is empty, not SQLite, or damaged is refused at op
         assert.equal(r.stdout, '');
       }
       assert.ok(readFileSync(file).equals(before), 'the file is byte for byte what it was');
-      assert.equal(existsSync(`${file}-wal`) && statSync(`${file}-wal`).size > 0, false, 'nothing was written beside it either');
+      assert.equal(
+        existsSync(`${file}-wal`) && statSync(`${file}-wal`).size > 0,
+        false,
+        'nothing was written beside it either',
+      );
     });
   }
 });
 
 /** `feuilleton ARGS` with the size of any file it writes limited (`ulimit -f`): past it the kernel refuses writes, as on a full disk. */
 function runCliWithFileLimit(blocks: number, args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
-  const child = spawn('sh', ['-c', `ulimit -f ${blocks}; exec "$0" "$@"`, process.execPath, '--import', 'tsx', CLI, ...args], { env: { ...cleanEnv(), ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(
+    'sh',
+    ['-c', `ulimit -f ${blocks}; exec "$0" "$@"`, process.execPath, '--import', 'tsx', CLI, ...args],
+    { env: { ...cleanEnv(), ...env }, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   let stdout = '';
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
@@ -261,37 +322,54 @@ describe('failures the operator must fix print one line, and the stack only with
     writeFileSync(csv, `email\n${Array.from({ length: 20_000 }, (_, i) => `reader${i}@example.org`).join('\n')}\n`);
     const file = p.config().paths.db;
     const r = await runCliWithFileLimit(1000, ['subscribers', 'import', csv, '-c', p.configPath]);
-    assertOneLine(r, new RegExp(`${esc(file)}: cannot write the database \\(.*\\); check that the disk has free space`));
+    assertOneLine(
+      r,
+      new RegExp(`${esc(file)}: cannot write the database \\(.*\\); check that the disk has free space`),
+    );
     const app = p.open();
     assert.equal(app.store.subscribers.countByStatus().active, 0, 'the import was rolled back');
     app.store.close();
 
-    const debug = await runCliWithFileLimit(1000, ['subscribers', 'import', csv, '-c', p.configPath], { LOG_LEVEL: 'debug' });
+    const debug = await runCliWithFileLimit(1000, ['subscribers', 'import', csv, '-c', p.configPath], {
+      LOG_LEVEL: 'debug',
+    });
     assert.equal(debug.code, 1);
     assert.match(debug.stderr, /^feuilleton: .*cannot write the database/);
     assert.match(debug.stderr, /^\s+at .*importActive/m, 'the stack, for a bug report');
   });
 
-  test('no space left on the disk (ENOSPC) while writing a file: one line saying so', { skip: !existsSync('/dev/full') && 'no /dev/full here' }, async () => {
-    const p = project();
-    const out = path.join(p.dir, 'preview');
-    mkdirSync(out);
-    // /dev/full answers every write with ENOSPC, as a full disk does.
-    symlinkSync('/dev/full', path.join(out, 'installment-1.html'));
-    const r = await runCli(['preview', '1', '--out', out, '-c', p.configPath]);
-    // The write reports no path (it is on an open file), so the line cannot name it.
-    assertOneLine(r, /^feuilleton: no space left on the disk; free some space, then run the command again$/);
-  });
+  test(
+    'no space left on the disk (ENOSPC) while writing a file: one line saying so',
+    { skip: !existsSync('/dev/full') && 'no /dev/full here' },
+    async () => {
+      const p = project();
+      const out = path.join(p.dir, 'preview');
+      mkdirSync(out);
+      // /dev/full answers every write with ENOSPC, as a full disk does.
+      symlinkSync('/dev/full', path.join(out, 'installment-1.html'));
+      const r = await runCli(['preview', '1', '--out', out, '-c', p.configPath]);
+      // The write reports no path (it is on an open file), so the line cannot name it.
+      assertOneLine(r, /^feuilleton: no space left on the disk; free some space, then run the command again$/);
+    },
+  );
 
   test('a backup path that cannot be written: one line naming it, nothing left behind', async () => {
     const p = project();
     const target = path.join(p.dir, 'story.txt', 'backup.db'); // under a regular file
     const r = await runCli(['backup', target, '-c', p.configPath]);
-    assertOneLine(r, new RegExp(`cannot write the backup to ${esc(target)} \\(${esc(path.join(p.dir, 'story.txt'))} is a file\\); choose a file in a folder you can write to`));
+    assertOneLine(
+      r,
+      new RegExp(
+        `cannot write the backup to ${esc(target)} \\(${esc(path.join(p.dir, 'story.txt'))} is a file\\); choose a file in a folder you can write to`,
+      ),
+    );
     const deeper = path.join(p.dir, 'story.txt', 'backups', 'backup.db');
     assertOneLine(await runCli(['backup', deeper, '-c', p.configPath]), /\(a part of the path is a file\)/);
     const proc = await runCli(['backup', '/proc/feuilleton-backup.db', '-c', p.configPath]);
-    assertOneLine(proc, /cannot write the backup to \/proc\/feuilleton-backup\.db \(.+\); choose a file in a folder you can write to/);
+    assertOneLine(
+      proc,
+      /cannot write the backup to \/proc\/feuilleton-backup\.db \(.+\); choose a file in a folder you can write to/,
+    );
     assert.equal(existsSync('/proc/feuilleton-backup.db'), false);
   });
 
@@ -306,16 +384,33 @@ describe('failures the operator must fix print one line, and the stack only with
       failureLine(new SqliteError('database or disk is full', 'SQLITE_FULL'), db),
       '/srv/serial/data/feuilleton.db: cannot write the database (database or disk is full); check that the disk has free space and is working, then run the command again',
     );
-    assert.match(failureLine(new SqliteError('attempt to write a readonly database', 'SQLITE_READONLY'), db), /^\/srv\/serial\/data\/feuilleton\.db: cannot open the database for writing/);
-    const denied = Object.assign(new Error("EACCES: permission denied, open '/srv/site/index.html'"), { code: 'EACCES', path: '/srv/site/index.html' });
-    assert.equal(failureLine(denied, db), '/srv/site/index.html: cannot write there (permission denied); choose a place this user may write to');
-    assert.equal(failureLine(new TypeError('x is not a function'), db), 'unexpected error: x is not a function (run with LOG_LEVEL=debug for details)');
+    assert.match(
+      failureLine(new SqliteError('attempt to write a readonly database', 'SQLITE_READONLY'), db),
+      /^\/srv\/serial\/data\/feuilleton\.db: cannot open the database for writing/,
+    );
+    const denied = Object.assign(new Error("EACCES: permission denied, open '/srv/site/index.html'"), {
+      code: 'EACCES',
+      path: '/srv/site/index.html',
+    });
+    assert.equal(
+      failureLine(denied, db),
+      '/srv/site/index.html: cannot write there (permission denied); choose a place this user may write to',
+    );
+    assert.equal(
+      failureLine(new TypeError('x is not a function'), db),
+      'unexpected error: x is not a function (run with LOG_LEVEL=debug for details)',
+    );
   });
 
   test('a YAML alias bomb in the config: one line naming the file', async () => {
     const p = project();
     const levels = ['story: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]'];
-    for (let i = 1; i < 8; i++) levels.push(`x${i}: &${String.fromCharCode(97 + i)} [${Array(9).fill(`*${String.fromCharCode(96 + i)}`).join(',')}]`);
+    for (let i = 1; i < 8; i++)
+      levels.push(
+        `x${i}: &${String.fromCharCode(97 + i)} [${Array(9)
+          .fill(`*${String.fromCharCode(96 + i)}`)
+          .join(',')}]`,
+      );
     writeFileSync(p.configPath, levels.join('\n') + '\n');
     const r = await runCli(['status', '-c', p.configPath]);
     assertOneLine(r, new RegExp(`${esc(p.configPath)}: too many YAML aliases`));

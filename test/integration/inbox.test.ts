@@ -24,7 +24,8 @@ type Kind = (typeof KINDS)[number];
 function kindOf(r: Received, last: number): Kind | undefined {
   const m = /^Message-ID:\s*<([a-z-]+)\.(\d+)?/im.exec(r.raw.toString('latin1'));
   if (!m) return undefined;
-  if (m[1] === 'installment') return Number(m[2]) === last ? 'last installment' : Number(m[2]) === 1 ? 'installment' : undefined;
+  if (m[1] === 'installment')
+    return Number(m[2]) === last ? 'last installment' : Number(m[2]) === 1 ? 'installment' : undefined;
   return KINDS.find((k) => k === m[1]);
 }
 
@@ -39,7 +40,11 @@ async function everyKind(): Promise<Map<Kind, Received>> {
     settings: {
       mode: 'paced',
       baseUrl: 'https://serial.example.org',
-      mail: { smtpUrl: sink.url, from: "The Lamplighter's Ledger <serial@example.org>", postalAddress: 'Feuilleton Press, 1 Ropewalk Stair, Skelby Haven' },
+      mail: {
+        smtpUrl: sink.url,
+        from: "The Lamplighter's Ledger <serial@example.org>",
+        postalAddress: 'Feuilleton Press, 1 Ropewalk Stair, Skelby Haven',
+      },
     },
   });
   const app = project.open();
@@ -58,7 +63,11 @@ async function everyKind(): Promise<Map<Kind, Received>> {
       const kind = kindOf(r, last);
       if (kind) byKind.set(kind, r);
     }
-    assert.deepEqual([...KINDS].filter((k) => !byKind.has(k)), [], 'one email of every kind');
+    assert.deepEqual(
+      [...KINDS].filter((k) => !byKind.has(k)),
+      [],
+      'one email of every kind',
+    );
     return byKind;
   } finally {
     runtime.close();
@@ -68,7 +77,9 @@ async function everyKind(): Promise<Map<Kind, Received>> {
 }
 
 const spamassassin = spawnSync('spamassassin', ['--version'], { encoding: 'utf8' });
-const NO_SPAMASSASSIN = spamassassin.error ? 'spamassassin is not installed (apt-get install spamassassin; .ci/run installs it)' : false;
+const NO_SPAMASSASSIN = spamassassin.error
+  ? 'spamassassin is not installed (apt-get install spamassassin; .ci/run installs it)'
+  : false;
 
 /** SpamAssassin's verdict with local tests only (-L: no DNS or network checks): the score and the rules that hit. */
 function spamScore(raw: Buffer): Promise<{ score: number; rules: string }> {
@@ -77,7 +88,10 @@ function spamScore(raw: Buffer): Promise<{ score: number; rules: string }> {
       if (err) return reject(new Error(`spamassassin failed: ${err.message}`));
       const details = /Content analysis details:\s+\((-?[\d.]+) points/.exec(stdout);
       if (!details) return reject(new Error(`no SpamAssassin report in:\n${stdout.slice(0, 2000)}`));
-      const table = stdout.slice(stdout.indexOf('Content analysis details')).split('\n').filter((l) => /^\s*-?\d+\.\d+ [A-Z]/.test(l));
+      const table = stdout
+        .slice(stdout.indexOf('Content analysis details'))
+        .split('\n')
+        .filter((l) => /^\s*-?\d+\.\d+ [A-Z]/.test(l));
       resolve({ score: Number(details[1]), rules: table.join('\n') });
     });
     child.stdin!.end(raw);
@@ -90,15 +104,28 @@ describe('every kind of email, in the inbox', () => {
     mails = await everyKind();
   });
 
-  it('scores 0 or less with SpamAssassin (spamassassin -L -t) for every kind of email', { skip: NO_SPAMASSASSIN }, async () => {
-    const verdicts = await Promise.all(KINDS.map(async (kind) => ({ kind, ...(await spamScore(mails.get(kind)!.raw)) })));
-    for (const v of verdicts) assert.ok(v.score <= 0, `${v.kind} scores ${v.score}:\n${v.rules}`);
-  });
+  it(
+    'scores 0 or less with SpamAssassin (spamassassin -L -t) for every kind of email',
+    { skip: NO_SPAMASSASSIN },
+    async () => {
+      const verdicts = await Promise.all(
+        KINDS.map(async (kind) => ({ kind, ...(await spamScore(mails.get(kind)!.raw)) })),
+      );
+      for (const v of verdicts) assert.ok(v.score <= 0, `${v.kind} scores ${v.score}:\n${v.rules}`);
+    },
+  );
 
   it('carries the headers of its kind, on the wire', () => {
-    const head = (kind: Kind) => mails.get(kind)!.raw.toString('latin1').split('\r\n\r\n')[0]!.replace(/\r\n[ \t]+/g, ' ');
-    for (const kind of ['confirm', 'welcome'] as const) assert.match(head(kind), /^Auto-Submitted: auto-generated$/im, kind);
-    for (const kind of ['installment', 'last installment', 'the-end'] as const) assert.doesNotMatch(head(kind), /^Auto-Submitted:/im, kind);
+    const head = (kind: Kind) =>
+      mails
+        .get(kind)!
+        .raw.toString('latin1')
+        .split('\r\n\r\n')[0]!
+        .replace(/\r\n[ \t]+/g, ' ');
+    for (const kind of ['confirm', 'welcome'] as const)
+      assert.match(head(kind), /^Auto-Submitted: auto-generated$/im, kind);
+    for (const kind of ['installment', 'last installment', 'the-end'] as const)
+      assert.doesNotMatch(head(kind), /^Auto-Submitted:/im, kind);
     for (const kind of KINDS) {
       assert.match(head(kind), /^List-Id: The Lamplighter's Ledger <the-lamplighter-s-ledger\.example\.org>$/im, kind);
       assert.doesNotMatch(head(kind), /^List-Unsubscribe: .*mailto:/im, kind);
@@ -135,8 +162,10 @@ describe('every kind of email, in the inbox', () => {
         shots.push(await page.screenshot({ path: path.join(OUTPUT_DIR, `email-${scheme}-600.png`), fullPage: true }));
         const story = await contrasts(page, 'td.story p');
         assert.ok(story.length > 3, 'story paragraphs found');
-        for (const c of story) assert.ok(c.ratio >= 7, `${scheme}: story text ${c.color} on ${c.background} is ${c.ratio.toFixed(2)}:1`);
-        for (const c of await contrasts(page, 'td div, td a, h1')) assert.ok(c.ratio >= 4.5, `${scheme}: "${c.text}" ${c.color} on ${c.background} is ${c.ratio.toFixed(2)}:1`);
+        for (const c of story)
+          assert.ok(c.ratio >= 7, `${scheme}: story text ${c.color} on ${c.background} is ${c.ratio.toFixed(2)}:1`);
+        for (const c of await contrasts(page, 'td div, td a, h1'))
+          assert.ok(c.ratio >= 4.5, `${scheme}: "${c.text}" ${c.color} on ${c.background} is ${c.ratio.toFixed(2)}:1`);
         await page.close();
       }
       assert.ok(!shots[0]!.equals(shots[1]!), 'the dark screenshot differs from the light one');
@@ -155,7 +184,10 @@ describe('every kind of email, in the inbox', () => {
         })()`);
         assert.ok(m.left >= 16 && m.left <= 20, `${scheme}: left margin ${m.left}px`);
         assert.ok(m.right >= 16 && m.right <= 20, `${scheme}: right margin ${m.right}px`);
-        assert.ok(m.ems >= 18.5 && m.ems <= 19.5, `${scheme}: a column of ${m.ems.toFixed(1)} em, about ${Math.round(m.ems / 0.45)} characters of Georgia`);
+        assert.ok(
+          m.ems >= 18.5 && m.ems <= 19.5,
+          `${scheme}: a column of ${m.ems.toFixed(1)} em, about ${Math.round(m.ems / 0.45)} characters of Georgia`,
+        );
         assert.equal(m.scrollWidth, 375, 'nothing scrolls sideways');
         await page.close();
       }
@@ -197,14 +229,18 @@ const CONTRASTS = `(sel) => {
     });
 }`;
 
-const contrasts = (page: Page, selector: string): Promise<Contrast[]> => page.evaluate(`(${CONTRASTS})(${JSON.stringify(selector)})`);
+const contrasts = (page: Page, selector: string): Promise<Contrast[]> =>
+  page.evaluate(`(${CONTRASTS})(${JSON.stringify(selector)})`);
 
 describe('size guard: Gmail clips an email over 102 KB', () => {
   let project: Project;
   before(() => {
     // The first installment is one paragraph of some 130 KB, and one sentence: nothing may split it.
     const huge = `The lamps were lit ${'one by one along the harbour wall and '.repeat(3000).trim()} so the night came.`;
-    project = makeProject({ story: `${generatedStory(0)}\n${huge}\n\n${generatedStory(30, 2, '').trim()}\n`, settings: { split: { targetWords: 400 } } });
+    project = makeProject({
+      story: `${generatedStory(0)}\n${huge}\n\n${generatedStory(30, 2, '').trim()}\n`,
+      settings: { split: { targetWords: 400 } },
+    });
   });
   after(() => project?.cleanup());
 
@@ -217,7 +253,10 @@ describe('size guard: Gmail clips an email over 102 KB', () => {
     assert.match(list.stdout + list.stderr, /Gmail clips .* over 102 KB/);
     assert.doesNotMatch(list.stdout + list.stderr, /installment 2's email/);
 
-    const json = JSON.parse((await runCli(['--config', project.configPath, 'installments', '--json'])).stdout) as { installments: Array<{ number: number; emailKB: number }>; warnings: string[] };
+    const json = JSON.parse((await runCli(['--config', project.configPath, 'installments', '--json'])).stdout) as {
+      installments: Array<{ number: number; emailKB: number }>;
+      warnings: string[];
+    };
     assert.ok(json.installments[0]!.emailKB > 102 && json.installments[1]!.emailKB < 90);
     assert.ok(json.warnings.some((w) => w.startsWith("installment 1's email is")));
 

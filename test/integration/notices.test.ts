@@ -23,7 +23,9 @@ afterEach(async () => {
   while (cleanups.length) await cleanups.pop()!();
 });
 
-async function sinkAndProject(settings: Record<string, unknown> = {}): Promise<{ sink: SmtpSink; project: Project; port: number }> {
+async function sinkAndProject(
+  settings: Record<string, unknown> = {},
+): Promise<{ sink: SmtpSink; project: Project; port: number }> {
   const sink = new SmtpSink();
   await sink.start();
   const port = await freePort();
@@ -74,7 +76,8 @@ function noticeCounts(project: Project) {
   }
 }
 
-const confirmationsTo = (sink: SmtpSink, address: string) => sink.to(address).filter((r) => /^Subject: Confirm/m.test(r.raw.toString('latin1')));
+const confirmationsTo = (sink: SmtpSink, address: string) =>
+  sink.to(address).filter((r) => /^Subject: Confirm/m.test(r.raw.toString('latin1')));
 
 describe('subscription emails are durable', () => {
   test('a 4xx on the confirmation is retried with backoff until the relay takes it', async () => {
@@ -86,13 +89,20 @@ describe('subscription emails are durable', () => {
     await sink.waitFor(() => sink.to('grey@example.org').length === 1);
     // The relay's 250 reaches the sender just after the message reaches the relay.
     await serving.runtime.subscriptions.settled();
-    const n = serving.runtime.app.store.notices.latestFor(serving.runtime.app.store.subscribers.byEmail('grey@example.org')!.id)!;
-    assert.deepEqual([n.kind, n.status, n.attempts, n.confirmUrl], ['confirm', 'sent', 3, null], 'sent on the third try; the link is not kept once sent');
+    const n = serving.runtime.app.store.notices.latestFor(
+      serving.runtime.app.store.subscribers.byEmail('grey@example.org')!.id,
+    )!;
+    assert.deepEqual(
+      [n.kind, n.status, n.attempts, n.confirmUrl],
+      ['confirm', 'sent', 3, null],
+      'sent on the third try; the link is not kept once sent',
+    );
   });
 
   test('a confirmation refused for good does not hold back the reader who asks again a minute later', async () => {
     const { sink, project } = await sinkAndProject();
-    sink.rcptRule = (address, attempt) => (attempt === 1 ? { code: 550, message: '5.1.1 Mailbox unavailable' } : undefined);
+    sink.rcptRule = (address, attempt) =>
+      attempt === 1 ? { code: 550, message: '5.1.1 Mailbox unavailable' } : undefined;
     const serving = await startServing(project.open(), silent, { host: '127.0.0.1', port: 0 });
     cleanups.push(() => serving.stop());
     const client = new Client(serving.url);
@@ -112,7 +122,12 @@ describe('subscription emails are durable', () => {
     for (const r of readers) assert.equal((await client.subscribe(r)).res.status, 303);
     // Tried and refused at least once each: they are waiting out a backoff when the process dies.
     const until = Date.now() + 10_000;
-    while (readers.some((r) => !sink.received.length && (sink as unknown as { attempts: Map<string, number> }).attempts.get(r) === undefined)) {
+    while (
+      readers.some(
+        (r) =>
+          !sink.received.length && (sink as unknown as { attempts: Map<string, number> }).attempts.get(r) === undefined,
+      )
+    ) {
       if (Date.now() > until) assert.fail('the confirmations were never tried');
       await new Promise((r) => setTimeout(r, 50));
     }
@@ -130,7 +145,9 @@ describe('subscription emails are durable', () => {
 
   test('SIGTERM with hundreds of confirmations queued exits within delivery.shutdownGraceSeconds; the restarted serve sends the rest', async () => {
     const READERS = 300;
-    const { sink, project, port } = await sinkAndProject({ delivery: { backoffBaseMs: 20, backoffMaxMs: 40, shutdownGraceSeconds: 1 } });
+    const { sink, project, port } = await sinkAndProject({
+      delivery: { backoffBaseMs: 20, backoffMaxMs: 40, shutdownGraceSeconds: 1 },
+    });
     {
       const app = project.open();
       const runtime = createRuntime(app, silent);
@@ -162,12 +179,23 @@ describe('subscription emails are durable', () => {
 
 describe('serve picks up an interrupted run', () => {
   test('a scheduled run cut short by a crash is resumed as soon as serve starts again, not at the next scheduled time', async () => {
-    const { sink, project, port } = await sinkAndProject({ schedule: { enabled: true, cron: '0 7 1 1 *', timezone: 'UTC', catchUp: true } });
+    const { sink, project, port } = await sinkAndProject({
+      schedule: { enabled: true, cron: '0 7 1 1 *', timezone: 'UTC', catchUp: true },
+    });
     const app = project.open();
-    const subs = Array.from({ length: 30 }, (_, i) => app.store.subscribers.create({ email: `r${i + 1}@example.com`, status: 'active' }));
+    const subs = Array.from({ length: 30 }, (_, i) =>
+      app.store.subscribers.create({ email: `r${i + 1}@example.com`, status: 'active' }),
+    );
     // What a crash part-way through a scheduled run leaves: the run open, its installment published, a few sent.
     app.store.installments.markPublished(1);
-    const run = app.store.runs.start('scheduled', JSON.stringify({ mode: 'broadcast', installment: 1 }), { planned: 30, sent: 0, failed: 0, retried: 0, skipped: 0, possibleDuplicates: 0 });
+    const run = app.store.runs.start('scheduled', JSON.stringify({ mode: 'broadcast', installment: 1 }), {
+      planned: 30,
+      sent: 0,
+      failed: 0,
+      retried: 0,
+      skipped: 0,
+      possibleDuplicates: 0,
+    });
     for (const s of subs.slice(0, 5)) {
       const claim = app.store.deliveries.claim(s.id, 1, run.id)!;
       app.store.deliveries.markSent(claim.id, `<before-crash.${s.id}@example.org>`);
@@ -177,7 +205,11 @@ describe('serve picks up an interrupted run', () => {
 
     const proc = await serve(project, port);
     await sink.waitFor(() => sink.received.length === 25, 15_000);
-    assert.deepEqual(new Set(sink.received.map((r) => r.to[0])), new Set(subs.slice(5).map((s) => s.email)), 'the rest of the run, and only the rest');
+    assert.deepEqual(
+      new Set(sink.received.map((r) => r.to[0])),
+      new Set(subs.slice(5).map((s) => s.email)),
+      'the rest of the run, and only the rest',
+    );
     const until = Date.now() + 5_000;
     while (!/resuming it now/.test(proc.output())) {
       if (Date.now() > until) assert.fail(`no log line about the resume:\n${proc.output()}`);

@@ -71,7 +71,12 @@ describe('feuilleton backup', () => {
     cleanups.push(() => app.store.close());
     const file = path.join(tempDir(), 'precious.db');
     writeFileSync(file, 'an earlier backup');
-    await assert.rejects(backup(app.store, file), (err: unknown) => err instanceof UserError && err.message === `${file} already exists; choose a new file name (backups never overwrite)`);
+    await assert.rejects(
+      backup(app.store, file),
+      (err: unknown) =>
+        err instanceof UserError &&
+        err.message === `${file} already exists; choose a new file name (backups never overwrite)`,
+    );
     assert.equal(readFileSync(file, 'utf8'), 'an earlier backup');
   });
 
@@ -84,7 +89,10 @@ describe('feuilleton backup', () => {
     const file = path.join(tempDir(), 'cli-copy.db');
     const r = await runCli(['backup', file, '-c', project.configPath]);
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stdout, new RegExp(`^backup written to ${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} \\(\\d+ pages\\)\\n$`));
+    assert.match(
+      r.stdout,
+      new RegExp(`^backup written to ${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} \\(\\d+ pages\\)\\n$`),
+    );
     assert.equal(openCopy(file).subscribers.byEmail('ada@example.org')?.status, 'active');
   });
 });
@@ -95,9 +103,19 @@ describe('feuilleton init', () => {
     const { files } = init(dir);
     assert.deepEqual(
       files.map((f) => path.relative(dir, f)),
-      [CONFIG_FILE_NAME, path.join('story', 'the-lamplighters-ledger.txt'), 'templates', 'data', 'package.json', '.gitignore'],
+      [
+        CONFIG_FILE_NAME,
+        path.join('story', 'the-lamplighters-ledger.txt'),
+        'templates',
+        'data',
+        'package.json',
+        '.gitignore',
+      ],
     );
-    assert.deepEqual(readdirSync(path.join(dir, 'templates')).sort(), readdirSync(path.join(PACKAGE_ROOT, 'templates')).sort());
+    assert.deepEqual(
+      readdirSync(path.join(dir, 'templates')).sort(),
+      readdirSync(path.join(PACKAGE_ROOT, 'templates')).sort(),
+    );
     assert.ok(statSync(path.join(dir, 'data')).isDirectory());
 
     // The package's own commented config, pointed at the copied templates, without the sample's sender and postal address.
@@ -111,7 +129,11 @@ describe('feuilleton init', () => {
     );
     assert.ok(lines.filter((l) => l.trimStart().startsWith('#')).length >= 30, 'settings are explained in comments');
     for (const key of ['cron:', 'catchUp:', 'templatesDir:']) {
-      assert.match(lines.find((l) => l.trimStart().startsWith(key)) ?? '', /^\s*\w+: \S.*#\s*\S/, `${key} is set, with a comment`);
+      assert.match(
+        lines.find((l) => l.trimStart().startsWith(key)) ?? '',
+        /^\s*\w+: \S.*#\s*\S/,
+        `${key} is set, with a comment`,
+      );
     }
 
     const config = loadConfig({ configPath: path.join(dir, CONFIG_FILE_NAME), env: {} });
@@ -132,17 +154,31 @@ describe('feuilleton init', () => {
     init(dir);
     const configPath = path.join(dir, CONFIG_FILE_NAME);
     writeFileSync(configPath, '# my own settings\nmode: paced\n');
-    assert.throws(() => init(dir), (err: unknown) => err instanceof UserError && err.message === `${dir} already holds a feuilleton project (${CONFIG_FILE_NAME}); "init" never overwrites one (pick a new folder)`);
+    assert.throws(
+      () => init(dir),
+      (err: unknown) =>
+        err instanceof UserError &&
+        err.message ===
+          `${dir} already holds a feuilleton project (${CONFIG_FILE_NAME}); "init" never overwrites one (pick a new folder)`,
+    );
     assert.equal(readFileSync(configPath, 'utf8'), '# my own settings\nmode: paced\n');
 
     const busy = path.join(tempDir(), 'notes');
     mkdirSync(busy);
     writeFileSync(path.join(busy, 'todo.txt'), 'write chapter 3');
-    assert.throws(() => init(busy), (err: unknown) => err instanceof UserError && err.message === `${busy} is not empty; "init" only creates new projects (pick a new folder)`);
+    assert.throws(
+      () => init(busy),
+      (err: unknown) =>
+        err instanceof UserError &&
+        err.message === `${busy} is not empty; "init" only creates new projects (pick a new folder)`,
+    );
     assert.deepEqual(readdirSync(busy), ['todo.txt']);
 
     const file = path.join(busy, 'todo.txt');
-    assert.throws(() => init(file), (err: unknown) => err instanceof UserError && /is a file; "init" needs a new folder$/.test(err.message));
+    assert.throws(
+      () => init(file),
+      (err: unknown) => err instanceof UserError && /is a file; "init" needs a new folder$/.test(err.message),
+    );
   });
 
   test('the CLI scaffolds a project whose status works straight away, and refuses a second init', async () => {
@@ -156,6 +192,9 @@ describe('feuilleton init', () => {
     assert.match(status.stdout, /^Story:\s+The Lamplighter's Ledger by Odile Marchetti \(broadcast mode\)$/m);
     const again = await runCli(['init', dir]);
     assert.equal(again.code, 1);
-    assert.equal(again.stderr, `feuilleton: ${dir} already holds a feuilleton project (${CONFIG_FILE_NAME}); "init" never overwrites one (pick a new folder)\n`);
+    assert.equal(
+      again.stderr,
+      `feuilleton: ${dir} already holds a feuilleton project (${CONFIG_FILE_NAME}); "init" never overwrites one (pick a new folder)\n`,
+    );
   });
 });

@@ -44,7 +44,10 @@ describe('the outbox page', () => {
     // In a real browser: the page left open shows the confirmation once it is written.
     await page.goto(`${site.serving.url}outbox`);
     await new Client(site.serving.url).subscribe('waiting.reader@example.org');
-    await page.getByRole('link', { name: /Confirm/ }).first().waitFor({ timeout: 15_000 });
+    await page
+      .getByRole('link', { name: /Confirm/ })
+      .first()
+      .waitFor({ timeout: 15_000 });
   });
 
   test('with messages: no auto-refresh, and nothing wider than 375 px on the list and on a message', async () => {
@@ -54,7 +57,10 @@ describe('the outbox page', () => {
     await page.goto(`${site.serving.url}outbox`);
     assert.equal(await page.locator('meta[http-equiv=refresh]').count(), 0, 'a page with mail stays still');
     assert.deepEqual(await overflow(), { scrollWidth: 375, wide: [] }, 'the list fits');
-    await page.getByRole('row', { name: /a\.rather\.long/ }).getByRole('link', { name: /Confirm/ }).click();
+    await page
+      .getByRole('row', { name: /a\.rather\.long/ })
+      .getByRole('link', { name: /Confirm/ })
+      .click();
     await page.waitForLoadState();
     assert.match((await page.locator('table.outbox-headers').textContent()) ?? '', /a\.rather\.long/);
     assert.deepEqual(await overflow(), { scrollWidth: 375, wide: [] }, 'the message fits');

@@ -44,6 +44,10 @@ describe('pages cached per published state', () => {
     assert.notEqual(ta, tb);
     assert.doesNotMatch(await (await site.get('/')).text(), /csrfslot/, 'the stand-in never reaches a visitor');
     assert.equal((await a.subscribe('cache-a@example.org')).res.status, 303);
-    assert.equal((await b.post('/subscribe', { email: 'cache-b@example.org', _csrf: ta, website: '', adult: 'yes' })).res.status, 403, "another visitor's token is refused");
+    assert.equal(
+      (await b.post('/subscribe', { email: 'cache-b@example.org', _csrf: ta, website: '', adult: 'yes' })).res.status,
+      403,
+      "another visitor's token is refused",
+    );
   });
 });

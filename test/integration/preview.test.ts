@@ -23,12 +23,15 @@ async function nextLine(schedule: Record<string, unknown>, mode = 'broadcast'): 
 }
 
 describe('preview: the next installment date', () => {
-  test('is the run after the one that will send this installment, in the schedule\'s time zone', async () => {
+  test("is the run after the one that will send this installment, in the schedule's time zone", async () => {
     // Once a year, on 1 January: the next unpublished installment goes at the coming one,
     // and its email names the one after that.
     const line = await nextLine({ enabled: true, cron: '0 7 1 1 *', timezone: 'UTC' });
     const now = new Date();
-    const sentAt = now.getUTCMonth() === 0 && now.getUTCDate() === 1 && now.getUTCHours() < 7 ? now.getUTCFullYear() : now.getUTCFullYear() + 1;
+    const sentAt =
+      now.getUTCMonth() === 0 && now.getUTCDate() === 1 && now.getUTCHours() < 7
+        ? now.getUTCFullYear()
+        : now.getUTCFullYear() + 1;
     assert.ok(line, 'a next installment line');
     assert.match(line, /January/);
     assert.match(line, new RegExp(`\\b${sentAt + 1}\\b`), line);

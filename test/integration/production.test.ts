@@ -33,7 +33,10 @@ function ledger(project: Project): { published: number; deliveries: number } {
   const app = project.open();
   try {
     const counts = app.store.deliveries.countByStatus();
-    return { published: app.store.installments.count().published, deliveries: counts.queued + counts.sending + counts.sent + counts.failed };
+    return {
+      published: app.store.installments.count().published,
+      deliveries: counts.queued + counts.sending + counts.sent + counts.failed,
+    };
   } finally {
     app.store.close();
   }
@@ -66,7 +69,12 @@ describe('production never falls back to the local outbox', () => {
   const ways: Array<[string, Record<string, unknown>, NodeJS.ProcessEnv, RegExp]> = [
     ['NODE_ENV=production', {}, { NODE_ENV: 'production' }, /NODE_ENV=production/],
     ['production: true', { production: true }, {}, /production: true/],
-    ['a public baseUrl', { baseUrl: 'https://serial.example.org' }, {}, /baseUrl https:\/\/serial\.example\.org is not a loopback address/],
+    [
+      'a public baseUrl',
+      { baseUrl: 'https://serial.example.org' },
+      {},
+      /baseUrl https:\/\/serial\.example\.org is not a loopback address/,
+    ],
   ];
   for (const [why, settings, env, reason] of ways) {
     test(`${why}, no smtpUrl: send refuses in one line before recording anything`, async () => {
@@ -77,7 +85,11 @@ describe('production never falls back to the local outbox', () => {
         assert.match(r.stderr, reason);
         assert.match(r.stderr, /set FEUILLETON_SMTP_URL or mail\.smtpUrl/);
         assert.match(r.stderr, /mail\.outboxInProduction: true/);
-        assert.deepEqual(ledger(project), { published: 0, deliveries: 0 }, 'installment 1 is not published; no delivery recorded');
+        assert.deepEqual(
+          ledger(project),
+          { published: 0, deliveries: 0 },
+          'installment 1 is not published; no delivery recorded',
+        );
         assert.deepEqual(outboxFiles(project), []);
       } finally {
         project.cleanup();
@@ -88,21 +100,30 @@ describe('production never falls back to the local outbox', () => {
   test('serve refuses to start, in one line', async () => {
     const project = projectWithReader({ baseUrl: 'https://serial.example.org' });
     try {
-      assertOneLine(await serveRefusal(project), /no mail server in production .*set FEUILLETON_SMTP_URL or mail\.smtpUrl/);
+      assertOneLine(
+        await serveRefusal(project),
+        /no mail server in production .*set FEUILLETON_SMTP_URL or mail\.smtpUrl/,
+      );
     } finally {
       project.cleanup();
     }
   });
 
   test('mail.outboxInProduction: true keeps the outbox by choice', async () => {
-    const project = projectWithReader({ baseUrl: 'https://serial.example.org', mail: { outboxInProduction: true, postalAddress: '1 Quay Street, Porthaven' } });
+    const project = projectWithReader({
+      baseUrl: 'https://serial.example.org',
+      mail: { outboxInProduction: true, postalAddress: '1 Quay Street, Porthaven' },
+    });
     try {
       const r = await runCli(['send', '-c', project.configPath]);
       assert.equal(r.code, 0, r.stderr);
       assert.deepEqual(ledger(project), { published: 1, deliveries: 1 });
       assert.equal(outboxFiles(project).filter((f) => f.endsWith('.eml')).length, 1);
       // What check finds is said at the start, one line each.
-      assert.match(r.stderr, /^warning: mail\.outboxInProduction is true: mail goes to the local outbox and reaches no reader/m);
+      assert.match(
+        r.stderr,
+        /^warning: mail\.outboxInProduction is true: mail goes to the local outbox and reaches no reader/m,
+      );
       assert.match(r.stderr, /^warning: no DKIM signature: /m);
     } finally {
       project.cleanup();
@@ -136,8 +157,16 @@ describe('/outbox is shown only to the machine it runs on', () => {
     const project = makeProject({ settings: { server } });
     const site = await startSite(project);
     started.push({ project, site });
-    await site.serving.runtime.transport.send({ to: 'reader@example.org', subject: 'Confirm', html: '<p>hello</p>', text: 'hello', messageId: '<t@example.org>' });
-    const [id] = readdirSync(site.app.config.paths.outbox).filter((f) => f.endsWith('.json')).map((f) => f.slice(0, -5));
+    await site.serving.runtime.transport.send({
+      to: 'reader@example.org',
+      subject: 'Confirm',
+      html: '<p>hello</p>',
+      text: 'hello',
+      messageId: '<t@example.org>',
+    });
+    const [id] = readdirSync(site.app.config.paths.outbox)
+      .filter((f) => f.endsWith('.json'))
+      .map((f) => f.slice(0, -5));
     return { site, pages: ['/outbox', `/outbox/${id}`, `/outbox/${id}/html`] };
   }
 
@@ -161,7 +190,9 @@ describe('/outbox is shown only to the machine it runs on', () => {
     // A proxy that adds no header but passes the public host name on.
     const { port } = new URL(site.serving.url);
     const viaPublicName = await new Promise<number | undefined>((resolve, reject) =>
-      get({ host: '127.0.0.1', port, path: '/outbox', headers: { host: 'serial.example.org' } }, (res) => resolve(res.resume().statusCode)).on('error', reject),
+      get({ host: '127.0.0.1', port, path: '/outbox', headers: { host: 'serial.example.org' } }, (res) =>
+        resolve(res.resume().statusCode),
+      ).on('error', reject),
     );
     assert.equal(viaPublicName, 404);
   });
@@ -189,7 +220,13 @@ describe('DKIM: the key is test-signed before the first message', () => {
   after(() => sink.stop());
 
   function dkimProject(kind: KeyKind): { project: Project; publicKey: string | undefined } {
-    const project = projectWithReader({ mail: { smtpUrl: sink.url, postalAddress: '1 Quay Street, Porthaven', dkim: { domainName: 'example.org', keySelector: 'feuilleton', privateKeyFile: 'dkim-private.pem' } } });
+    const project = projectWithReader({
+      mail: {
+        smtpUrl: sink.url,
+        postalAddress: '1 Quay Street, Porthaven',
+        dkim: { domainName: 'example.org', keySelector: 'feuilleton', privateKeyFile: 'dkim-private.pem' },
+      },
+    });
     return { project, publicKey: writeKey(project.dir, 'dkim-private.pem', kind) };
   }
 
@@ -258,12 +295,18 @@ describe('feuilleton check, and the same findings at serve and in status', () =>
     const r = await runCli(['check', '-c', SAMPLE]);
     assert.equal(r.code, 0, r.stderr);
     const lines = r.stdout.trim().split('\n');
-    assert.equal(lines[0], 'Production: off (baseUrl http://127.0.0.1:3000 is a loopback address and NODE_ENV is not production)');
+    assert.equal(
+      lines[0],
+      'Production: off (baseUrl http://127.0.0.1:3000 is a loopback address and NODE_ENV is not production)',
+    );
     assert.equal(lines[1], `Config:     ${SAMPLE}`);
     assert.equal(lines[3], 'Errors (5):');
     assert.match(lines[4]!, /^ {2}baseUrl http:\/\/127\.0\.0\.1:3000 is a loopback address/);
     assert.ok(lines.includes('Warnings (1):'));
-    assert.equal(lines.at(-1), 'Not in production, so nothing here stops serve or send; fix the errors before going live.');
+    assert.equal(
+      lines.at(-1),
+      'Not in production, so nothing here stops serve or send; fix the errors before going live.',
+    );
   });
 
   test('NODE_ENV=production: exit 1, and --json gives the same findings', async () => {
@@ -273,7 +316,12 @@ describe('feuilleton check, and the same findings at serve and in status', () =>
     assert.match(text.stdout, /^ {2}no mail server in production \(NODE_ENV=production\): /m);
     const json = await runCli(['check', '--json', '-c', SAMPLE], undefined, { NODE_ENV: 'production' });
     assert.equal(json.code, 1);
-    const data = JSON.parse(json.stdout) as { production: boolean; errors: string[]; warnings: string[]; dkimRecord: string | null };
+    const data = JSON.parse(json.stdout) as {
+      production: boolean;
+      errors: string[];
+      warnings: string[];
+      dkimRecord: string | null;
+    };
     assert.equal(data.production, true);
     assert.equal(data.dkimRecord, null);
     for (const line of [...data.errors, ...data.warnings]) assert.ok(text.stdout.includes(`\n  ${line}\n`), line);
@@ -288,12 +336,17 @@ describe('feuilleton check, and the same findings at serve and in status', () =>
       assert.match(r.stdout, /^Going live: {4}production; 3 error\(s\), 2 warning\(s\):$/m);
       assert.match(r.stdout, /^ {2}error: mail\.postalAddress is empty: /m);
       assert.match(r.stdout, /^ {2}warning: mail\.outboxInProduction is true: /m);
-      const json = JSON.parse((await runCli(['status', '--json', '-c', live.configPath])).stdout) as { goingLive: { production: boolean; errors: string[]; warnings: string[] } };
+      const json = JSON.parse((await runCli(['status', '--json', '-c', live.configPath])).stdout) as {
+        goingLive: { production: boolean; errors: string[]; warnings: string[] };
+      };
       assert.equal(json.goingLive.production, true);
       assert.equal(json.goingLive.errors.length, 3);
       assert.equal(json.goingLive.warnings.length, 2);
       const tour = await runCli(['status', '-c', local.configPath]);
-      assert.match(tour.stdout, /^Going live: {4}not in production; 5 error\(s\), 0 warning\(s\) to fix first \(feuilleton check\)$/m);
+      assert.match(
+        tour.stdout,
+        /^Going live: {4}not in production; 5 error\(s\), 0 warning\(s\) to fix first \(feuilleton check\)$/m,
+      );
       assert.doesNotMatch(tour.stdout, /^ {2}error:/m);
     } finally {
       live.cleanup();
@@ -306,7 +359,8 @@ describe('feuilleton check, and the same findings at serve and in status', () =>
     const p = spawnCli(['serve', '--port', '0', '-c', project.configPath], { env: { LOG_LEVEL: 'info' } });
     try {
       const until = Date.now() + 15_000;
-      while (!/serving "/.test(p.output()) && p.child.exitCode === null && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+      while (!/serving "/.test(p.output()) && p.child.exitCode === null && Date.now() < until)
+        await new Promise((r) => setTimeout(r, 50));
       const warnings = p
         .output()
         .split('\n')
@@ -314,8 +368,14 @@ describe('feuilleton check, and the same findings at serve and in status', () =>
         .map((l) => JSON.parse(l) as { level: number; msg: string })
         .filter((l) => l.level === 40)
         .map((l) => l.msg);
-      assert.ok(warnings.some((w) => w.startsWith('mail.outboxInProduction is true: ')), p.output());
-      assert.ok(warnings.some((w) => w.startsWith('mail.postalAddress is empty: ')), p.output());
+      assert.ok(
+        warnings.some((w) => w.startsWith('mail.outboxInProduction is true: ')),
+        p.output(),
+      );
+      assert.ok(
+        warnings.some((w) => w.startsWith('mail.postalAddress is empty: ')),
+        p.output(),
+      );
     } finally {
       p.child.kill('SIGTERM');
       await p.done;

@@ -38,7 +38,14 @@ describe('feuilleton export DIR', () => {
     const r = await runCli(['export', site, '-c', project.configPath]);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout.trim(), `wrote 6 files to ${site} (links point at ${BASE_URL}: host the copy there)`);
-    for (const file of ['feed.xml', 'atom.xml', 'feed.json', 'index.html', 'installments/1/index.html', 'installments/2/index.html']) {
+    for (const file of [
+      'feed.xml',
+      'atom.xml',
+      'feed.json',
+      'index.html',
+      'installments/1/index.html',
+      'installments/2/index.html',
+    ]) {
       assert.ok(existsSync(path.join(site, file)), file);
     }
     assert.ok(!existsSync(path.join(site, 'installments', '3')), 'installment 3 is not published');
@@ -56,7 +63,11 @@ describe('feuilleton export DIR', () => {
       );
     }
     const home = readFileSync(path.join(site, 'index.html'), 'utf8');
-    assert.ok(home.includes(`<link rel="alternate" type="application/atom+xml" title="A Generated Tale (Atom)" href="${BASE_URL}/atom.xml">`));
+    assert.ok(
+      home.includes(
+        `<link rel="alternate" type="application/atom+xml" title="A Generated Tale (Atom)" href="${BASE_URL}/atom.xml">`,
+      ),
+    );
     assert.ok(home.includes(`href="${BASE_URL}/installments/2"`) && !home.includes(`${BASE_URL}/installments/3`));
   });
 
@@ -65,7 +76,10 @@ describe('feuilleton export DIR', () => {
     writeFileSync(file, '');
     const r = await runCli(['export', file, '-c', project.configPath]);
     assert.equal(r.code, 1);
-    assert.match(r.stderr, new RegExp(`^feuilleton: ${file}: cannot write the static site there \\(\\w+\\); give a folder you can write to`));
+    assert.match(
+      r.stderr,
+      new RegExp(`^feuilleton: ${file}: cannot write the static site there \\(\\w+\\); give a folder you can write to`),
+    );
     assert.equal(r.stderr.trim().split('\n').length, 1);
   });
 });
@@ -87,11 +101,21 @@ describe('feuilleton preview [N]', () => {
   test('writes installment N as the HTML and text a reader gets, and PNG screenshots with --png', async () => {
     const r = await runCli(['preview', '2', '--png', '--out', out, '-c', project.configPath]);
     assert.equal(r.code, 0, r.stderr);
-    const files = ['installment-2.html', 'installment-2.txt', 'installment-2-desktop.png', 'installment-2-mobile.png'].map((f) => path.join(out, f));
+    const files = [
+      'installment-2.html',
+      'installment-2.txt',
+      'installment-2-desktop.png',
+      'installment-2-mobile.png',
+    ].map((f) => path.join(out, f));
     assert.deepEqual(r.stdout.trim().split('\n'), files);
     assert.match(readFileSync(files[0]!, 'utf8'), /<h1[^>]*>Part 2<\/h1>/);
     assert.match(readFileSync(files[1]!, 'utf8'), /^Subject: A Generated Tale — Part 2\n\n/);
-    for (const png of files.slice(2)) assert.deepEqual(readFileSync(png).subarray(0, 8), Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), png);
+    for (const png of files.slice(2))
+      assert.deepEqual(
+        readFileSync(png).subarray(0, 8),
+        Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+        png,
+      );
   });
 
   test('refuses an installment that does not exist, or N that is not a number of 1 or more', async () => {
@@ -111,7 +135,11 @@ describe('baseUrl: every link in emails, feeds and pages is built on it', () => 
   after(() => rmSync(dir, { recursive: true, force: true }));
 
   const cases: Array<[string, Record<string, unknown>, RegExp]> = [
-    ['missing from a config file in production', { production: true }, /: baseUrl is missing; set it to the site's public address/],
+    [
+      'missing from a config file in production',
+      { production: true },
+      /: baseUrl is missing; set it to the site's public address/,
+    ],
     ['relative', { baseUrl: '/tale' }, /: baseUrl must be an absolute http\(s\) URL/],
     ['without a scheme', { baseUrl: 'serial.example.org' }, /: baseUrl must be an absolute http\(s\) URL/],
     ['with a query', { baseUrl: 'https://serial.example.org/?ref=feed' }, /: baseUrl must not have a query/],

@@ -33,7 +33,10 @@ interface Harness {
 }
 
 function harness(settings: Record<string, unknown> = {}, paragraphs = 40): Harness {
-  const project = makeProject({ story: generatedStory(paragraphs), settings: { mode: 'paced', split: { targetWords: 150 }, ...settings } });
+  const project = makeProject({
+    story: generatedStory(paragraphs),
+    settings: { mode: 'paced', split: { targetWords: 150 }, ...settings },
+  });
   const app = project.open();
   const runtime = createRuntime(app, pino({ level: 'silent' }));
   const clock = { now: new Date('2026-06-10T00:00:00Z') };
@@ -43,7 +46,11 @@ function harness(settings: Record<string, unknown> = {}, paragraphs = 40): Harne
     runtime.close();
     project.cleanup();
   });
-  const calendars = new ReaderCalendars({ subscribers: app.store.subscribers, config: app.config, clock: () => clock.now });
+  const calendars = new ReaderCalendars({
+    subscribers: app.store.subscribers,
+    config: app.config,
+    clock: () => clock.now,
+  });
   const choose = (id: number, form: CalendarForm) => {
     const r = calendars.update(app.store.subscribers.get(id)!, form);
     assert.ok(r.ok, JSON.stringify(r));
@@ -88,11 +95,15 @@ async function tickThrough(h: Harness, s: Scheduler, until: string, minutes = 5)
 }
 
 describe("readers' own calendars", () => {
-  test('one installment per slot, at the reader\'s time in their zone, exactly once; story readers keep the story\'s runs', async () => {
+  test("one installment per slot, at the reader's time in their zone, exactly once; story readers keep the story's runs", async () => {
     const h = harness();
     const kolkata = h.reader('kolkata@example.org', { cadence: 'daily', time: '07:00', timezone: 'Asia/Kolkata' });
     h.reader('story@example.org');
-    assert.equal(h.app.store.subscribers.get(kolkata)!.nextDueAt, '2026-06-10T01:30:00.000Z', '07:00 in Kolkata is 01:30 UTC');
+    assert.equal(
+      h.app.store.subscribers.get(kolkata)!.nextDueAt,
+      '2026-06-10T01:30:00.000Z',
+      '07:00 in Kolkata is 01:30 UTC',
+    );
     const s = h.scheduler();
 
     h.clock.now = new Date('2026-06-10T01:25:00Z');
@@ -121,11 +132,17 @@ describe("readers' own calendars", () => {
     h.clock.now = new Date('2026-03-27T12:00:00Z');
     h.reader('paris@example.org', { cadence: 'daily', time: '07:00', timezone: 'Europe/Paris' });
     h.reader('adelaide@example.org', { cadence: 'daily', time: '07:00', timezone: 'Australia/Adelaide' });
-    h.reader('kiritimati@example.org', { cadence: 'weekly', weekday: 'monday', time: '07:00', timezone: 'Pacific/Kiritimati' });
+    h.reader('kiritimati@example.org', {
+      cadence: 'weekly',
+      weekday: 'monday',
+      time: '07:00',
+      timezone: 'Pacific/Kiritimati',
+    });
     h.reader('baker@example.org', { cadence: 'weekly', weekday: 'monday', time: '07:00', timezone: 'Etc/GMT+12' });
     const s = h.scheduler();
     const sends = await tickThrough(h, s, '2026-03-31T00:00:00Z');
-    const when = (email: string) => h.app.store.deliveries.forSubscriber(h.app.store.subscribers.byEmail(email)!.id).map((d) => d.installment);
+    const when = (email: string) =>
+      h.app.store.deliveries.forSubscriber(h.app.store.subscribers.byEmail(email)!.id).map((d) => d.installment);
     assert.deepEqual(when('paris@example.org'), [1, 2, 3]);
     // Paris: 28th 06:00Z (CET), 29th and 30th 05:00Z (CEST). Adelaide (UTC+10:30 until 5 April): 20:30Z the day before.
     // Kiritimati's Monday 07:00 is Sunday 29th 17:00Z; UTC−12's is Monday 30th 19:00Z.
@@ -162,12 +179,15 @@ describe("readers' own calendars", () => {
     await b.stop();
   });
 
-  test('pause until a date sends nothing until that date in the reader\'s zone; resume starts again at the next slot', async () => {
+  test("pause until a date sends nothing until that date in the reader's zone; resume starts again at the next slot", async () => {
     const h = harness();
     h.clock.now = new Date('2026-06-08T00:00:00Z'); // a Monday
     const id = h.reader('weekdays@example.org', { cadence: 'weekdays', time: '07:00', timezone: 'UTC' });
     const s = h.scheduler();
-    assert.deepEqual(h.calendars.pause(h.app.store.subscribers.get(id)!, '2026-06-08'), { ok: false, error: 'Choose a date after today to pause until.' });
+    assert.deepEqual(h.calendars.pause(h.app.store.subscribers.get(id)!, '2026-06-08'), {
+      ok: false,
+      error: 'Choose a date after today to pause until.',
+    });
     assert.deepEqual(h.calendars.pause(h.app.store.subscribers.get(id)!, '2026-06-11'), { ok: true });
     assert.equal(statusData(h.app, h.clock.now).readers.paused, 1);
     const sends = await tickThrough(h, s, '2026-06-15T23:00:00Z', 60);
@@ -188,8 +208,10 @@ describe("readers' own calendars", () => {
     assert.deepEqual(h.got('story@example.org'), []);
   });
 
-  test('the config\'s default calendar applies to readers who chose nothing', async () => {
-    const h = harness({ readers: { cadence: 'weekly', days: ['wednesday'], time: '18:00', timezone: 'America/New_York' } });
+  test("the config's default calendar applies to readers who chose nothing", async () => {
+    const h = harness({
+      readers: { cadence: 'weekly', days: ['wednesday'], time: '18:00', timezone: 'America/New_York' },
+    });
     const id = h.reader('default@example.org');
     h.clock.now = new Date('2026-06-09T12:00:00Z'); // Tuesday
     const s = h.scheduler();
@@ -204,7 +226,10 @@ describe("readers' own calendars", () => {
 
 describe('broadcast: joining late', () => {
   test('"from the beginning at my own pace" catches up on the reader\'s calendar, then rejoins the shared one; "only new installments" gets only new ones', async () => {
-    const h = harness({ mode: 'broadcast', schedule: { enabled: true, cron: '0 7 * * 1,4', timezone: 'UTC', catchUp: true } }, 16);
+    const h = harness(
+      { mode: 'broadcast', schedule: { enabled: true, cron: '0 7 * * 1,4', timezone: 'UTC', catchUp: true } },
+      16,
+    );
     h.reader('early@example.org');
     for (let i = 0; i < 3; i++) await sendRun(h.runtime.send, { force: true });
     const total = h.app.store.installments.count().total;
@@ -215,7 +240,10 @@ describe('broadcast: joining late', () => {
     assert.equal(h.app.store.subscribers.byEmail('new-only@example.org')!.nextDueAt, null);
     const s = h.scheduler();
 
-    assert.deepEqual(await tickThrough(h, s, '2026-06-11T12:00:00Z', 60), ['2026-06-10T07:00:00.000Z', '2026-06-11T07:00:00.000Z']);
+    assert.deepEqual(await tickThrough(h, s, '2026-06-11T12:00:00Z', 60), [
+      '2026-06-10T07:00:00.000Z',
+      '2026-06-11T07:00:00.000Z',
+    ]);
     // The shared calendar's next installment: to everyone on it, not to the reader at their own pace.
     const fourth = await s.tick('scheduled');
     assert.equal(fourth.status === 'sent' && fourth.summary.installment, 4);
@@ -233,12 +261,17 @@ describe('broadcast: joining late', () => {
   });
 });
 
-describe('catch-up and the author\'s view', () => {
+describe("catch-up and the author's view", () => {
   test('"send me the rest" gives the whole story and EPUB through "The End"; status and subscribers show say where readers are', async () => {
     const h = harness({}, 12);
     const total = h.app.store.installments.count().total;
     const binge = h.reader('binge@example.org');
-    const slow = h.reader('slow@example.org', { cadence: 'days', days: ['tuesday', 'saturday'], time: '21:15', timezone: 'Australia/Adelaide' });
+    const slow = h.reader('slow@example.org', {
+      cadence: 'days',
+      days: ['tuesday', 'saturday'],
+      time: '21:15',
+      timezone: 'Australia/Adelaide',
+    });
     h.reader('fresh@example.org');
     h.app.store.subscribers.advance(slow, 1);
     h.calendars.pause(h.app.store.subscribers.get(h.reader('away@example.org'))!, '2026-08-01');
@@ -247,13 +280,27 @@ describe('catch-up and the author\'s view', () => {
     assert.deepEqual(await sendRest(h.runtime.send, binge), { status: 'finished' });
     assert.equal(h.theEnd('binge@example.org'), 1);
     assert.equal(h.app.store.subscribers.get(binge)!.position, total);
-    assert.ok(h.app.store.installments.all().every((i) => i.frozenAt !== null), 'what the reader has can no longer change');
+    assert.ok(
+      h.app.store.installments.all().every((i) => i.frozenAt !== null),
+      'what the reader has can no longer change',
+    );
     const theEnd = listOutbox(h.app.config.paths.outbox, 10).find((m) => m.to === 'binge@example.org')!;
     assert.match(theEnd.subject, /The End/);
 
     const readers = statusData(h.app, h.clock.now).readers;
-    assert.deepEqual(readers, { atInstallment: [{ installment: 0, readers: 2 }, { installment: 1, readers: 1 }], finished: 1, paused: 1, ownCalendar: 1 });
-    assert.match(statusReport(h.app, h.clock.now), /^Readers:\s+2 not started, 1 at installment 1, 1 finished; 1 paused; 1 on a calendar of their own$/m);
+    assert.deepEqual(readers, {
+      atInstallment: [
+        { installment: 0, readers: 2 },
+        { installment: 1, readers: 1 },
+      ],
+      finished: 1,
+      paused: 1,
+      ownCalendar: 1,
+    });
+    assert.match(
+      statusReport(h.app, h.clock.now),
+      /^Readers:\s+2 not started, 1 at installment 1, 1 finished; 1 paused; 1 on a calendar of their own$/m,
+    );
     const shown = showSubscriber(h.app.store, 'slow@example.org', h.app.config);
     assert.deepEqual(shown.reading, {
       installment: 1,

@@ -15,7 +15,8 @@ import { generatedStory, makeProject, type Project } from '../helpers/project.ts
 import { SmtpSink } from '../helpers/smtp-sink.ts';
 
 const silent = createLogger({ level: 'silent', pretty: false });
-const HEADER = 'Title: Small Bells\nAuthor: R. Quill\nRating: T\nPairing: Mara/Ines\nCategory: Drama\nWarnings: Grief <b>loud</b>\nTimeline/ Spoilers: after the flood\nA short story, complete.\n';
+const HEADER =
+  'Title: Small Bells\nAuthor: R. Quill\nRating: T\nPairing: Mara/Ines\nCategory: Drama\nWarnings: Grief <b>loud</b>\nTimeline/ Spoilers: after the flood\nA short story, complete.\n';
 const STORY = generatedStory(24, 3, HEADER);
 
 interface Env {
@@ -29,7 +30,10 @@ interface Env {
 async function serve(mode: 'broadcast' | 'paced'): Promise<Env> {
   const sink = new SmtpSink();
   await sink.start();
-  const project = makeProject({ story: STORY, settings: { mode, split: { targetWords: 300 }, mail: { smtpUrl: sink.url, from: 'Bells <bells@example.org>' } } });
+  const project = makeProject({
+    story: STORY,
+    settings: { mode, split: { targetWords: 300 }, mail: { smtpUrl: sink.url, from: 'Bells <bells@example.org>' } },
+  });
   const serving = await startServing(project.open(), silent, { host: '127.0.0.1', port: 0 });
   return {
     project,
@@ -54,7 +58,12 @@ function href(mail: ParsedMail, text: RegExp): string | undefined {
 }
 
 const installmentMails = async (env: Env, to: string): Promise<ParsedMail[]> =>
-  Promise.all(env.sink.to(to).filter((r) => /^Message-ID:\s*<installment\./im.test(r.raw.toString('latin1'))).map((r) => env.sink.parse(r)));
+  Promise.all(
+    env.sink
+      .to(to)
+      .filter((r) => /^Message-ID:\s*<installment\./im.test(r.raw.toString('latin1')))
+      .map((r) => env.sink.parse(r)),
+  );
 
 describe('paced mode: reading online what you were sent', () => {
   let env: Env;
@@ -86,15 +95,31 @@ describe('paced mode: reading online what you were sent', () => {
     assert.equal((await env.client.get(href(second, /Previous/)!)).res.status, 200);
     const two = await env.client.get(href(second, /^Read online$/)!);
     assert.equal(two.res.status, 200);
-    assert.match(two.body, /rel="prev" href="[^"]*\/installments\/1\?reader=/, 'the pager keeps the reader on their own pages');
+    assert.match(
+      two.body,
+      /rel="prev" href="[^"]*\/installments\/1\?reader=/,
+      'the pager keeps the reader on their own pages',
+    );
     assert.doesNotMatch(two.body, /rel="next"/, 'nothing past what they were sent');
 
     const token = new URL(url).searchParams.get('reader')!;
     assert.equal((await env.client.get(`/installments/3?reader=${token}`)).res.status, 404, 'not what they were sent');
-    assert.equal((await env.client.get('/installments/1')).res.status, 404, 'the public page still follows the calendar');
-    assert.equal((await env.client.get(`/installments/1?reader=${token.slice(0, -2)}xx`)).res.status, 404, 'a forged token');
+    assert.equal(
+      (await env.client.get('/installments/1')).res.status,
+      404,
+      'the public page still follows the calendar',
+    );
+    assert.equal(
+      (await env.client.get(`/installments/1?reader=${token.slice(0, -2)}xx`)).res.status,
+      404,
+      'a forged token',
+    );
     const otherToken = env.serving.runtime.links.readerToken(other);
-    assert.equal((await env.client.get(`/installments/1?reader=${otherToken}`)).res.status, 404, 'another reader who was sent nothing');
+    assert.equal(
+      (await env.client.get(`/installments/1?reader=${otherToken}`)).res.status,
+      404,
+      'another reader who was sent nothing',
+    );
   });
 
   it('the last installment offers no "next one now", asking anyway answers that it was the end, and "The End" brings the whole story as EPUB', async () => {
@@ -118,8 +143,12 @@ describe('paced mode: reading online what you were sent', () => {
     assert.match((await env.client.get(`/next?token=${token}`)).body, /That was the end/);
 
     await sendRun(send, { kind: 'scheduled' });
-    await env.sink.waitFor((r) => r.some((m) => m.to.includes(reader.email) && /^Message-ID:\s*<the-end\./im.test(m.raw.toString('latin1'))));
-    const theEnd = await env.sink.parse(env.sink.to(reader.email).find((m) => /^Message-ID:\s*<the-end\./im.test(m.raw.toString('latin1')))!);
+    await env.sink.waitFor((r) =>
+      r.some((m) => m.to.includes(reader.email) && /^Message-ID:\s*<the-end\./im.test(m.raw.toString('latin1'))),
+    );
+    const theEnd = await env.sink.parse(
+      env.sink.to(reader.email).find((m) => /^Message-ID:\s*<the-end\./im.test(m.raw.toString('latin1')))!,
+    );
     const epub = await env.client.get(href(theEnd, /EPUB/)!);
     assert.equal(epub.res.status, 200);
     assert.equal(epub.res.headers.get('content-type'), 'application/epub+zip');
@@ -196,24 +225,46 @@ describe('what readers decide on, shown with the author\u2019s own words for it'
   it('home page (rating and warnings before the form), first installment, feeds and installments --json', async () => {
     const home = (await env.client.get('/')).body;
     const form = home.indexOf('<form class="subscribe"');
-    for (const shown of ['Rating', 'Warnings', 'Pairing', 'Mara/Ines', 'Timeline/ Spoilers', 'after the flood', 'A short story, complete.']) {
+    for (const shown of [
+      'Rating',
+      'Warnings',
+      'Pairing',
+      'Mara/Ines',
+      'Timeline/ Spoilers',
+      'after the flood',
+      'A short story, complete.',
+    ]) {
       const at = home.indexOf(shown);
       assert.ok(at >= 0 && at < form, `${shown} before the subscribe form`);
     }
-    assert.ok(home.indexOf('Rating') < home.indexOf('Pairing') && home.indexOf('Warnings') < home.indexOf('Pairing'), 'rating and warnings first');
+    assert.ok(
+      home.indexOf('Rating') < home.indexOf('Pairing') && home.indexOf('Warnings') < home.indexOf('Pairing'),
+      'rating and warnings first',
+    );
     assert.ok(home.includes('Grief &lt;b&gt;loud&lt;/b&gt;') && !home.includes('<b>loud</b>'), 'escaped');
     const first = (await env.client.get('/installments/1')).body;
     assert.ok(first.includes('Mara/Ines') && first.includes('A short story, complete.'));
 
-    const json = parseFeed(Buffer.from(await (await fetch(new URL('/feed.json', env.serving.url))).arrayBuffer()), 'json');
-    assert.deepEqual(json.entries[0]!.tags, ['Drama', 'Rating: T', 'Warnings: Grief <b>loud</b>', 'Pairing: Mara/Ines', 'Timeline/ Spoilers: after the flood']);
+    const json = parseFeed(
+      Buffer.from(await (await fetch(new URL('/feed.json', env.serving.url))).arrayBuffer()),
+      'json',
+    );
+    assert.deepEqual(json.entries[0]!.tags, [
+      'Drama',
+      'Rating: T',
+      'Warnings: Grief <b>loud</b>',
+      'Pairing: Mara/Ines',
+      'Timeline/ Spoilers: after the flood',
+    ]);
     const rss = parseFeed(Buffer.from(await (await fetch(new URL('/feed.xml', env.serving.url))).arrayBuffer()), 'rss');
     assert.equal(rss.bozo, 0, rss.problems.join('; '));
     assert.ok(rss.entries[0]!.tags.includes('Pairing: Mara/Ines'));
 
     const cli = await runCli(['installments', '--json', '--config', env.project.configPath]);
     assert.equal(cli.code, 0, cli.stderr);
-    const story = (JSON.parse(cli.stdout) as { story: { details: Array<{ key: string; value: string }>; notes: string[] } }).story;
+    const story = (
+      JSON.parse(cli.stdout) as { story: { details: Array<{ key: string; value: string }>; notes: string[] } }
+    ).story;
     assert.deepEqual(story.details[2], { key: 'Pairing', value: 'Mara/Ines' });
     assert.deepEqual(story.notes, ['A short story, complete.']);
   });
@@ -245,8 +296,16 @@ describe('send twice in broadcast', () => {
         const runtime = createRuntime(app, silent);
         assert.ok(app.store.installments.count().total >= 4);
         await assert.rejects(sendRun(runtime.send, {}), /last run \(run 2\)/, 'the forced run counts as the last');
-        assert.equal((await sendRun(runtime.send, { kind: 'scheduled' })).status, 'finished', 'the schedule itself is never refused');
-        assert.equal((await sendRun(runtime.send, { kind: 'catch-up' })).status, 'finished', 'nor its one catch-up of a missed time');
+        assert.equal(
+          (await sendRun(runtime.send, { kind: 'scheduled' })).status,
+          'finished',
+          'the schedule itself is never refused',
+        );
+        assert.equal(
+          (await sendRun(runtime.send, { kind: 'catch-up' })).status,
+          'finished',
+          'nor its one catch-up of a missed time',
+        );
         runtime.close();
       } catch (err) {
         app.store.close();

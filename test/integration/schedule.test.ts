@@ -50,10 +50,16 @@ afterEach(async () => {
 });
 
 function harness(settings: Record<string, unknown> = {}, paragraphs = 14): Harness {
-  const project = makeProject({ story: generatedStory(paragraphs), settings: { split: { targetWords: 150 }, ...settings } });
+  const project = makeProject({
+    story: generatedStory(paragraphs),
+    settings: { split: { targetWords: 150 }, ...settings },
+  });
   const app = project.open();
   const logs: string[] = [];
-  const log = pino({ level: 'info' }, { write: (line: string) => void logs.push((JSON.parse(line) as { msg: string }).msg) });
+  const log = pino(
+    { level: 'info' },
+    { write: (line: string) => void logs.push((JSON.parse(line) as { msg: string }).msg) },
+  );
   const runtime = createRuntime(app, log);
   const clock = { now: new Date('2026-11-16T08:00:00Z') };
   const schedulers: Scheduler[] = [];
@@ -103,7 +109,10 @@ describe('ticks send what "feuilleton send" sends', () => {
     const first = await s.tick('scheduled');
     assert.equal(first.status, 'sent');
     assert.equal(first.status === 'sent' && first.summary.installment, 1);
-    assert.deepEqual(h.app.store.installments.published().map((i) => i.number), [1]);
+    assert.deepEqual(
+      h.app.store.installments.published().map((i) => i.number),
+      [1],
+    );
     assert.deepEqual(new Set(h.mail().map((m) => m.to)), new Set(readers));
     for (const r of readers) assert.deepEqual(installmentsTo(h.mail(), r), [1]);
 
@@ -113,7 +122,10 @@ describe('ticks send what "feuilleton send" sends', () => {
     for (const r of readers) assert.deepEqual(installmentsTo(h.mail(), r), [1, 2]);
     assert.equal(h.mail().length, 6);
     assert.equal(h.app.store.runs.latest()?.kind, 'scheduled');
-    assert.ok(h.logs.some((l) => /^scheduled run: Run \d+ \(installment 2\): finished\.$/.test(l)), h.logs.join('\n'));
+    assert.ok(
+      h.logs.some((l) => /^scheduled run: Run \d+ \(installment 2\): finished\.$/.test(l)),
+      h.logs.join('\n'),
+    );
   });
 
   test('paced: each tick sends every due reader their own next installment, and the public calendar moves by one', async () => {
@@ -127,12 +139,18 @@ describe('ticks send what "feuilleton send" sends', () => {
     assert.equal((await s.tick('scheduled')).status, 'sent');
     assert.deepEqual(installmentsTo(h.mail(), 'new@example.org'), [1]);
     assert.deepEqual(installmentsTo(h.mail(), 'ahead@example.org'), [3]);
-    assert.deepEqual(h.app.store.installments.published().map((i) => i.number), [1]);
+    assert.deepEqual(
+      h.app.store.installments.published().map((i) => i.number),
+      [1],
+    );
 
     await s.task.execute();
     assert.deepEqual(installmentsTo(h.mail(), 'new@example.org'), [1, 2]);
     assert.deepEqual(installmentsTo(h.mail(), 'ahead@example.org'), [3, 4]);
-    assert.deepEqual(h.app.store.installments.published().map((i) => i.number), [1, 2]);
+    assert.deepEqual(
+      h.app.store.installments.published().map((i) => i.number),
+      [1, 2],
+    );
     assert.equal(h.app.store.subscribers.byEmail('ahead@example.org')?.position, 4);
   });
 });
@@ -148,13 +166,21 @@ describe('one sender at a time', () => {
     const s = h.scheduler();
     assert.deepEqual(await s.tick('scheduled'), { status: 'busy' });
     const warning = h.logs.find((l) => l.startsWith('scheduled run skipped:'));
-    assert.match(warning ?? '', new RegExp(`another send is running \\(process ${process.pid} on ${hostname()}, since `));
+    assert.match(
+      warning ?? '',
+      new RegExp(`another send is running \\(process ${process.pid} on ${hostname()}, since `),
+    );
     await assert.rejects(sendRun(h.runtime.send), SenderBusyError);
     assert.deepEqual(statusData(h.app).runInProgress?.pid, process.pid);
 
     const cli = await runCli(['send', '-c', h.project.configPath]);
     assert.equal(cli.code, 1, cli.stdout + cli.stderr);
-    assert.match(cli.stderr, new RegExp(`^feuilleton: another send is running \\(process ${process.pid} on .+\\); wait for it to finish and check "feuilleton status"\\n$`));
+    assert.match(
+      cli.stderr,
+      new RegExp(
+        `^feuilleton: another send is running \\(process ${process.pid} on .+\\); wait for it to finish and check "feuilleton status"\\n$`,
+      ),
+    );
 
     assert.deepEqual(h.mail(), [], 'nothing was sent while the lock was held');
     assert.equal(h.app.store.runs.latest(), undefined, 'no run was recorded');
@@ -172,7 +198,10 @@ describe('one sender at a time', () => {
     const [a, b] = await Promise.all([s.tick('scheduled'), s.task.execute() as ReturnType<Scheduler['tick']>]);
     assert.equal(a.status, 'sent');
     assert.deepEqual(b, { status: 'busy' });
-    assert.deepEqual(h.mail().map((m) => m.installment), [1, 1]);
+    assert.deepEqual(
+      h.mail().map((m) => m.installment),
+      [1, 1],
+    );
   });
 
   test('a lock left by a killed sender on this machine does not block the next one', async () => {
@@ -187,7 +216,11 @@ process.stdout.write(store.runs.acquireLock('crashed-sender').ok ? 'locked\\n' :
 setInterval(() => undefined, 60_000);
 `,
     );
-    const holder = spawn(process.execPath, ['--import', 'tsx', script, h.app.config.paths.db], { cwd: PACKAGE_ROOT, env: cleanEnv(), stdio: ['ignore', 'pipe', 'inherit'] });
+    const holder = spawn(process.execPath, ['--import', 'tsx', script, h.app.config.paths.db], {
+      cwd: PACKAGE_ROOT,
+      env: cleanEnv(),
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     const [first] = (await once(holder.stdout, 'data')) as [Buffer];
     assert.equal(first.toString(), 'locked\n');
 
@@ -209,7 +242,13 @@ setInterval(() => undefined, 60_000);
     h.subscribe('ada@example.org');
     const s = h.scheduler();
     const elsewhere = (heartbeat: number): string =>
-      JSON.stringify({ owner: 'remote', pid: 4242, host: 'other-host.invalid', since: new Date(heartbeat).toISOString(), heartbeat } satisfies LockHolder);
+      JSON.stringify({
+        owner: 'remote',
+        pid: 4242,
+        host: 'other-host.invalid',
+        since: new Date(heartbeat).toISOString(),
+        heartbeat,
+      } satisfies LockHolder);
 
     h.app.store.meta.set('send_lock', elsewhere(Date.now() - 1000));
     assert.deepEqual(await s.tick('scheduled'), { status: 'busy' });
@@ -240,7 +279,12 @@ describe('missed runs', () => {
     const b = h.scheduler();
     const caughtUp = await b.start();
     assert.equal(caughtUp?.status, 'sent');
-    assert.ok(h.logs.includes('missed the scheduled run of 2026-11-19T06:00:00.000Z while stopped: catching up with one send now'), h.logs.join('\n'));
+    assert.ok(
+      h.logs.includes(
+        'missed the scheduled run of 2026-11-19T06:00:00.000Z while stopped: catching up with one send now',
+      ),
+      h.logs.join('\n'),
+    );
     assert.equal(h.app.store.runs.latest()?.kind, 'catch-up');
     assert.deepEqual(installmentsTo(h.mail(), 'ada@example.org'), [1]);
     await b.stop();
@@ -259,7 +303,11 @@ describe('missed runs', () => {
     const d = h.scheduler();
     assert.equal((await d.start())?.status, 'sent');
     await d.stop();
-    assert.ok(h.logs.includes('missed the scheduled run of 2026-11-26T06:00:00.000Z while stopped: catching up with one send now'));
+    assert.ok(
+      h.logs.includes(
+        'missed the scheduled run of 2026-11-26T06:00:00.000Z while stopped: catching up with one send now',
+      ),
+    );
     assert.deepEqual(installmentsTo(h.mail(), 'ada@example.org'), [1, 2]);
   });
 
@@ -275,7 +323,12 @@ describe('missed runs', () => {
     const b = h.scheduler();
     assert.equal(await b.start(), undefined);
     await b.stop();
-    assert.ok(h.logs.includes('missed the scheduled run of 2026-11-19T06:00:00.000Z while stopped; schedule.catchUp is off, so it is skipped'), h.logs.join('\n'));
+    assert.ok(
+      h.logs.includes(
+        'missed the scheduled run of 2026-11-19T06:00:00.000Z while stopped; schedule.catchUp is off, so it is skipped',
+      ),
+      h.logs.join('\n'),
+    );
     assert.deepEqual(h.mail(), []);
     assert.equal(h.app.store.runs.latest(), undefined);
   });
@@ -315,13 +368,23 @@ describe('missed runs', () => {
     const h = harness({ schedule: PARIS });
     const s = h.scheduler();
     // 2026-03-29: Paris moves to summer time, so Monday 07:00 is 05:00Z.
-    assert.equal(s.missedSince(new Date('2026-03-26T06:30:00Z'), new Date('2026-03-30T12:00:00Z'))?.toISOString(), '2026-03-30T05:00:00.000Z');
-    assert.equal(s.missedSince(new Date('2026-03-30T05:00:00Z'), new Date('2026-03-30T12:00:00Z')), null, 'the tick itself is not a missed run');
+    assert.equal(
+      s.missedSince(new Date('2026-03-26T06:30:00Z'), new Date('2026-03-30T12:00:00Z'))?.toISOString(),
+      '2026-03-30T05:00:00.000Z',
+    );
+    assert.equal(
+      s.missedSince(new Date('2026-03-30T05:00:00Z'), new Date('2026-03-30T12:00:00Z')),
+      null,
+      'the tick itself is not a missed run',
+    );
     assert.equal(s.missedSince(new Date('2026-03-27T00:00:00Z'), new Date('2026-03-30T04:59:00Z')), null);
 
     Object.assign(h.app.config.schedule, { cron: '30 0 7 * * *', timezone: 'UTC' });
     const t = h.scheduler();
-    assert.equal(t.missedSince(new Date('2026-03-26T08:00:00Z'), new Date('2026-03-27T08:00:00Z'))?.toISOString(), '2026-03-27T07:00:30.000Z');
+    assert.equal(
+      t.missedSince(new Date('2026-03-26T08:00:00Z'), new Date('2026-03-27T08:00:00Z'))?.toISOString(),
+      '2026-03-27T07:00:30.000Z',
+    );
   });
 });
 
@@ -369,7 +432,10 @@ describe("the story's end", () => {
     for (let n = 2; n <= total + 2; n++) await s.tick('scheduled');
     const mail = h.mail();
     assert.deepEqual(installmentsTo(mail, 'early@example.org'), [total]);
-    assert.deepEqual(installmentsTo(mail, 'late@example.org'), Array.from({ length: total }, (_, i) => i + 1));
+    assert.deepEqual(
+      installmentsTo(mail, 'late@example.org'),
+      Array.from({ length: total }, (_, i) => i + 1),
+    );
     for (const who of ['early@example.org', 'late@example.org']) {
       assert.equal(mail.filter((m) => m.to === who && m.kind === 'the-end').length, 1, `${who} got "The End" once`);
     }
@@ -383,9 +449,21 @@ describe("the story's end", () => {
 
 describe('schedule config', () => {
   const cases = [
-    { key: 'schedule.cron', schedule: { cron: '0 7 * * 9' }, detail: /schedule\.cron "0 7 \* \* 9" is not a cron expression \(9 is a invalid expression for week day\)/ },
-    { key: 'schedule.cron', schedule: { cron: 'every tuesday' }, detail: /schedule\.cron "every tuesday" is not a cron expression \(expected 5 or 6 fields but got 2\)/ },
-    { key: 'schedule.timezone', schedule: { timezone: 'Mars/Olympus' }, detail: /schedule\.timezone "Mars\/Olympus" is not a known time zone; use an IANA name such as Europe\/Paris/ },
+    {
+      key: 'schedule.cron',
+      schedule: { cron: '0 7 * * 9' },
+      detail: /schedule\.cron "0 7 \* \* 9" is not a cron expression \(9 is a invalid expression for week day\)/,
+    },
+    {
+      key: 'schedule.cron',
+      schedule: { cron: 'every tuesday' },
+      detail: /schedule\.cron "every tuesday" is not a cron expression \(expected 5 or 6 fields but got 2\)/,
+    },
+    {
+      key: 'schedule.timezone',
+      schedule: { timezone: 'Mars/Olympus' },
+      detail: /schedule\.timezone "Mars\/Olympus" is not a known time zone; use an IANA name such as Europe\/Paris/,
+    },
   ];
   for (const c of cases) {
     test(`${c.key}: ${JSON.stringify(Object.values(c.schedule)[0])} is a config error naming the file and the key`, () => {
@@ -393,18 +471,24 @@ describe('schedule config', () => {
       open.push(() => project.cleanup());
       assert.throws(
         () => loadConfig({ configPath: project.configPath, env: {} }),
-        (err: unknown) => err instanceof ConfigError && err.message.startsWith(`${project.configPath}: `) && c.detail.test(err.message),
+        (err: unknown) =>
+          err instanceof ConfigError && err.message.startsWith(`${project.configPath}: `) && c.detail.test(err.message),
       );
     });
   }
 
   test('the CLI stops on a bad schedule before opening the database, with one line naming file and key', async () => {
-    const project = makeProject({ settings: { schedule: { enabled: true, cron: '61 7 * * *', timezone: 'Europe/Paris' } } });
+    const project = makeProject({
+      settings: { schedule: { enabled: true, cron: '61 7 * * *', timezone: 'Europe/Paris' } },
+    });
     open.push(() => project.cleanup());
     const r = await runCli(['status', '-c', project.configPath]);
     assert.equal(r.code, 1);
     assert.equal(r.stdout, '');
-    assert.equal(r.stderr, `feuilleton: ${project.configPath}: schedule.cron "61 7 * * *" is not a cron expression (61 is a invalid expression for minute); write minute hour day-of-month month day-of-week, such as "0 7 * * 1,4"\n`);
+    assert.equal(
+      r.stderr,
+      `feuilleton: ${project.configPath}: schedule.cron "61 7 * * *" is not a cron expression (61 is a invalid expression for minute); write minute hour day-of-month month day-of-week, such as "0 7 * * 1,4"\n`,
+    );
     assert.equal(existsSync(path.join(project.dir, 'data', 'feuilleton.db')), false, 'no database was created');
   });
 });
@@ -415,7 +499,11 @@ describe('feuilleton status', () => {
     await sink.start();
     open.push(() => sink.stop());
     sink.rcptRule = (address) =>
-      address === 'nobody@example.org' ? { code: 550, message: '5.1.1 no such user' } : address === 'later@example.org' ? { code: 451, message: '4.3.0 try again later' } : undefined;
+      address === 'nobody@example.org'
+        ? { code: 550, message: '5.1.1 no such user' }
+        : address === 'later@example.org'
+          ? { code: 451, message: '4.3.0 try again later' }
+          : undefined;
     const h = harness({ schedule: PARIS, mail: { smtpUrl: sink.url }, delivery: { maxAttempts: 1 } });
     for (const r of ['ada@example.org', 'bo@example.org', 'nobody@example.org', 'later@example.org']) h.subscribe(r);
     h.app.store.subscribers.create({ email: 'pending@example.org', status: 'pending' });
@@ -432,7 +520,12 @@ describe('feuilleton status', () => {
     assert.equal(paused.status === 'sent' && paused.summary.status, 'paused');
 
     const status = statusData(h.app);
-    assert.deepEqual(status.story, { title: 'A Generated Tale', author: 'Test Author', file: h.app.story.file, mode: 'broadcast' });
+    assert.deepEqual(status.story, {
+      title: 'A Generated Tale',
+      author: 'Test Author',
+      file: h.app.story.file,
+      mode: 'broadcast',
+    });
     assert.deepEqual(status.installments, { total, published: 1, complete: false });
     assert.deepEqual(status.subscribers, { pending: 1, active: 4, unsubscribed: 1, bounced: 1 });
     assert.equal(status.deliveries.sent, 2);
@@ -442,14 +535,31 @@ describe('feuilleton status', () => {
     assert.equal(status.lastRun?.status, 'paused');
     assert.deepEqual([status.lastRun?.counts.sent, status.lastRun?.counts.failed], [2, 1]);
     assert.equal(status.runInProgress, null);
-    assert.deepEqual(status.needsResume, { runId: status.lastRun?.id, status: 'paused', reason: status.lastRun?.reason, needsOperator: false });
-    assert.match(status.needsResume?.reason ?? '', /^mail server unavailable after 1 attempts \(451 4\.3\.0 try again later\)/);
+    assert.deepEqual(status.needsResume, {
+      runId: status.lastRun?.id,
+      status: 'paused',
+      reason: status.lastRun?.reason,
+      needsOperator: false,
+    });
+    assert.match(
+      status.needsResume?.reason ?? '',
+      /^mail server unavailable after 1 attempts \(451 4\.3\.0 try again later\)/,
+    );
 
     // Next run: the first Monday or Thursday 07:00 in Paris from now.
     const next = new Date(status.nextScheduledRun!);
     const now = Date.now();
     assert.ok(next.getTime() > now && next.getTime() <= now + 4 * 86_400_000, status.nextScheduledRun ?? 'null');
-    assert.match(next.toLocaleString('en-GB', { timeZone: 'Europe/Paris', weekday: 'long', hour: '2-digit', minute: '2-digit', second: '2-digit' }), /^(Monday|Thursday)( at)? 07:00:00$/);
+    assert.match(
+      next.toLocaleString('en-GB', {
+        timeZone: 'Europe/Paris',
+        weekday: 'long',
+        hour: '2-digit',
+        minute: '2-digit',
+        second: '2-digit',
+      }),
+      /^(Monday|Thursday)( at)? 07:00:00$/,
+    );
 
     const report = statusReport(h.app);
     for (const line of [
@@ -471,13 +581,20 @@ describe('feuilleton status', () => {
     open.push(() => other.close());
     other.runs.acquireLock('busy-elsewhere');
     const busy = statusData(h.app);
-    assert.deepEqual(busy.runInProgress && { pid: busy.runInProgress.pid, host: busy.runInProgress.host }, { pid: process.pid, host: hostname() });
+    assert.deepEqual(busy.runInProgress && { pid: busy.runInProgress.pid, host: busy.runInProgress.host }, {
+      pid: process.pid,
+      host: hostname(),
+    });
     assert.equal(busy.needsResume, null);
-    assert.match(statusReport(h.app), new RegExp(`^In progress:\\s+yes \\(process ${process.pid} on ${hostname()}, since \\S+\\)$`, 'm'));
+    assert.match(
+      statusReport(h.app),
+      new RegExp(`^In progress:\\s+yes \\(process ${process.pid} on ${hostname()}, since \\S+\\)$`, 'm'),
+    );
     other.runs.releaseLock('busy-elsewhere');
 
     // The next tick resumes the paused run: the waiting message goes out, the failed one stays failed.
-    sink.rcptRule = (address) => (address === 'nobody@example.org' ? { code: 550, message: '5.1.1 no such user' } : undefined);
+    sink.rcptRule = (address) =>
+      address === 'nobody@example.org' ? { code: 550, message: '5.1.1 no such user' } : undefined;
     const resumed = await s.tick('scheduled');
     assert.equal(resumed.status === 'sent' && resumed.summary.runId, status.lastRun?.id);
     const after = statusData(h.app);
@@ -494,7 +611,10 @@ describe('feuilleton status', () => {
     const r = await runCli(['status', '-c', h.project.configPath]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /^Installments:\s+1 of \d+ published$/m);
-    assert.match(r.stdout, /^Last run:\s+#1 scheduled, finished, started \S+: sent 1, failed 0, retried 0, skipped 0$/m);
+    assert.match(
+      r.stdout,
+      /^Last run:\s+#1 scheduled, finished, started \S+: sent 1, failed 0, retried 0, skipped 0$/m,
+    );
     assert.equal(r.stdout, statusReport(h.app) + '\n');
   });
 });

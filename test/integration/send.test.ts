@@ -47,7 +47,13 @@ afterEach(async () => {
 });
 
 async function setup(
-  opts: { mode?: 'broadcast' | 'paced'; story?: string; mail?: Record<string, unknown>; delivery?: Record<string, unknown>; files?: Record<string, string> } = {},
+  opts: {
+    mode?: 'broadcast' | 'paced';
+    story?: string;
+    mail?: Record<string, unknown>;
+    delivery?: Record<string, unknown>;
+    files?: Record<string, string>;
+  } = {},
 ): Promise<Env> {
   const sink = new SmtpSink();
   await sink.start();
@@ -95,13 +101,16 @@ function beforeEachSend(transport: MailTransport, before: () => void): MailTrans
   return {
     ...transport,
     send: (mail) => (before(), transport.send(mail)),
-    ...(transport.sendRaw && { sendRaw: (to: string, raw: Buffer, id: string) => (before(), transport.sendRaw!(to, raw, id)) }),
+    ...(transport.sendRaw && {
+      sendRaw: (to: string, raw: Buffer, id: string) => (before(), transport.sendRaw!(to, raw, id)),
+    }),
   };
 }
 
 const GREYLISTED = { code: 451, message: '4.7.1 Greylisted, try again later' };
 
-const emails = (prefix: string, n: number): string[] => Array.from({ length: n }, (_, i) => `${prefix}${i + 1}@example.com`);
+const emails = (prefix: string, n: number): string[] =>
+  Array.from({ length: n }, (_, i) => `${prefix}${i + 1}@example.com`);
 
 /** Which installment a received message carries, from its deterministic Message-ID (undefined: not an installment). */
 function installmentOf(r: Received): number | undefined {
@@ -142,10 +151,18 @@ describe('feuilleton send over SMTP', () => {
 
       const id = env.runtime.ids.installment(sub, 1);
       assert.equal(mail.messageId, id);
-      assert.equal(env.app.store.deliveries.get(sub.id, 1)!.messageId, id, 'the ledger keeps the Message-ID that went out');
+      assert.equal(
+        env.app.store.deliveries.get(sub.id, 1)!.messageId,
+        id,
+        'the ledger keeps the Message-ID that went out',
+      );
 
       const unsubscribeUrl = env.runtime.links.unsubscribe(sub);
-      assert.equal(headerValue(mail, 'List-Unsubscribe'), `<${unsubscribeUrl}>`, 'one-click HTTPS only: no mailbox reads a mailto');
+      assert.equal(
+        headerValue(mail, 'List-Unsubscribe'),
+        `<${unsubscribeUrl}>`,
+        'one-click HTTPS only: no mailbox reads a mailto',
+      );
       const token = new URL(unsubscribeUrl).searchParams.get('token')!;
       assert.ok(env.runtime.links.verify('unsubscribe', token, sub), 'the unsubscribe link is signed for this reader');
       assert.equal(headerValue(mail, 'List-Unsubscribe-Post'), 'List-Unsubscribe=One-Click');
@@ -153,7 +170,10 @@ describe('feuilleton send over SMTP', () => {
 
       assert.ok(mail.date, 'Date header');
       // The Date header has whole seconds.
-      assert.ok(mail.date.getTime() >= Math.floor(before / 1000) * 1000 && mail.date.getTime() <= Date.now(), `Date ${mail.date.toISOString()} is the time of sending`);
+      assert.ok(
+        mail.date.getTime() >= Math.floor(before / 1000) * 1000 && mail.date.getTime() <= Date.now(),
+        `Date ${mail.date.toISOString()} is the time of sending`,
+      );
       assert.deepEqual(mail.from?.value, [{ address: 'serial@example.org', name: 'The Ledger' }]);
       assert.equal(mail.to && !Array.isArray(mail.to) ? mail.to.value[0]?.address : undefined, sub.email);
       assert.equal(mail.subject, "The Lamplighter's Ledger — Part 1");
@@ -173,7 +193,9 @@ describe('feuilleton send over SMTP', () => {
 
   it('sends a story in another script base64-encoded, and it reads back intact', async () => {
     const paragraph = 'Фонарщик записывал в книгу каждый зажжённый фонарь, номер за номером, до самого мола.';
-    const env = await setup({ story: `Title: Книга фонарщика\nBy Автор\n\n${Array.from({ length: 6 }, () => paragraph).join('\n\n')}\n` });
+    const env = await setup({
+      story: `Title: Книга фонарщика\nBy Автор\n\n${Array.from({ length: 6 }, () => paragraph).join('\n\n')}\n`,
+    });
     env.subscribe('reader@example.com');
     await sendRun(env.ctx);
     const raw = env.sink.received[0]!.raw.toString('latin1');
@@ -190,10 +212,22 @@ describe('feuilleton send over SMTP', () => {
 
   it('refuses a header value with a line break and sends nothing', async () => {
     const env = await setup();
-    const mail = { to: 'reader@example.com', subject: 'Hello', html: '<p>x</p>', text: 'x', messageId: '<x@example.org>' };
-    await assert.rejects(env.runtime.transport.send({ ...mail, subject: 'Hello\r\nBcc: victim@example.com' }), HeaderInjectionError);
+    const mail = {
+      to: 'reader@example.com',
+      subject: 'Hello',
+      html: '<p>x</p>',
+      text: 'x',
+      messageId: '<x@example.org>',
+    };
+    await assert.rejects(
+      env.runtime.transport.send({ ...mail, subject: 'Hello\r\nBcc: victim@example.com' }),
+      HeaderInjectionError,
+    );
     await assert.rejects(env.runtime.transport.send({ ...mail, headers: { 'List-Id': 'a\nb' } }), HeaderInjectionError);
-    await assert.rejects(env.runtime.transport.send({ ...mail, to: 'reader@example.com\nBcc: victim@example.com' }), HeaderInjectionError);
+    await assert.rejects(
+      env.runtime.transport.send({ ...mail, to: 'reader@example.com\nBcc: victim@example.com' }),
+      HeaderInjectionError,
+    );
     assert.equal(env.sink.count, 0);
   });
 
@@ -204,18 +238,27 @@ describe('feuilleton send over SMTP', () => {
     const { installments } = env.app.store;
     const publishedWhenMailFlowed: boolean[] = [];
     env.sink.rcptRule = () => {
-      publishedWhenMailFlowed.push(installments.get(1)!.publishedAt !== null && installments.get(2)!.publishedAt === null);
+      publishedWhenMailFlowed.push(
+        installments.get(1)!.publishedAt !== null && installments.get(2)!.publishedAt === null,
+      );
       return undefined;
     };
     assert.equal(installments.get(1)!.publishedAt, null);
     const one = await sendRun(env.ctx);
     assert.deepEqual([one.installment, one.sent, one.skipped, one.failed], [1, 4, 0, 0]);
-    assert.ok(publishedWhenMailFlowed.length === 4 && publishedWhenMailFlowed.every(Boolean), 'installment 1 (only) was published before the first message');
+    assert.ok(
+      publishedWhenMailFlowed.length === 4 && publishedWhenMailFlowed.every(Boolean),
+      'installment 1 (only) was published before the first message',
+    );
     env.sink.rcptRule = undefined;
 
     const late = env.subscribe('late@example.com')[0]!;
     const two = await sendRun(env.ctx);
-    assert.deepEqual([two.installment, two.sent, two.planned], [2, 5, 5], 'the second send is the next installment, to everyone active now');
+    assert.deepEqual(
+      [two.installment, two.sent, two.planned],
+      [2, 5, 5],
+      'the second send is the next installment, to everyone active now',
+    );
     const got = receivedBy(env.sink, [...first, late.email]);
     for (const e of first) assert.deepEqual(got.get(e), [1, 2], e);
     assert.deepEqual(got.get(late.email), [2]);
@@ -259,14 +302,19 @@ describe('feuilleton send over SMTP', () => {
     const summary = await sendRun(env.ctx);
     assert.deepEqual([summary.status, summary.sent, summary.retried], ['finished', 23, 3]);
     const order = env.sink.received.map((r) => r.to[0]!);
-    assert.deepEqual(new Set(order.slice(0, 20)), new Set(plain.map((s) => s.email)), `every other reader was sent before the first retry: ${order.join(' ')}`);
+    assert.deepEqual(
+      new Set(order.slice(0, 20)),
+      new Set(plain.map((s) => s.email)),
+      `every other reader was sent before the first retry: ${order.join(' ')}`,
+    );
     assert.deepEqual(new Set(order.slice(20)), new Set(grey.map((s) => s.email)));
   });
 
   it('never has more rows in sending than messages in flight allow, through batches and retries', async () => {
     const env = await setup({ mail: { maxConnections: 3 }, delivery: { maxAttempts: 4 } });
     const readers = env.subscribe(...emails('reader', 40));
-    env.sink.rcptRule = (address, attempt) => (/^reader\d*[37]@/.test(address) && attempt <= 2 ? GREYLISTED : undefined);
+    env.sink.rcptRule = (address, attempt) =>
+      /^reader\d*[37]@/.test(address) && attempt <= 2 ? GREYLISTED : undefined;
     const { transport } = env.ctx;
     const seen: number[] = [];
     env.ctx.transport = beforeEachSend(transport, () => seen.push(env.app.store.deliveries.countByStatus().sending));
@@ -292,7 +340,11 @@ describe('feuilleton send over SMTP', () => {
     assert.ok(Date.now() - started < 10_000, 'did not wait out the one-minute backoff');
     assert.deepEqual([summary.status, summary.sent, summary.retried], ['paused', 1, 1]);
     assert.match(summary.reason ?? '', /stopped \(shutdown\); resume with: feuilleton send --resume/);
-    assert.equal(env.app.store.deliveries.get(plain!.id, 1)!.status, 'sent', 'the accepted message is marked sent before the run returns');
+    assert.equal(
+      env.app.store.deliveries.get(plain!.id, 1)!.status,
+      'sent',
+      'the accepted message is marked sent before the run returns',
+    );
     assert.equal(env.app.store.deliveries.get(grey!.id, 1)!.status, 'queued');
     env.sink.rcptRule = undefined;
     const resumed = await sendRun(env.ctx, { resume: true });
@@ -327,10 +379,14 @@ describe('feuilleton send over SMTP', () => {
     const env = await setup({ delivery: { bounceLimit: 2 } });
     const [gone, fine] = env.subscribe('gone@example.com', 'fine@example.com');
     let goneTries = 0;
-    env.sink.rcptRule = (address) => (address === gone!.email ? (goneTries++, { code: 550, message: '5.1.1 Mailbox unavailable' }) : undefined);
+    env.sink.rcptRule = (address) =>
+      address === gone!.email ? (goneTries++, { code: 550, message: '5.1.1 Mailbox unavailable' }) : undefined;
 
     await sendRun(env.ctx);
-    assert.deepEqual([env.app.store.subscribers.get(gone!.id)!.status, env.app.store.subscribers.get(gone!.id)!.hardBounces], ['active', 1]);
+    assert.deepEqual(
+      [env.app.store.subscribers.get(gone!.id)!.status, env.app.store.subscribers.get(gone!.id)!.hardBounces],
+      ['active', 1],
+    );
     await sendRun(env.ctx);
     assert.equal(env.app.store.subscribers.get(gone!.id)!.status, 'bounced');
     assert.equal(env.app.store.subscribers.get(gone!.id)!.statusReason, 'bounce', 'the record says why');
@@ -347,13 +403,20 @@ describe('feuilleton send over SMTP', () => {
     env.sink.mailFromRule = () => ({ code: 550, message: '5.7.1 Sender not allowed to relay' });
     const refused = await env.command();
     assert.equal(refused.code, 2, refused.lines.join(' | '));
-    assert.match(refused.lines.join('\n'), /the mail server refused the session: 550 5\.7\.1 Sender not allowed to relay; fix mail settings, then: feuilleton send --resume/);
-    for (const s of subs) assert.deepEqual(
-      [env.app.store.subscribers.get(s.id)!.status, env.app.store.subscribers.get(s.id)!.hardBounces],
-      ['active', 0],
-      `${s.email} is not blamed for the sender's refusal`,
+    assert.match(
+      refused.lines.join('\n'),
+      /the mail server refused the session: 550 5\.7\.1 Sender not allowed to relay; fix mail settings, then: feuilleton send --resume/,
     );
-    assert.deepEqual([env.app.store.deliveries.countByStatus().failed, env.app.store.deliveries.countByStatus().sent], [0, 0]);
+    for (const s of subs)
+      assert.deepEqual(
+        [env.app.store.subscribers.get(s.id)!.status, env.app.store.subscribers.get(s.id)!.hardBounces],
+        ['active', 0],
+        `${s.email} is not blamed for the sender's refusal`,
+      );
+    assert.deepEqual(
+      [env.app.store.deliveries.countByStatus().failed, env.app.store.deliveries.countByStatus().sent],
+      [0, 0],
+    );
 
     env.sink.mailFromRule = undefined;
     const resumed = await env.command({ resume: true });
@@ -374,7 +437,10 @@ describe('feuilleton send over SMTP', () => {
     const paused = await env.command();
     assert.equal(paused.code, 2, `paused exits 2: ${paused.lines.join(' | ')}`);
     assert.match(paused.lines.join('\n'), /: paused\./);
-    assert.match(paused.lines.join('\n'), /mail server unavailable after \d+ attempts .*resume with: feuilleton send --resume/);
+    assert.match(
+      paused.lines.join('\n'),
+      /mail server unavailable after \d+ attempts .*resume with: feuilleton send --resume/,
+    );
     await outage;
     const before = env.sink.count;
     assert.ok(before >= 12 && before < 40, `the outage came mid-run (${before} delivered)`);
@@ -384,7 +450,10 @@ describe('feuilleton send over SMTP', () => {
     assert.equal(ledger.sent, before, 'the ledger agrees with the server on what was delivered');
     assert.equal(ledger.failed, 0, 'an outage fails nobody');
     assert.equal(env.app.store.runs.unfinished()?.status, 'paused');
-    await assert.rejects(sendRun(env.ctx), (err: Error) => err instanceof UserError && /did not finish .* --resume/.test(err.message));
+    await assert.rejects(
+      sendRun(env.ctx),
+      (err: Error) => err instanceof UserError && /did not finish .* --resume/.test(err.message),
+    );
 
     // The row that exhausted its tries gets a fresh budget on --resume: one 451 is retried, not a new pause.
     const tired = subs.find((s) => {
@@ -393,7 +462,10 @@ describe('feuilleton send over SMTP', () => {
     });
     assert.ok(tired, 'a delivery was requeued after using up delivery.maxAttempts');
     let greylisted = false;
-    env.sink.rcptRule = (address) => (address === tired.email && !greylisted ? ((greylisted = true), { code: 451, message: '4.3.2 Try again' }) : undefined);
+    env.sink.rcptRule = (address) =>
+      address === tired.email && !greylisted
+        ? ((greylisted = true), { code: 451, message: '4.3.2 Try again' })
+        : undefined;
     await env.sink.start(port);
     const resumed = await env.command({ resume: true });
     assert.equal(resumed.code, 0, resumed.lines.join(' | '));
@@ -413,9 +485,15 @@ describe('feuilleton send over SMTP', () => {
     env.subscribe(...all);
     const { code, lines } = await env.command({ dryRun: true });
     assert.equal(code, 0);
-    assert.deepEqual(lines, [...all.map((e) => `would send installment 1 to ${e}`), 'Dry run (broadcast): 3 message(s) would be sent; nothing was sent or recorded.']);
+    assert.deepEqual(lines, [
+      ...all.map((e) => `would send installment 1 to ${e}`),
+      'Dry run (broadcast): 3 message(s) would be sent; nothing was sent or recorded.',
+    ]);
     assert.equal(env.sink.count, 0);
-    assert.deepEqual({ ...env.app.store.deliveries.countByStatus() }, { queued: 0, sending: 0, sent: 0, failed: 0, possibleDuplicates: 0 });
+    assert.deepEqual(
+      { ...env.app.store.deliveries.countByStatus() },
+      { queued: 0, sending: 0, sent: 0, failed: 0, possibleDuplicates: 0 },
+    );
     assert.equal(env.app.store.runs.latest(), undefined);
     assert.equal(env.app.store.installments.get(1)!.publishedAt, null);
   });
@@ -433,11 +511,25 @@ describe('feuilleton send over SMTP', () => {
       mails.map((m) => m.subject),
       ["[TEST] The Lamplighter's Ledger — Part 1", "[TEST] The Lamplighter's Ledger — Part 3"],
     );
-    assert.deepEqual(env.sink.received.map((r) => r.to), [['Author@example.org'], ['author@example.org']], 'the domain is normalized, the local part kept');
-    assert.ok(mails.every((m) => m.text && headerValue(m, 'List-Unsubscribe-Post')), 'a test send looks like the real thing');
-    assert.notEqual(mails[0]!.messageId, env.runtime.ids.installment({ feedToken: 'test-send' }, 1), 'test sends are not collapsed by Message-ID');
+    assert.deepEqual(
+      env.sink.received.map((r) => r.to),
+      [['Author@example.org'], ['author@example.org']],
+      'the domain is normalized, the local part kept',
+    );
+    assert.ok(
+      mails.every((m) => m.text && headerValue(m, 'List-Unsubscribe-Post')),
+      'a test send looks like the real thing',
+    );
+    assert.notEqual(
+      mails[0]!.messageId,
+      env.runtime.ids.installment({ feedToken: 'test-send' }, 1),
+      'test sends are not collapsed by Message-ID',
+    );
     assert.equal(env.app.store.deliveries.forSubscriber(reader!.id).length, 0);
-    assert.deepEqual({ ...env.app.store.deliveries.countByStatus() }, { queued: 0, sending: 0, sent: 0, failed: 0, possibleDuplicates: 0 });
+    assert.deepEqual(
+      { ...env.app.store.deliveries.countByStatus() },
+      { queued: 0, sending: 0, sent: 0, failed: 0, possibleDuplicates: 0 },
+    );
     assert.equal(env.app.store.runs.latest(), undefined);
     assert.equal(env.app.store.installments.get(1)!.publishedAt, null, 'a test send publishes nothing');
   });
@@ -462,7 +554,8 @@ describe('feuilleton send over SMTP', () => {
     const env = await setup({ mail: { maxConnections: 3 } });
     const all = emails('reader', 10);
     env.subscribe(...all);
-    env.sink.rcptRule = (address) => (address === 'reader5@example.com' ? { code: 550, message: '5.1.1 No such mailbox' } : undefined);
+    env.sink.rcptRule = (address) =>
+      address === 'reader5@example.com' ? { code: 550, message: '5.1.1 No such mailbox' } : undefined;
     const limited = await env.command({ limit: 5 });
     assert.match(limited.lines.join('\n'), /sent 5, failed 1/);
     assert.match(limited.lines.join('\n'), /stopped at --limit 5/);
@@ -504,18 +597,36 @@ describe('feuilleton send over SMTP', () => {
       'the public feed moves one installment per run',
     );
     const theEnd = env.sink.received.filter((r) => /^Message-ID:\s*<the-end\./im.test(r.raw.toString('latin1')));
-    assert.deepEqual(theEnd.map((r) => r.to), [[nearEnd!.email]]);
+    assert.deepEqual(
+      theEnd.map((r) => r.to),
+      [[nearEnd!.email]],
+    );
 
     const two = await sendRun(env.ctx);
     assert.deepEqual([two.sent, two.finishedReaders], [2, 1]);
     const got = receivedBy(env.sink, [fresh!.email, middle!.email]);
-    assert.deepEqual([...got.values()], [[1, 2], [3, 4]]);
+    assert.deepEqual(
+      [...got.values()],
+      [
+        [1, 2],
+        [3, 4],
+      ],
+    );
     assert.equal(env.sink.count, 3 + 1 + 2 + 1, 'installments plus one "The End" per finished reader, nothing twice');
-    assert.deepEqual([subscribers.get(fresh!.id)!.position, subscribers.get(middle!.id)!.position, subscribers.get(nearEnd!.id)!.position], [2, 4, 4]);
+    assert.deepEqual(
+      [
+        subscribers.get(fresh!.id)!.position,
+        subscribers.get(middle!.id)!.position,
+        subscribers.get(nearEnd!.id)!.position,
+      ],
+      [2, 4, 4],
+    );
 
     // The paced email carries this reader's own "send me the next one now" link.
     const mail = await env.sink.parse(env.sink.to(fresh!.email)[0]!);
-    assert.ok(typeof mail.html === 'string' && mail.html.includes(env.runtime.links.next(fresh!).replace(/&/g, '&amp;')));
+    assert.ok(
+      typeof mail.html === 'string' && mail.html.includes(env.runtime.links.next(fresh!).replace(/&/g, '&amp;')),
+    );
   });
 
   it('paced: sendNext (and POST /next) sends the reader their next installment at once, through the same ledger', async () => {
@@ -528,7 +639,11 @@ describe('feuilleton send over SMTP', () => {
     assert.deepEqual(await sendNext(env.ctx, done!.id), { status: 'finished' });
     const latestRun = env.app.store.runs.get(env.app.store.deliveries.get(reader!.id, 2)!.runId!)!;
     assert.equal(latestRun.kind, 'on-demand');
-    assert.equal(env.app.store.installments.get(1)!.publishedAt, null, 'on demand follows the reader, not the public calendar');
+    assert.equal(
+      env.app.store.installments.get(1)!.publishedAt,
+      null,
+      'on demand follows the reader, not the public calendar',
+    );
 
     // The scheduled run then continues after the on-demand ones, never repeating them.
     const run = await sendRun(env.ctx);
@@ -574,7 +689,10 @@ describe('feuilleton send over SMTP', () => {
     assert.equal(check.tags.s, 'ledger');
     assert.equal(check.tags.a, 'rsa-sha256');
     for (const h of ['from', 'subject', 'date', 'message-id', 'list-unsubscribe', 'list-unsubscribe-post']) {
-      assert.ok(check.signed.includes(h), `the signature covers ${h} (RFC 8058 wants both List-Unsubscribe headers signed)`);
+      assert.ok(
+        check.signed.includes(h),
+        `the signature covers ${h} (RFC 8058 wants both List-Unsubscribe headers signed)`,
+      );
     }
     assert.ok(check.bodyHashOk, 'bh= matches the body');
     assert.ok(check.signatureOk, 'b= verifies with the public key');
@@ -582,13 +700,21 @@ describe('feuilleton send over SMTP', () => {
 });
 
 describe('a misconfigured relay never destroys a list (promise 9)', () => {
-  const SES_SANDBOX = { code: 554, message: '5.7.1 Message rejected: Email address is not verified. The following identities failed the check: reader@example.com' };
+  const SES_SANDBOX = {
+    code: 554,
+    message:
+      '5.7.1 Message rejected: Email address is not verified. The following identities failed the check: reader@example.com',
+  };
 
   /** Every reader's standing is as it was: active, no bounce counted. */
   function assertNobodyBlamed(env: Env, subs: Subscriber[]): void {
     for (const s of subs) {
       const now = env.app.store.subscribers.get(s.id)!;
-      assert.deepEqual([now.status, now.hardBounces], ['active', 0], `${s.email} is not blamed for the relay's refusal`);
+      assert.deepEqual(
+        [now.status, now.hardBounces],
+        ['active', 0],
+        `${s.email} is not blamed for the relay's refusal`,
+      );
     }
   }
 
@@ -599,20 +725,37 @@ describe('a misconfigured relay never destroys a list (promise 9)', () => {
     env.sink.dataRule = () => (refusals++, SES_SANDBOX);
     const first = await env.command();
     assert.equal(first.code, 2, first.lines.join(' | '));
-    assert.match(first.lines.join('\n'), /needs you: the relay refused a message by policy \(554 5\.7\.1 Message rejected: Email address is not verified/);
-    assert.ok(refusals <= sendConcurrency(env.app.config), `stopped after the messages in flight, not the whole list: ${refusals} refused`);
+    assert.match(
+      first.lines.join('\n'),
+      /needs you: the relay refused a message by policy \(554 5\.7\.1 Message rejected: Email address is not verified/,
+    );
+    assert.ok(
+      refusals <= sendConcurrency(env.app.config),
+      `stopped after the messages in flight, not the whole list: ${refusals} refused`,
+    );
     const counts = env.app.store.deliveries.countByStatus();
-    assert.deepEqual([counts.failed, counts.sent, counts.sending], [0, 0, 0], 'every refused delivery is back in the queue');
+    assert.deepEqual(
+      [counts.failed, counts.sent, counts.sending],
+      [0, 0, 0],
+      'every refused delivery is back in the queue',
+    );
     assertNobodyBlamed(env, subs);
     const run = env.app.store.runs.unfinished()!;
     assert.deepEqual([run.status, run.needsOperator], ['paused', true]);
     assert.match(run.reason ?? '', /by policy/, 'the reason is kept for "status"');
-    assert.match(statusReport(env.app), /^Needs you: {5}run #1 is paused: the relay refused a message by policy \(554 5\.7\.1/m);
+    assert.match(
+      statusReport(env.app),
+      /^Needs you: {5}run #1 is paused: the relay refused a message by policy \(554 5\.7\.1/m,
+    );
 
     env.sink.dataRule = undefined;
     const resumed = await env.command({ resume: true });
     assert.equal(resumed.code, 0, resumed.lines.join(' | '));
-    for (const [e, got] of receivedBy(env.sink, subs.map((s) => s.email))) assert.deepEqual(got, [1], e);
+    for (const [e, got] of receivedBy(
+      env.sink,
+      subs.map((s) => s.email),
+    ))
+      assert.deepEqual(got, [1], e);
   });
 
   it('"Relay access denied" at RCPT over three runs bounces nobody; once fixed, every reader gets the installment', async () => {
@@ -638,8 +781,14 @@ describe('a misconfigured relay never destroys a list (promise 9)', () => {
     env.sink.dataRule = () => ({ code: 552, message: '5.3.4 Message size exceeds fixed limit' });
     const storm = await env.command();
     assert.equal(storm.code, 2, storm.lines.join(' | '));
-    assert.match(storm.lines.join('\n'), /the relay refused 5 messages in a row alike \(552 5\.3\.4 Message size exceeds fixed limit\)/);
-    assert.deepEqual([env.app.store.deliveries.countByStatus().failed, env.app.store.deliveries.countByStatus().sent], [0, 0]);
+    assert.match(
+      storm.lines.join('\n'),
+      /the relay refused 5 messages in a row alike \(552 5\.3\.4 Message size exceeds fixed limit\)/,
+    );
+    assert.deepEqual(
+      [env.app.store.deliveries.countByStatus().failed, env.app.store.deliveries.countByStatus().sent],
+      [0, 0],
+    );
     assertNobodyBlamed(env, subs);
 
     // Two readers' own refusals among accepted mail are theirs: failed, and counted as bounces.
@@ -649,10 +798,11 @@ describe('a misconfigured relay never destroys a list (promise 9)', () => {
     const resumed = await env.command({ resume: true });
     assert.equal(resumed.code, 1, resumed.lines.join(' | '));
     assert.match(resumed.lines.join('\n'), /sent 28, failed 2/);
-    for (const s of subs) assert.equal(env.app.store.subscribers.get(s.id)!.hardBounces, bad.has(s.email) ? 1 : 0, s.email);
+    for (const s of subs)
+      assert.equal(env.app.store.subscribers.get(s.id)!.hardBounces, bad.has(s.email) ? 1 : 0, s.email);
   });
 
-  it('send --retry-failed queues a run\'s failed deliveries again once the cause is fixed, and sends only those', async () => {
+  it("send --retry-failed queues a run's failed deliveries again once the cause is fixed, and sends only those", async () => {
     const env = await setup();
     const subs = env.subscribe(...emails('reader', 10));
     const full = new Set([subs[1]!.email, subs[6]!.email]);
@@ -667,8 +817,15 @@ describe('a misconfigured relay never destroys a list (promise 9)', () => {
     const retried = await env.command({ retryFailed: true });
     assert.equal(retried.code, 0, retried.lines.join(' | '));
     assert.match(retried.lines.join('\n'), /sent 2, failed 0/);
-    for (const [e, got] of receivedBy(env.sink, subs.map((s) => s.email))) assert.deepEqual(got, [1], e);
-    await assert.rejects(sendRun(env.ctx, { retryFailed: true }), (err: Error) => err instanceof UserError && /no run has failed deliveries/.test(err.message));
+    for (const [e, got] of receivedBy(
+      env.sink,
+      subs.map((s) => s.email),
+    ))
+      assert.deepEqual(got, [1], e);
+    await assert.rejects(
+      sendRun(env.ctx, { retryFailed: true }),
+      (err: Error) => err instanceof UserError && /no run has failed deliveries/.test(err.message),
+    );
   });
 
   it('a sender that lost its lock to another process (frozen past the staleness) stops before its next claim', async () => {
@@ -679,10 +836,26 @@ describe('a misconfigured relay never destroys a list (promise 9)', () => {
     env.ctx.transport = beforeEachSend(transport, () => {
       handedOver++;
       // Another sender decides this one is dead and takes the lock, as after a long SIGSTOP.
-      if (handedOver === 3) env.app.store.meta.set('send_lock', JSON.stringify({ owner: 'someone-else', pid: 1, host: 'elsewhere', since: new Date().toISOString(), heartbeat: Date.now() }));
+      if (handedOver === 3)
+        env.app.store.meta.set(
+          'send_lock',
+          JSON.stringify({
+            owner: 'someone-else',
+            pid: 1,
+            host: 'elsewhere',
+            since: new Date().toISOString(),
+            heartbeat: Date.now(),
+          }),
+        );
     });
-    await assert.rejects(sendRun(env.ctx), (err: Error) => err instanceof UserError && /another process took over the send lock/.test(err.message));
-    assert.ok(handedOver <= 3 + sendConcurrency(env.app.config), `only messages already claimed went out after the takeover: ${handedOver}`);
+    await assert.rejects(
+      sendRun(env.ctx),
+      (err: Error) => err instanceof UserError && /another process took over the send lock/.test(err.message),
+    );
+    assert.ok(
+      handedOver <= 3 + sendConcurrency(env.app.config),
+      `only messages already claimed went out after the takeover: ${handedOver}`,
+    );
     assert.equal(env.sink.count, handedOver);
     assert.equal(env.app.store.runs.lockHolder()?.owner, 'someone-else', 'the new holder keeps its lock');
   });
@@ -709,16 +882,22 @@ describe('Message-IDs', () => {
   });
 });
 
-
 /** Just enough of RFC 6376 (relaxed/relaxed, rsa-sha256) to check a signature with node:crypto. */
-function verifyDkim(raw: Buffer, publicKey: KeyObject): { tags: Record<string, string>; signed: string[]; bodyHashOk: boolean; signatureOk: boolean } {
+function verifyDkim(
+  raw: Buffer,
+  publicKey: KeyObject,
+): { tags: Record<string, string>; signed: string[]; bodyHashOk: boolean; signatureOk: boolean } {
   const text = raw.toString('latin1');
   const split = text.indexOf('\r\n\r\n');
   const headers = text
     .slice(0, split)
     .split(/\r\n(?![ \t])/)
     .map((h) => ({ name: h.slice(0, h.indexOf(':')), value: h.slice(h.indexOf(':') + 1) }));
-  const relaxedHeader = (name: string, value: string) => `${name.toLowerCase().trim()}:${value.replace(/\r\n/g, '').replace(/[ \t]+/g, ' ').trim()}`;
+  const relaxedHeader = (name: string, value: string) =>
+    `${name.toLowerCase().trim()}:${value
+      .replace(/\r\n/g, '')
+      .replace(/[ \t]+/g, ' ')
+      .trim()}`;
 
   const sig = headers.find((h) => h.name.toLowerCase() === 'dkim-signature');
   assert.ok(sig, 'a DKIM-Signature header');

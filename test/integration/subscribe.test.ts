@@ -25,9 +25,17 @@ class Client {
     return this.request(url, { method: 'GET' });
   }
 
-  async post(url: string, form: Record<string, string> | string, opts: { contentType?: string; cookies?: boolean } = {}): Promise<{ res: Response; body: string }> {
+  async post(
+    url: string,
+    form: Record<string, string> | string,
+    opts: { contentType?: string; cookies?: boolean } = {},
+  ): Promise<{ res: Response; body: string }> {
     const body = typeof form === 'string' ? form : new URLSearchParams(form).toString();
-    return this.request(url, { method: 'POST', body, headers: { 'content-type': opts.contentType ?? 'application/x-www-form-urlencoded' } }, opts.cookies ?? true);
+    return this.request(
+      url,
+      { method: 'POST', body, headers: { 'content-type': opts.contentType ?? 'application/x-www-form-urlencoded' } },
+      opts.cookies ?? true,
+    );
   }
 
   /** The home page's form token, with its cookie now in the jar. */
@@ -39,7 +47,10 @@ class Client {
     return m[1]!;
   }
 
-  async subscribe(email: string, extra: Record<string, string> = { adult: 'yes' }): Promise<{ res: Response; body: string }> {
+  async subscribe(
+    email: string,
+    extra: Record<string, string> = { adult: 'yes' },
+  ): Promise<{ res: Response; body: string }> {
     const _csrf = await this.csrfToken();
     return this.post('/subscribe', { email, _csrf, website: '', ...extra });
   }
@@ -48,7 +59,10 @@ class Client {
     // Links in mail point at config.baseUrl; the same path is asked of the server under test.
     const u = new URL(url, 'http://unused');
     const target = new URL(u.pathname + u.search, this.site.serving.url);
-    const headers: Record<string, string> = { ...this.headers, ...(init.headers as Record<string, string> | undefined) };
+    const headers: Record<string, string> = {
+      ...this.headers,
+      ...(init.headers as Record<string, string> | undefined),
+    };
     if (withCookies && this.jar.size) headers.cookie = [...this.jar].map(([k, v]) => `${k}=${v}`).join('; ');
     const res = await fetch(target, { ...init, headers, redirect: 'manual' });
     for (const c of res.headers.getSetCookie()) {
@@ -135,7 +149,10 @@ describe('subscribe, confirm, unsubscribe over HTTP with real mail', () => {
     const pending = sub(email);
     assert.equal(pending?.status, 'pending');
     assert.equal(pending.consentIp, '127.0.0.1');
-    assert.ok(pending.consentAt && Math.abs(Date.now() - Date.parse(pending.consentAt)) < 60_000, 'consent time stored');
+    assert.ok(
+      pending.consentAt && Math.abs(Date.now() - Date.parse(pending.consentAt)) < 60_000,
+      'consent time stored',
+    );
 
     const confirmMail = await nextMail(email, 1);
     assert.match(confirmMail.subject ?? '', /^Confirm your subscription to /);
@@ -160,7 +177,10 @@ describe('subscribe, confirm, unsubscribe over HTTP with real mail', () => {
     const active = sub(email)!;
     assert.equal(active.status, 'active');
     assert.equal(active.confirmIp, '127.0.0.1');
-    assert.ok(active.confirmedAt && Math.abs(Date.now() - Date.parse(active.confirmedAt)) < 60_000, 'confirmation time stored');
+    assert.ok(
+      active.confirmedAt && Math.abs(Date.now() - Date.parse(active.confirmedAt)) < 60_000,
+      'confirmation time stored',
+    );
     assert.equal(active.consentAt, pending.consentAt, 'the consent record is kept');
 
     const welcome = await nextMail(email, 2);
@@ -204,7 +224,10 @@ describe('subscribe, confirm, unsubscribe over HTTP with real mail', () => {
     const link = unsubscribeLinkIn(await subscribeAndConfirm(email));
     const boundary = 'xYzBoundary';
     const body = `--${boundary}\r\nContent-Disposition: form-data; name="List-Unsubscribe"\r\n\r\nOne-Click\r\n--${boundary}--\r\n`;
-    const done = await new Client(site).post(link, body, { contentType: `multipart/form-data; boundary=${boundary}`, cookies: false });
+    const done = await new Client(site).post(link, body, {
+      contentType: `multipart/form-data; boundary=${boundary}`,
+      cookies: false,
+    });
     assert.equal(done.res.status, 200, done.body);
     assert.equal(sub(email)?.status, 'unsubscribed');
   });
@@ -229,7 +252,9 @@ describe('subscribe, confirm, unsubscribe over HTTP with real mail', () => {
     await client.subscribe(email);
     const link = confirmLinkIn(await nextMail(email, 1));
     // As if its 48 hours had passed.
-    site.app.store.db.prepare('UPDATE tokens SET expires_at = ? WHERE subscriber_id = ?').run(new Date().toISOString(), sub(email)!.id);
+    site.app.store.db
+      .prepare('UPDATE tokens SET expires_at = ? WHERE subscriber_id = ?')
+      .run(new Date().toISOString(), sub(email)!.id);
 
     const page = await client.get(link);
     assert.equal(page.res.status, 410);
@@ -248,7 +273,10 @@ describe('subscribe, confirm, unsubscribe over HTTP with real mail', () => {
 
     const confirmToken = 'A'.repeat(32);
     for (const bad of [confirmToken, '', 'x'.repeat(500), '../../etc/passwd']) {
-      for (const r of [await client.get(`/confirm?token=${encodeURIComponent(bad)}`), await client.post('/confirm', { token: bad })]) {
+      for (const r of [
+        await client.get(`/confirm?token=${encodeURIComponent(bad)}`),
+        await client.post('/confirm', { token: bad }),
+      ]) {
         assert.equal(r.res.status, 400);
         assert.match(r.body, /This confirmation link is not valid\. Check that you copied the whole link/);
       }
@@ -264,7 +292,11 @@ describe('subscribe, confirm, unsubscribe over HTTP with real mail', () => {
       const page = await client.get(`/unsubscribe?token=${encodeURIComponent(bad)}`);
       assert.equal(page.res.status, 400, bad);
       assert.match(page.body, /This unsubscribe link is not valid/);
-      const post = await new Client(site).post(`/unsubscribe?token=${encodeURIComponent(bad)}`, 'List-Unsubscribe=One-Click', { cookies: false });
+      const post = await new Client(site).post(
+        `/unsubscribe?token=${encodeURIComponent(bad)}`,
+        'List-Unsubscribe=One-Click',
+        { cookies: false },
+      );
       assert.equal(post.res.status, 400);
     }
     assert.equal(sub(email)?.status, 'active');
@@ -285,14 +317,31 @@ describe('subscribe, confirm, unsubscribe over HTTP with real mail', () => {
     const answers = [];
     for (const email of ['brand-new@example.org', pending, active, unsubscribed, active.toUpperCase()]) {
       const { res, body } = await client.subscribe(email);
-      answers.push({ status: res.status, location: res.headers.get('location'), type: res.headers.get('content-type'), body });
+      answers.push({
+        status: res.status,
+        location: res.headers.get('location'),
+        type: res.headers.get('content-type'),
+        body,
+      });
     }
     for (const a of answers) assert.deepEqual(a, answers[0]);
     await settled();
 
-    assert.equal(sink.to(active).length, before.get(active), 'an active address is not mailed again within the interval');
-    assert.equal(sink.to(pending).length, before.get(pending), 'a pending address is not sent another confirmation within minutes');
-    assert.equal(sink.to(unsubscribed).length, before.get(unsubscribed)! + 1, 'an unsubscribed address asked anew gets one confirmation');
+    assert.equal(
+      sink.to(active).length,
+      before.get(active),
+      'an active address is not mailed again within the interval',
+    );
+    assert.equal(
+      sink.to(pending).length,
+      before.get(pending),
+      'a pending address is not sent another confirmation within minutes',
+    );
+    assert.equal(
+      sink.to(unsubscribed).length,
+      before.get(unsubscribed)! + 1,
+      'an unsubscribed address asked anew gets one confirmation',
+    );
     assert.equal(sub(active)?.status, 'active');
 
     // Once the interval has passed, the active address hears once ("you are already subscribed"), then not again.
@@ -318,7 +367,11 @@ describe('subscribe, confirm, unsubscribe over HTTP with real mail', () => {
     assert.equal(wrongToken.res.status, 403);
     // A token from another visitor's page does not match this visitor's cookie.
     const stolen = await new Client(site).csrfToken();
-    const crossed = await new Client(site).post('/subscribe', { email, adult: 'yes', _csrf: stolen }, { cookies: false });
+    const crossed = await new Client(site).post(
+      '/subscribe',
+      { email, adult: 'yes', _csrf: stolen },
+      { cookies: false },
+    );
     assert.equal(crossed.res.status, 403);
     await settled();
     assert.equal(sub(email), undefined);
@@ -337,7 +390,12 @@ describe('subscribe, confirm, unsubscribe over HTTP with real mail', () => {
 
   it('an oversize body is refused with 413', async () => {
     const _csrf = await client.csrfToken();
-    const r = await client.post('/subscribe', { email: 'big@example.org', adult: 'yes', _csrf, website: 'x'.repeat(20_000) });
+    const r = await client.post('/subscribe', {
+      email: 'big@example.org',
+      adult: 'yes',
+      _csrf,
+      website: 'x'.repeat(20_000),
+    });
     assert.equal(r.res.status, 413);
     assert.match(r.body, /The request was too large/);
     assert.equal(sub('big@example.org'), undefined);
@@ -396,7 +454,12 @@ describe('subscribe, confirm, unsubscribe over HTTP with real mail', () => {
     );
     assert.equal(sink.to('lookalike@example.org').length, 1, 'one confirmation, not one per spelling');
 
-    const idn = ['leserin@b\u00fccher.example', 'leserin@xn--bcher-kva.example', 'leserin@B\u00dcCHER.example', 'leserin@bu\u0308cher.example'];
+    const idn = [
+      'leserin@b\u00fccher.example',
+      'leserin@xn--bcher-kva.example',
+      'leserin@B\u00dcCHER.example',
+      'leserin@bu\u0308cher.example',
+    ];
     for (const email of idn) assert.equal((await client.subscribe(email)).res.status, 303, JSON.stringify(email));
     await settled();
     assert.deepEqual(
@@ -409,7 +472,10 @@ describe('subscribe, confirm, unsubscribe over HTTP with real mail', () => {
   it('renders script in titles and addresses inert, and header-injection attempts never reach a header', async () => {
     const home = await client.get('/');
     assert.doesNotMatch(home.body, /<script/i);
-    assert.ok(home.body.includes('&lt;script&gt;alert(&quot;title&quot;)&lt;/script&gt; Tales &amp; &quot;Co&quot;'), 'the title is shown, escaped');
+    assert.ok(
+      home.body.includes('&lt;script&gt;alert(&quot;title&quot;)&lt;/script&gt; Tales &amp; &quot;Co&quot;'),
+      'the title is shown, escaped',
+    );
 
     const hostile = '<script>alert(1)</script>@example.org';
     const refused = await client.subscribe(hostile);
@@ -446,8 +512,14 @@ describe('subscribe, confirm, unsubscribe over HTTP with real mail', () => {
     try {
       const mail = { to: 'x@example.org', subject: 'Hi', html: '<p>x</p>', text: 'x', messageId: '<m1@example.org>' };
       await assert.rejects(transport.send({ ...mail, subject: 'Hi\r\nBcc: victim@example.net' }), HeaderInjectionError);
-      await assert.rejects(transport.send({ ...mail, to: 'x@example.org\nBcc: victim@example.net' }), HeaderInjectionError);
-      await assert.rejects(transport.send({ ...mail, headers: { 'List-Id': 'a\r\nBcc: victim@example.net' } }), HeaderInjectionError);
+      await assert.rejects(
+        transport.send({ ...mail, to: 'x@example.org\nBcc: victim@example.net' }),
+        HeaderInjectionError,
+      );
+      await assert.rejects(
+        transport.send({ ...mail, headers: { 'List-Id': 'a\r\nBcc: victim@example.net' } }),
+        HeaderInjectionError,
+      );
     } finally {
       transport.close();
     }
@@ -480,7 +552,11 @@ describe('per-IP rate limit on POST /subscribe, behind the named proxy 127.0.0.1
   before(async () => {
     await sink.start();
     project = makeProject({
-      settings: { mail: { smtpUrl: sink.url }, server: { trustProxy: '127.0.0.1' }, subscribe: { rateLimitMax: 3, rateLimitWindowSeconds: 600 } },
+      settings: {
+        mail: { smtpUrl: sink.url },
+        server: { trustProxy: '127.0.0.1' },
+        subscribe: { rateLimitMax: 3, rateLimitWindowSeconds: 600 },
+      },
     });
     site = await startSite(project);
   });
@@ -500,7 +576,11 @@ describe('per-IP rate limit on POST /subscribe, behind the named proxy 127.0.0.1
     assert.ok(retryAfter > 0 && retryAfter <= 600, `Retry-After: ${limited.res.headers.get('retry-after')}`);
     assert.match(limited.body, /Too many subscription attempts from your address\. Please try again in/);
     assert.equal(site.app.store.subscribers.byEmail('r3@example.org'), undefined);
-    assert.equal(site.app.store.subscribers.byEmail('r0@example.org')?.consentIp, '203.0.113.7', 'the forwarded client is the consent record');
+    assert.equal(
+      site.app.store.subscribers.byEmail('r0@example.org')?.consentIp,
+      '203.0.113.7',
+      'the forwarded client is the consent record',
+    );
 
     // The home page is not limited, and another client address still gets through.
     assert.equal((await crowd.get('/')).res.status, 200);
@@ -519,7 +599,11 @@ describe('X-Forwarded-For from a client that is not the named proxy', () => {
     await sink.start();
     project = makeProject({
       // The proxy is elsewhere: this test's requests come straight from 127.0.0.1.
-      settings: { mail: { smtpUrl: sink.url }, server: { trustProxy: '10.9.9.9' }, subscribe: { rateLimitMax: 3, rateLimitWindowSeconds: 600 } },
+      settings: {
+        mail: { smtpUrl: sink.url },
+        server: { trustProxy: '10.9.9.9' },
+        subscribe: { rateLimitMax: 3, rateLimitWindowSeconds: 600 },
+      },
     });
     site = await startSite(project);
   });
@@ -535,7 +619,11 @@ describe('X-Forwarded-For from a client that is not the named proxy', () => {
     for (let i = 0; i < 3; i++) {
       const r = await new Client(site, { 'x-forwarded-for': forged[i]! }).subscribe(`forged${i}@example.org`, {});
       assert.equal(r.res.status, 303);
-      assert.equal(site.app.store.subscribers.byEmail(`forged${i}@example.org`)?.consentIp, '127.0.0.1', `stored the real client, not ${forged[i]}`);
+      assert.equal(
+        site.app.store.subscribers.byEmail(`forged${i}@example.org`)?.consentIp,
+        '127.0.0.1',
+        `stored the real client, not ${forged[i]}`,
+      );
     }
     const limited = await new Client(site, { 'x-forwarded-for': forged[3]! }).subscribe('forged3@example.org', {});
     assert.equal(limited.res.status, 429, 'a fourth attempt from the same real address is limited, whatever it claims');

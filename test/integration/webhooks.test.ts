@@ -26,11 +26,33 @@ const POSTMARK_TOKEN = 'pm-webhook-7f3a9c2e41b86d05';
 function makeCertificate(): { certPem: string; key: string } {
   const dir = mkdtempSync(path.join(tmpdir(), 'feuilleton-sns-cert-'));
   try {
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-sha256', '-days', '2', '-subj', '/CN=sns.amazonaws.com', '-keyout', 'key.pem', '-out', 'cert.pem'], {
-      cwd: dir,
-      stdio: 'pipe',
-    });
-    return { certPem: readFileSync(path.join(dir, 'cert.pem'), 'utf8'), key: readFileSync(path.join(dir, 'key.pem'), 'utf8') };
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-sha256',
+        '-days',
+        '2',
+        '-subj',
+        '/CN=sns.amazonaws.com',
+        '-keyout',
+        'key.pem',
+        '-out',
+        'cert.pem',
+      ],
+      {
+        cwd: dir,
+        stdio: 'pipe',
+      },
+    );
+    return {
+      certPem: readFileSync(path.join(dir, 'cert.pem'), 'utf8'),
+      key: readFileSync(path.join(dir, 'key.pem'), 'utf8'),
+    };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -44,7 +66,12 @@ const SIGNED_KEYS: Record<string, string[]> = {
   UnsubscribeConfirmation: ['Message', 'MessageId', 'SubscribeURL', 'Timestamp', 'Token', 'TopicArn', 'Type'],
 };
 
-function signEnvelope(fields: Record<string, string>, key: KeyObject | string, version: '1' | '2' = '2', certUrl = CERT_URL): Record<string, string> {
+function signEnvelope(
+  fields: Record<string, string>,
+  key: KeyObject | string,
+  version: '1' | '2' = '2',
+  certUrl = CERT_URL,
+): Record<string, string> {
   const text = SIGNED_KEYS[fields.Type!]!.filter((k) => fields[k] !== undefined)
     .map((k) => `${k}\n${fields[k]}\n`)
     .join('');
@@ -55,7 +82,10 @@ function signEnvelope(fields: Record<string, string>, key: KeyObject | string, v
 let snsSerial = 0;
 const snsMessageId = (): string => `2b7c1f0e-5d4a-5e3b-9c8d-${String(++snsSerial).padStart(12, '0')}`;
 
-function notification(event: unknown, opts: { topic?: string; messageId?: string; subject?: string } = {}): Record<string, string> {
+function notification(
+  event: unknown,
+  opts: { topic?: string; messageId?: string; subject?: string } = {},
+): Record<string, string> {
   const fields: Record<string, string> = {
     Type: 'Notification',
     MessageId: opts.messageId ?? snsMessageId(),
@@ -77,19 +107,30 @@ describe('bounce and complaint webhooks', () => {
   let serving: Serving;
 
   /** Serves the test certificate and answers subscription confirmations; no network. */
-  async function fetchText(url: string): Promise<string> {
+  function fetchText(url: string): Promise<string> {
     fetched.push(url);
-    if (url === CERT_URL) return cert.certPem;
-    if (url.startsWith('https://sns.eu-west-1.amazonaws.com/?Action=ConfirmSubscription')) return '<ConfirmSubscriptionResponse><ConfirmSubscriptionResult><SubscriptionArn>ok</SubscriptionArn></ConfirmSubscriptionResult></ConfirmSubscriptionResponse>';
-    throw new Error(`test fetcher: nothing at ${url}`);
+    if (url === CERT_URL) return Promise.resolve(cert.certPem);
+    if (url.startsWith('https://sns.eu-west-1.amazonaws.com/?Action=ConfirmSubscription')) {
+      return Promise.resolve(
+        '<ConfirmSubscriptionResponse><ConfirmSubscriptionResult><SubscriptionArn>ok</SubscriptionArn></ConfirmSubscriptionResult></ConfirmSubscriptionResponse>',
+      );
+    }
+    return Promise.reject(new Error(`test fetcher: nothing at ${url}`));
   }
 
   const post = (route: string, body: string, headers: Record<string, string>): Promise<Response> =>
     fetch(new URL(route, serving.url), { method: 'POST', body, headers });
   const postSns = (envelope: Record<string, string>): Promise<Response> =>
-    post('/webhooks/ses', JSON.stringify(envelope), { 'content-type': 'text/plain; charset=UTF-8', 'x-amz-sns-message-type': envelope.Type! });
-  const basic = (user: string, password: string): string => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
-  const postPostmark = (payload: unknown, authorization: string | null = basic('postmark', POSTMARK_TOKEN)): Promise<Response> =>
+    post('/webhooks/ses', JSON.stringify(envelope), {
+      'content-type': 'text/plain; charset=UTF-8',
+      'x-amz-sns-message-type': envelope.Type!,
+    });
+  const basic = (user: string, password: string): string =>
+    `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
+  const postPostmark = (
+    payload: unknown,
+    authorization: string | null = basic('postmark', POSTMARK_TOKEN),
+  ): Promise<Response> =>
     post('/webhooks/postmark', typeof payload === 'string' ? payload : JSON.stringify(payload), {
       'content-type': 'application/json',
       ...(authorization ? { authorization } : {}),
@@ -104,13 +145,18 @@ describe('bounce and complaint webhooks', () => {
     return { subscriberId: sub.id, deliveryId: claim.id };
   }
 
-  const subscriberRow = (id: number) => app.store.db.prepare('SELECT status, status_reason, unsubscribed_at FROM subscribers WHERE id = ?').get(id) as {
-    status: string;
-    status_reason: string | null;
-    unsubscribed_at: string | null;
-  };
+  const subscriberRow = (id: number) =>
+    app.store.db.prepare('SELECT status, status_reason, unsubscribed_at FROM subscribers WHERE id = ?').get(id) as {
+      status: string;
+      status_reason: string | null;
+      unsubscribed_at: string | null;
+    };
   const feedbackFor = (email: string) =>
-    app.store.db.prepare('SELECT provider, type, email, message_id, subscriber_id, delivery_id FROM feedback WHERE email = ? COLLATE NOCASE ORDER BY id').all(email) as Array<{
+    app.store.db
+      .prepare(
+        'SELECT provider, type, email, message_id, subscriber_id, delivery_id FROM feedback WHERE email = ? COLLATE NOCASE ORDER BY id',
+      )
+      .all(email) as Array<{
       provider: string;
       type: string;
       email: string;
@@ -119,12 +165,22 @@ describe('bounce and complaint webhooks', () => {
       delivery_id: number | null;
     }>;
   /** Everything a refused request must leave as it was. */
-  const snapshot = () => JSON.stringify([app.store.db.prepare('SELECT * FROM subscribers ORDER BY id').all(), app.store.db.prepare('SELECT * FROM feedback ORDER BY id').all()]);
+  const snapshot = () =>
+    JSON.stringify([
+      app.store.db.prepare('SELECT * FROM subscribers ORDER BY id').all(),
+      app.store.db.prepare('SELECT * FROM feedback ORDER BY id').all(),
+    ]);
 
   before(async () => {
-    project = makeProject({ settings: { webhooks: { ses: { topicArns: [TOPIC] }, postmark: { token: POSTMARK_TOKEN } } } });
+    project = makeProject({
+      settings: { webhooks: { ses: { topicArns: [TOPIC] }, postmark: { token: POSTMARK_TOKEN } } },
+    });
     app = project.open();
-    serving = await startServing(app, createLogger({ level: 'silent', pretty: false }), { host: '127.0.0.1', port: 0, fetchText });
+    serving = await startServing(app, createLogger({ level: 'silent', pretty: false }), {
+      host: '127.0.0.1',
+      port: 0,
+      fetchText,
+    });
   });
 
   after(async () => {
@@ -136,9 +192,20 @@ describe('bounce and complaint webhooks', () => {
     const { subscriberId, deliveryId } = reader('gone.reader@example.org', '<i1.Qm9vazE.7kq2xw@example.com>');
     const res = await postSns(signEnvelope(notification(fixture('ses-bounce-permanent.json')), cert.key));
     assert.equal(res.status, 200, await res.text());
-    assert.deepEqual(subscriberRow(subscriberId), { status: 'bounced', status_reason: 'bounce', unsubscribed_at: null });
+    assert.deepEqual(subscriberRow(subscriberId), {
+      status: 'bounced',
+      status_reason: 'bounce',
+      unsubscribed_at: null,
+    });
     assert.deepEqual(feedbackFor('gone.reader@example.org'), [
-      { provider: 'ses', type: 'bounce', email: 'gone.reader@example.org', message_id: '<i1.Qm9vazE.7kq2xw@example.com>', subscriber_id: subscriberId, delivery_id: deliveryId },
+      {
+        provider: 'ses',
+        type: 'bounce',
+        email: 'gone.reader@example.org',
+        message_id: '<i1.Qm9vazE.7kq2xw@example.com>',
+        subscriber_id: subscriberId,
+        delivery_id: deliveryId,
+      },
     ]);
     assert.ok(fetched.includes(CERT_URL), 'the signing certificate came through the injected fetcher');
   });
@@ -149,20 +216,40 @@ describe('bounce and complaint webhooks', () => {
     assert.equal(res.status, 200);
     assert.deepEqual(subscriberRow(subscriberId), { status: 'active', status_reason: null, unsubscribed_at: null });
     assert.deepEqual(feedbackFor('full.reader@example.org'), [
-      { provider: 'ses', type: 'soft-bounce', email: 'Full.Reader@Example.org', message_id: '<i1.RnVsbA.p3m9za@example.com>', subscriber_id: subscriberId, delivery_id: deliveryId },
+      {
+        provider: 'ses',
+        type: 'soft-bounce',
+        email: 'Full.Reader@Example.org',
+        message_id: '<i1.RnVsbA.p3m9za@example.com>',
+        subscriber_id: subscriberId,
+        delivery_id: deliveryId,
+      },
     ]);
   });
 
   it('SES complaint (SignatureVersion 1): the reader is unsubscribed with reason complaint', async () => {
     const { subscriberId, deliveryId } = reader('annoyed.reader@example.org', '<i1.QW5ub3k.x8d2lq@example.com>');
-    const res = await postSns(signEnvelope(notification(fixture('ses-complaint.json'), { subject: 'Amazon SES Email Event Notification' }), cert.key, '1'));
+    const res = await postSns(
+      signEnvelope(
+        notification(fixture('ses-complaint.json'), { subject: 'Amazon SES Email Event Notification' }),
+        cert.key,
+        '1',
+      ),
+    );
     assert.equal(res.status, 200);
     const row = subscriberRow(subscriberId);
     assert.equal(row.status, 'unsubscribed');
     assert.equal(row.status_reason, 'complaint');
     assert.ok(row.unsubscribed_at && Math.abs(Date.now() - Date.parse(row.unsubscribed_at)) < 60_000);
     assert.deepEqual(feedbackFor('annoyed.reader@example.org'), [
-      { provider: 'ses', type: 'complaint', email: 'annoyed.reader@example.org', message_id: '<i1.QW5ub3k.x8d2lq@example.com>', subscriber_id: subscriberId, delivery_id: deliveryId },
+      {
+        provider: 'ses',
+        type: 'complaint',
+        email: 'annoyed.reader@example.org',
+        message_id: '<i1.QW5ub3k.x8d2lq@example.com>',
+        subscriber_id: subscriberId,
+        delivery_id: deliveryId,
+      },
     ]);
   });
 
@@ -253,7 +340,9 @@ describe('bounce and complaint webhooks', () => {
     const res = await postSns(envelope);
     assert.equal(res.status, 200, await res.text());
     assert.equal(subscriberRow(subscriberId).status, 'bounced');
-    const huge = await post('/webhooks/ses', JSON.stringify({ ...envelope, Message: 'x'.repeat(1024 * 1024) }), { 'content-type': 'text/plain; charset=UTF-8' });
+    const huge = await post('/webhooks/ses', JSON.stringify({ ...envelope, Message: 'x'.repeat(1024 * 1024) }), {
+      'content-type': 'text/plain; charset=UTF-8',
+    });
     assert.equal(huge.status, 413);
   });
 
@@ -262,7 +351,9 @@ describe('bounce and complaint webhooks', () => {
     const event = fixture('ses-complaint.json');
     event.complaint.complainedRecipients[0].emailAddress = 'topic.target@example.org';
     const before = snapshot();
-    const res = await postSns(signEnvelope(notification(event, { topic: 'arn:aws:sns:eu-west-1:123456789012:someone-else' }), cert.key));
+    const res = await postSns(
+      signEnvelope(notification(event, { topic: 'arn:aws:sns:eu-west-1:123456789012:someone-else' }), cert.key),
+    );
     assert.equal(res.status, 403);
     assert.equal(snapshot(), before);
     assert.equal(subscriberRow(subscriberId).status, 'active');
@@ -292,16 +383,34 @@ describe('bounce and complaint webhooks', () => {
     const res = await postSns(signEnvelope(notification(event), cert.key));
     assert.equal(res.status, 200);
     assert.deepEqual(feedbackFor('stranger@example.org'), [
-      { provider: 'ses', type: 'bounce', email: 'stranger@example.org', message_id: '<nobody.knows@example.com>', subscriber_id: null, delivery_id: null },
+      {
+        provider: 'ses',
+        type: 'bounce',
+        email: 'stranger@example.org',
+        message_id: '<nobody.knows@example.com>',
+        subscriber_id: null,
+        delivery_id: null,
+      },
     ]);
   });
 
-  it('Delivery events and SES\'s own setup message are answered 200 and ignored; malformed JSON gets 400', async () => {
+  it("Delivery events and SES's own setup message are answered 200 and ignored; malformed JSON gets 400", async () => {
     const { subscriberId } = reader('happy.reader@example.org', '<i1.SGFwcHk.a1b2c3@example.com>');
     const before = snapshot();
     assert.equal((await postSns(signEnvelope(notification(fixture('ses-delivery.json')), cert.key))).status, 200);
-    assert.equal((await postSns(signEnvelope(notification('Successfully validated SNS topic for Amazon SES event publishing.'), cert.key))).status, 200);
-    assert.equal((await post('/webhooks/ses', '{"Type": "Notification", ', { 'content-type': 'text/plain; charset=UTF-8' })).status, 400);
+    assert.equal(
+      (
+        await postSns(
+          signEnvelope(notification('Successfully validated SNS topic for Amazon SES event publishing.'), cert.key),
+        )
+      ).status,
+      200,
+    );
+    assert.equal(
+      (await post('/webhooks/ses', '{"Type": "Notification", ', { 'content-type': 'text/plain; charset=UTF-8' }))
+        .status,
+      400,
+    );
     assert.equal((await postPostmark('{"RecordType": "Bounce", ')).status, 400);
     assert.equal(snapshot(), before);
     assert.equal(subscriberRow(subscriberId).status, 'active');
@@ -312,15 +421,29 @@ describe('bounce and complaint webhooks', () => {
     const payload = { ...fixture('postmark-hard-bounce.json'), Email: 'Gone.PM@example.org' };
     const res = await postPostmark(payload);
     assert.equal(res.status, 200, await res.text());
-    assert.deepEqual(subscriberRow(subscriberId), { status: 'bounced', status_reason: 'bounce', unsubscribed_at: null });
+    assert.deepEqual(subscriberRow(subscriberId), {
+      status: 'bounced',
+      status_reason: 'bounce',
+      unsubscribed_at: null,
+    });
     assert.deepEqual(feedbackFor('gone.pm@example.org'), [
-      { provider: 'postmark', type: 'bounce', email: 'Gone.PM@example.org', message_id: null, subscriber_id: subscriberId, delivery_id: null },
+      {
+        provider: 'postmark',
+        type: 'bounce',
+        email: 'Gone.PM@example.org',
+        message_id: null,
+        subscriber_id: subscriberId,
+        delivery_id: null,
+      },
     ]);
   });
 
   it('Postmark soft bounce: recorded, status unchanged; a retried payload counts once, a different 64-bit ID does not', async () => {
     const { subscriberId } = reader('full.pm@example.org');
-    const raw = readFileSync(path.join(FIXTURES, 'postmark-soft-bounce.json'), 'utf8').replace('full.reader@example.org', 'full.pm@example.org');
+    const raw = readFileSync(path.join(FIXTURES, 'postmark-soft-bounce.json'), 'utf8').replace(
+      'full.reader@example.org',
+      'full.pm@example.org',
+    );
     assert.equal((await postPostmark(raw)).status, 200);
     assert.equal((await postPostmark(raw)).status, 200);
     assert.deepEqual(subscriberRow(subscriberId), { status: 'active', status_reason: null, unsubscribed_at: null });
@@ -346,7 +469,13 @@ describe('bounce and complaint webhooks', () => {
     const { subscriberId } = reader('victim.pm@example.org');
     const payload = { ...fixture('postmark-spam-complaint.json'), Email: 'victim.pm@example.org' };
     const before = snapshot();
-    for (const auth of [basic('postmark', 'wrong-token-0000000'), basic('postmark', `${POSTMARK_TOKEN}x`), `Bearer ${POSTMARK_TOKEN}`, 'Basic !!!', null]) {
+    for (const auth of [
+      basic('postmark', 'wrong-token-0000000'),
+      basic('postmark', `${POSTMARK_TOKEN}x`),
+      `Bearer ${POSTMARK_TOKEN}`,
+      'Basic !!!',
+      null,
+    ]) {
       const res = await postPostmark(payload, auth);
       assert.equal(res.status, 401, String(auth));
       assert.match(res.headers.get('www-authenticate') ?? '', /^Basic realm=/);
@@ -361,10 +490,18 @@ describe('bounce and complaint webhooks', () => {
   it('without webhooks in the config both routes answer 404', async () => {
     const bare = makeProject();
     const bareApp = bare.open();
-    const site = await startServing(bareApp, createLogger({ level: 'silent', pretty: false }), { host: '127.0.0.1', port: 0, fetchText });
+    const site = await startServing(bareApp, createLogger({ level: 'silent', pretty: false }), {
+      host: '127.0.0.1',
+      port: 0,
+      fetchText,
+    });
     try {
       for (const route of ['/webhooks/ses', '/webhooks/postmark']) {
-        const res = await fetch(new URL(route, site.url), { method: 'POST', body: JSON.stringify(fixture('postmark-hard-bounce.json')), headers: { 'content-type': 'application/json', authorization: basic('postmark', POSTMARK_TOKEN) } });
+        const res = await fetch(new URL(route, site.url), {
+          method: 'POST',
+          body: JSON.stringify(fixture('postmark-hard-bounce.json')),
+          headers: { 'content-type': 'application/json', authorization: basic('postmark', POSTMARK_TOKEN) },
+        });
         assert.equal(res.status, 404, route);
       }
     } finally {

@@ -20,7 +20,10 @@ after(() => {
 });
 
 function site(settings: Record<string, unknown>, story?: string): Runtime {
-  const project = makeProject({ story, settings: { mail: { smtpUrl: 'smtp://127.0.0.1:9', from: 'Die Laterne <serial@example.org>' }, ...settings } });
+  const project = makeProject({
+    story,
+    settings: { mail: { smtpUrl: 'smtp://127.0.0.1:9', from: 'Die Laterne <serial@example.org>' }, ...settings },
+  });
   const runtime = createRuntime(project.open(), silent);
   open.push({ project, runtime });
   return runtime;
@@ -43,7 +46,12 @@ async function check(runtime: Runtime, readers: string[]): Promise<number> {
   for (const [i, email] of readers.entries()) {
     const sub = app.store.subscribers.create({ email, status: 'active' });
     const date = new Date(Date.UTC(2026, 11, 2, 21, 0, i));
-    const values = { ...links.forReader(sub, template.slots), to: sub.email, messageId: ids.installment(sub, 1), date: dateHeader(date) } as ReaderValues;
+    const values = {
+      ...links.forReader(sub, template.slots),
+      to: sub.email,
+      messageId: ids.installment(sub, 1),
+      date: dateHeader(date),
+    } as ReaderValues;
     const ours: Buffer = template.fill(values);
 
     // nodemailer on its own, for this reader: the same email filled and composed whole.
@@ -51,7 +59,9 @@ async function check(runtime: Runtime, readers: string[]): Promise<number> {
     const filled = prepared.fill(links.forReader(sub, prepared.placeholders));
     const boundary: string = /boundary="--_NmP-([0-9a-f]+)-Part_1"/.exec(ours.toString('latin1'))![1]!;
     const mail = runtime.send.lists.address(filled, sub.email, values.unsubscribeUrl, values.messageId, 'installment');
-    const theirs: Buffer = await new MailComposer({ ...mailOptions(app.config, mail), date, baseBoundary: boundary }).compile().build();
+    const theirs: Buffer = await new MailComposer({ ...mailOptions(app.config, mail), date, baseBoundary: boundary })
+      .compile()
+      .build();
     assert.equal(ours.toString('latin1'), theirs.toString('latin1'), `byte for byte for ${email}`);
     compared++;
   }
@@ -66,7 +76,9 @@ describe('compose once, fill per reader', () => {
   });
 
   it('with links long enough to wrap differently from one reader to the next', async () => {
-    const runtime = site({ baseUrl: 'https://serial.example.org/a/rather/long/path/so/that/every/link/wraps/across/quoted-printable/lines' });
+    const runtime = site({
+      baseUrl: 'https://serial.example.org/a/rather/long/path/so/that/every/link/wraps/across/quoted-printable/lines',
+    });
     await check(runtime, [...READERS, ...Array.from({ length: 40 }, (_, i) => `r${'y'.repeat(i * 3)}@example.net`)]);
   });
 
@@ -75,7 +87,8 @@ describe('compose once, fill per reader', () => {
   });
 
   it('a story in another script, sent as base64', async () => {
-    const paragraph = 'Фонарщик шёл по набережной, и каждый фонарь загорался за его спиной, будто кто-то читал книгу вслух.';
+    const paragraph =
+      'Фонарщик шёл по набережной, и каждый фонарь загорался за его спиной, будто кто-то читал книгу вслух.';
     const story = `Title: Книга фонарщика\nBy Автор\n\n${Array.from({ length: 12 }, () => paragraph).join('\n\n')}\n`;
     await check(site({ baseUrl: 'https://serial.example.org' }, story), READERS);
   });

@@ -28,7 +28,8 @@ function rejects(yaml: string, message: RegExp): void {
 
 describe('config validation: errors name the key and the file', () => {
   test('unknown top-level key', () => rejects('colour: blue\n', /unknown setting colour/));
-  test('unknown nested key (a typo)', () => rejects('split:\n  targetWrods: 500\n', /unknown setting split\.targetWrods/));
+  test('unknown nested key (a typo)', () =>
+    rejects('split:\n  targetWrods: 500\n', /unknown setting split\.targetWrods/));
   test('wrong type', () => rejects('server:\n  port: "eighty"\n', /server\.port/));
   test('mode outside its choices', () => rejects('mode: sometimes\n', /mode/));
   test('relative baseUrl', () => rejects('baseUrl: /serial\n', /baseUrl/));
@@ -36,9 +37,12 @@ describe('config validation: errors name the key and the file', () => {
   test('invalid cron expression', () => rejects('schedule:\n  cron: "every tuesday"\n', /schedule\.cron/));
   test('unknown timezone', () => rejects('schedule:\n  timezone: Mars/Olympus\n', /schedule\.timezone/));
   test('not YAML', () => rejects('story: [unclosed\n', /not valid YAML/));
-  test('a YAML error names its line and column', () => rejects('mode: broadcast\nserver:\n  port: 3000\n   host: x\n', /^[^\n]*\.yaml:[34]:\d+: not valid YAML/));
+  test('a YAML error names its line and column', () =>
+    rejects('mode: broadcast\nserver:\n  port: 3000\n   host: x\n', /^[^\n]*\.yaml:[34]:\d+: not valid YAML/));
   test('every problem is reported, one line each, not only the first', () => {
-    const file = configFile('colour: blue\nmode: sometimes\nserver:\n  port: "eighty"\nschedule:\n  timezone: Mars/Olympus\n');
+    const file = configFile(
+      'colour: blue\nmode: sometimes\nserver:\n  port: "eighty"\nschedule:\n  timezone: Mars/Olympus\n',
+    );
     assert.throws(
       () => loadConfig({ configPath: file, env: {} }),
       (err: unknown) => {
@@ -46,14 +50,21 @@ describe('config validation: errors name the key and the file', () => {
         const lines = err.message.split('\n');
         assert.equal(lines.length, 4, err.message);
         for (const line of lines) assert.ok(line.startsWith(`${file}: `), line);
-        for (const key of [/unknown setting colour/, /mode/, /server\.port/, /schedule\.timezone/]) assert.ok(lines.some((l) => key.test(l)), `${key}: ${err.message}`);
+        for (const key of [/unknown setting colour/, /mode/, /server\.port/, /schedule\.timezone/])
+          assert.ok(
+            lines.some((l) => key.test(l)),
+            `${key}: ${err.message}`,
+          );
         return true;
       },
     );
   });
   test('top level not a mapping', () => rejects('- a\n- b\n', /mapping/));
   test('trustProxy: true is refused in one line: the proxy must be named', () => {
-    rejects('server:\n  trustProxy: true\n', /^[^\n]*server\.trustProxy true would trust any client's X-Forwarded-For; list your reverse proxy's address[^\n]*$/);
+    rejects(
+      'server:\n  trustProxy: true\n',
+      /^[^\n]*server\.trustProxy true would trust any client's X-Forwarded-For; list your reverse proxy's address[^\n]*$/,
+    );
   });
   test('trustProxy takes an address, a CIDR range or a list of them', () => {
     for (const [yaml, expected] of [
@@ -62,7 +73,10 @@ describe('config validation: errors name the key and the file', () => {
       ['[127.0.0.1, "::1", "192.168.0.0/16"]', ['127.0.0.1', '::1', '192.168.0.0/16']],
       ['false', false],
     ] as const) {
-      const c = loadConfig({ configPath: configFile(`baseUrl: http://127.0.0.1:3000\nserver:\n  trustProxy: ${yaml}\n`), env: {} });
+      const c = loadConfig({
+        configPath: configFile(`baseUrl: http://127.0.0.1:3000\nserver:\n  trustProxy: ${yaml}\n`),
+        env: {},
+      });
       assert.deepEqual(c.server.trustProxy, expected);
     }
     rejects('server:\n  trustProxy: everyone\n', /server\.trustProxy/);
@@ -70,7 +84,16 @@ describe('config validation: errors name the key and the file', () => {
   });
   test('a YAML alias bomb (billion laughs) is refused in one line, not expanded', () => {
     const levels = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]'];
-    for (const [prev, name] of [['a', 'b'], ['b', 'c'], ['c', 'd'], ['d', 'e'], ['e', 'f'], ['f', 'g'], ['g', 'h']]) levels.push(`${name}: &${name} [${Array(9).fill(`*${prev}`).join(',')}]`);
+    for (const [prev, name] of [
+      ['a', 'b'],
+      ['b', 'c'],
+      ['c', 'd'],
+      ['d', 'e'],
+      ['e', 'f'],
+      ['f', 'g'],
+      ['g', 'h'],
+    ])
+      levels.push(`${name}: &${name} [${Array(9).fill(`*${prev}`).join(',')}]`);
     rejects(levels.join('\n') + '\n', /^[^\n]*: too many YAML aliases \(\*name\)[^\n]*$/);
   });
   test('no config file anywhere: one line saying where it looked, when a file is required', () => {
@@ -106,7 +129,12 @@ describe('config defaults and environment', () => {
   });
 
   test('targetWords wins over minutes when given', () => {
-    const c = loadConfig({ configPath: configFile('baseUrl: http://127.0.0.1:3000\nsplit:\n  targetWords: 600\n  targetMinutes: 2\n  wordsPerMinute: 230\n'), env: {} });
+    const c = loadConfig({
+      configPath: configFile(
+        'baseUrl: http://127.0.0.1:3000\nsplit:\n  targetWords: 600\n  targetMinutes: 2\n  wordsPerMinute: 230\n',
+      ),
+      env: {},
+    });
     assert.equal(c.split.targetWords, 600);
   });
 
@@ -143,7 +171,10 @@ describe('config defaults and environment', () => {
   });
 
   test('a bad value from the environment is reported too', () => {
-    assert.throws(() => loadConfig({ configPath: configFile('{}\n'), env: { FEUILLETON_BASE_URL: 'not a url' } }), /baseUrl/);
+    assert.throws(
+      () => loadConfig({ configPath: configFile('{}\n'), env: { FEUILLETON_BASE_URL: 'not a url' } }),
+      /baseUrl/,
+    );
   });
 });
 
@@ -155,11 +186,21 @@ describe('baseUrl left unset follows the server address', () => {
     assert.equal(c.baseUrlFollowsServer, true);
     assert.equal(c.production, false);
     assert.equal(loadConfig({ configPath: file, env: { FEUILLETON_PORT: '3202' } }).baseUrl, 'http://127.0.0.1:3202');
-    assert.equal(loadConfig({ configPath: configFile('server:\n  host: "::1"\n'), env: {} }).baseUrl, 'http://[::1]:3000');
-    assert.equal(loadConfig({ configPath: configFile('server:\n  host: 0.0.0.0\n'), env: {} }).baseUrl, 'http://127.0.0.1:3000', 'a wildcard address is reached through loopback');
+    assert.equal(
+      loadConfig({ configPath: configFile('server:\n  host: "::1"\n'), env: {} }).baseUrl,
+      'http://[::1]:3000',
+    );
+    assert.equal(
+      loadConfig({ configPath: configFile('server:\n  host: 0.0.0.0\n'), env: {} }).baseUrl,
+      'http://127.0.0.1:3000',
+      'a wildcard address is reached through loopback',
+    );
   });
   test('a baseUrl that is set stays as it is', () => {
-    const c = loadConfig({ configPath: configFile('baseUrl: http://127.0.0.1:3000\nserver:\n  port: 3101\n'), env: {} });
+    const c = loadConfig({
+      configPath: configFile('baseUrl: http://127.0.0.1:3000\nserver:\n  port: 3101\n'),
+      env: {},
+    });
     assert.equal(c.baseUrl, 'http://127.0.0.1:3000');
     assert.equal(c.baseUrlFollowsServer, false);
   });

@@ -19,7 +19,10 @@ function importInto(file: string) {
   const app = project.open();
   try {
     const report = importCsv(app.store, fixture(file));
-    const active = [...app.store.subscribers.iterate({ status: 'active' })].map((s) => ({ email: s.email, createdAt: s.createdAt }));
+    const active = [...app.store.subscribers.iterate({ status: 'active' })].map((s) => ({
+      email: s.email,
+      createdAt: s.createdAt,
+    }));
     return { report, active };
   } finally {
     app.store.close();
@@ -27,10 +30,34 @@ function importInto(file: string) {
 }
 
 const cases: Array<{ service: string; file: string; added: Array<[string, string]>; left: number }> = [
-  { service: 'Mailchimp (subscribed)', file: 'mailchimp-subscribed.csv', added: [['ada.quill@example.org', '2024-03-01'], ['Basil.Fenn@example.org', '2024-05-17']], left: 0 },
+  {
+    service: 'Mailchimp (subscribed)',
+    file: 'mailchimp-subscribed.csv',
+    added: [
+      ['ada.quill@example.org', '2024-03-01'],
+      ['Basil.Fenn@example.org', '2024-05-17'],
+    ],
+    left: 0,
+  },
   { service: 'Mailchimp (unsubscribed)', file: 'mailchimp-unsubscribed.csv', added: [], left: 1 },
-  { service: 'Substack', file: 'substack.csv', added: [['dora.vale@example.net', '2024-01-15'], ['eli.marsh@example.net', '2024-02-01']], left: 1 },
-  { service: 'Buttondown', file: 'buttondown.csv', added: [['gus.heron@example.com', '2023-06-01'], ['hana.reed@example.com', '2023-07-04']], left: 2 },
+  {
+    service: 'Substack',
+    file: 'substack.csv',
+    added: [
+      ['dora.vale@example.net', '2024-01-15'],
+      ['eli.marsh@example.net', '2024-02-01'],
+    ],
+    left: 1,
+  },
+  {
+    service: 'Buttondown',
+    file: 'buttondown.csv',
+    added: [
+      ['gus.heron@example.com', '2023-06-01'],
+      ['hana.reed@example.com', '2023-07-04'],
+    ],
+    left: 2,
+  },
   { service: 'Ghost', file: 'ghost.csv', added: [['kit.moss@example.org', '2023-10-30']], left: 1 },
   { service: 'listmonk', file: 'listmonk.csv', added: [['mira.stone@example.com', '2024-04-02']], left: 1 },
 ];
@@ -56,7 +83,10 @@ describe('subscribers import: the export files of other services', () => {
     projects.push(project);
     const app = project.open();
     try {
-      assert.throws(() => importCsv(app.store, fixture('../stories/untitled.txt')), /"email" column \(or an export's own, such as Mailchimp's "Email Address"\)/);
+      assert.throws(
+        () => importCsv(app.store, fixture('../stories/untitled.txt')),
+        /"email" column \(or an export's own, such as Mailchimp's "Email Address"\)/,
+      );
     } finally {
       app.store.close();
     }

@@ -8,7 +8,14 @@ import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import nodemailer from 'nodemailer';
 import { ConfigError } from '../../src/config.ts';
-import { dkimTxtRecord, inspectDkimKey, loadDkimKey, nodemailerDkim, verifyDkim, type DkimKey } from '../../src/deliver/dkim.ts';
+import {
+  dkimTxtRecord,
+  inspectDkimKey,
+  loadDkimKey,
+  nodemailerDkim,
+  verifyDkim,
+  type DkimKey,
+} from '../../src/deliver/dkim.ts';
 import { writeKey, type KeyKind } from '../helpers/dkim-keys.ts';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'feuilleton-dkim-'));
@@ -35,7 +42,10 @@ describe('loadDkimKey', () => {
   const refused: Array<[KeyKind, RegExp]> = [
     ['garbage', /cannot be read as a private key \(.+\): it must be an unencrypted PEM RSA private key/],
     ['truncated', /cannot be read as a private key/],
-    ['corrupt', /fails a test signature: what it signs does not verify against its own public key \(signature does not verify\)/],
+    [
+      'corrupt',
+      /fails a test signature: what it signs does not verify against its own public key \(signature does not verify\)/,
+    ],
     ['ed25519', /is an Ed25519 key: nodemailer signs rsa-sha256 only, and many receivers do not verify ed25519-sha256/],
     ['ec', /is an EC key: DKIM has no ECDSA algorithm/],
     ['rsa-pss', /is an RSA-PSS key/],
@@ -50,9 +60,15 @@ describe('loadDkimKey', () => {
         (err: Error) => {
           assert.ok(err instanceof ConfigError);
           assert.ok(!err.message.includes('\n'), err.message);
-          assert.ok(err.message.startsWith(`${config.file}: mail.dkim.privateKeyFile ${path.join(dir, `${kind}.pem`)} `), err.message);
+          assert.ok(
+            err.message.startsWith(`${config.file}: mail.dkim.privateKeyFile ${path.join(dir, `${kind}.pem`)} `),
+            err.message,
+          );
           assert.match(err.message, reason);
-          assert.match(err.message, /; make a 2048-bit RSA key with: openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out dkim-private\.pem$/);
+          assert.match(
+            err.message,
+            /; make a 2048-bit RSA key with: openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out dkim-private\.pem$/,
+          );
           return true;
         },
       );
@@ -61,7 +77,10 @@ describe('loadDkimKey', () => {
   }
 
   test('a missing file: says it cannot be opened and why', () => {
-    assert.match(inspectDkimKey(configWith('nowhere.pem')).problem ?? '', /nowhere\.pem cannot be opened \(ENOENT\): point it at your PEM private key/);
+    assert.match(
+      inspectDkimKey(configWith('nowhere.pem')).problem ?? '',
+      /nowhere\.pem cannot be opened \(ENOENT\): point it at your PEM private key/,
+    );
   });
 
   test('RSA 2048 and 1024 load, with their size (check warns about 1024)', () => {
@@ -85,14 +104,22 @@ describe('dkimTxtRecord', () => {
 
 describe('verifyDkim, over what nodemailer signs', () => {
   async function signed(key: DkimKey): Promise<string> {
-    const transport = nodemailer.createTransport({ streamTransport: true, buffer: true, newline: 'unix', dkim: nodemailerDkim(key) });
+    const transport = nodemailer.createTransport({
+      streamTransport: true,
+      buffer: true,
+      newline: 'unix',
+      dkim: nodemailerDkim(key),
+    });
     const info = await transport.sendMail({
       from: 'The Ledger <serial@example.org>',
       to: 'reader@example.org',
       subject: 'Part 1 — “The Lamp”',
       text: 'First  line   with  blanks.  \n\n\nLast line.\n\n',
       html: '<p>First line</p>',
-      headers: { 'List-Unsubscribe': '<https://example.org/unsubscribe?token=abc>', 'List-Unsubscribe-Post': 'List-Unsubscribe=One-Click' },
+      headers: {
+        'List-Unsubscribe': '<https://example.org/unsubscribe?token=abc>',
+        'List-Unsubscribe-Post': 'List-Unsubscribe=One-Click',
+      },
     });
     return (info.message as Buffer).toString('latin1');
   }

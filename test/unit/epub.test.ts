@@ -14,7 +14,8 @@ import { generatedStory, makeProject, type Project } from '../helpers/project.ts
 
 const run = promisify(execFile);
 const EPUBCHECK = '/usr/share/java/epubcheck.jar';
-const HEADER = 'Title: Bells & <Whistles>\nAuthor: R. Quill\nRating: M\nCategory: Drama, Romance\nWarnings: grief\nA short story, complete.\n';
+const HEADER =
+  'Title: Bells & <Whistles>\nAuthor: R. Quill\nRating: M\nCategory: Drama, Romance\nWarnings: grief\nA short story, complete.\n';
 const LETTER = 'Dear Anna,\nthe roses are in. <b>Not bold</b> & co.\nLove, M.';
 
 describe('buildEpub', () => {
@@ -27,7 +28,8 @@ describe('buildEpub', () => {
     const story = generatedStory(20, 5, HEADER).replace(/\n\n/, `\n\n${LETTER}\n\n* * *\n\n`);
     project = makeProject({ story, settings: { split: { targetWords: 300 } } });
     app = project.open();
-    for (const i of app.store.installments.all()) app.store.installments.markPublished(i.number, `2024-05-0${i.number}T07:00:00.000Z`);
+    for (const i of app.store.installments.all())
+      app.store.installments.markPublished(i.number, `2024-05-0${i.number}T07:00:00.000Z`);
     bytes = buildEpub(app.info, app.store.installments.all(), { homeUrl: 'https://serial.example.org/' });
     files = unzipSync(bytes);
   });
@@ -49,7 +51,10 @@ describe('buildEpub', () => {
   });
 
   it('points META-INF/container.xml at a package document with the story\u2019s metadata and every installment in the spine, in order', () => {
-    assert.match(strFromU8(files['META-INF/container.xml']!), /<rootfile full-path="OEBPS\/content\.opf" media-type="application\/oebps-package\+xml"/);
+    assert.match(
+      strFromU8(files['META-INF/container.xml']!),
+      /<rootfile full-path="OEBPS\/content\.opf" media-type="application\/oebps-package\+xml"/,
+    );
     const opf = strFromU8(files['OEBPS/content.opf']!);
     assert.match(opf, /<dc:title>Bells &amp; &lt;Whistles&gt;<\/dc:title>/);
     assert.match(opf, /<dc:creator>R\. Quill<\/dc:creator>/);
@@ -61,7 +66,8 @@ describe('buildEpub', () => {
     const total = app.store.installments.count().total;
     assert.ok(total >= 3);
     assert.deepEqual(spine, ['title', ...Array.from({ length: total }, (_, i) => `part-${i + 1}`)]);
-    for (const m of opf.matchAll(/<item id="[^"]+" href="([^"]+)"/g)) assert.ok(files[`OEBPS/${m[1]}`], `${m[1]} is in the zip`);
+    for (const m of opf.matchAll(/<item id="[^"]+" href="([^"]+)"/g))
+      assert.ok(files[`OEBPS/${m[1]}`], `${m[1]} is in the zip`);
   });
 
   it('writes well-formed XHTML with the author\u2019s words, escaped, and their line breaks', async () => {
@@ -72,21 +78,31 @@ describe('buildEpub', () => {
     const { stdout } = await run('python3', ['-c', check, ...docs.map((f) => path.join(dir, f.replaceAll('/', '_')))]);
     assert.equal(stdout.trim(), 'ok');
     const first = strFromU8(files['OEBPS/part-1.xhtml']!);
-    assert.ok(first.includes('Dear Anna,<br />\nthe roses are in. &lt;b&gt;Not bold&lt;/b&gt; &amp; co.<br />\nLove, M.'));
+    assert.ok(
+      first.includes('Dear Anna,<br />\nthe roses are in. &lt;b&gt;Not bold&lt;/b&gt; &amp; co.<br />\nLove, M.'),
+    );
     const title = strFromU8(files['OEBPS/title.xhtml']!);
     assert.ok(title.includes('<dt>Warnings</dt><dd>grief</dd>') && title.includes('A short story, complete.'));
     assert.match(strFromU8(files['OEBPS/nav.xhtml']!), /<nav epub:type="toc"/);
   });
 
   it('gives the same bytes for the same story', () => {
-    assert.ok(bytes.equals(buildEpub(app.info, app.store.installments.all(), { homeUrl: 'https://serial.example.org/' })));
+    assert.ok(
+      bytes.equals(buildEpub(app.info, app.store.installments.all(), { homeUrl: 'https://serial.example.org/' })),
+    );
   });
 
   // Debian's epubcheck is a jar (its /usr/bin entry relies on binfmt, absent in containers).
-  it('passes epubcheck', { skip: !existsSync(EPUBCHECK) && 'epubcheck is not installed (apt-get install epubcheck)' }, async () => {
-    const file = path.join(project.dir, 'story.epub');
-    writeFileSync(file, bytes);
-    const result = await run('java', ['-jar', EPUBCHECK, file]).catch((err: { stdout: string; stderr: string }) => err);
-    assert.ok(!('code' in result), `${result.stdout}\n${result.stderr}`);
-  });
+  it(
+    'passes epubcheck',
+    { skip: !existsSync(EPUBCHECK) && 'epubcheck is not installed (apt-get install epubcheck)' },
+    async () => {
+      const file = path.join(project.dir, 'story.epub');
+      writeFileSync(file, bytes);
+      const result = await run('java', ['-jar', EPUBCHECK, file]).catch(
+        (err: { stdout: string; stderr: string }) => err,
+      );
+      assert.ok(!('code' in result), `${result.stdout}\n${result.stderr}`);
+    },
+  );
 });

@@ -62,7 +62,11 @@ describe('frozen installments', () => {
       const after = app.store.installments.all();
       assert.deepEqual(after[1]!.blocks, before[1]!.blocks, 'installment 2 keeps its published text');
       assert.equal(after[1]!.hash, before[1]!.hash);
-      assert.deepEqual(after.slice(2).map((i) => i.hash), before.slice(2).map((i) => i.hash), 'the rest is aligned, not shifted');
+      assert.deepEqual(
+        after.slice(2).map((i) => i.hash),
+        before.slice(2).map((i) => i.hash),
+        'the rest is aligned, not shifted',
+      );
     } finally {
       app.store.close();
     }
@@ -83,11 +87,18 @@ describe('frozen installments', () => {
     try {
       assert.deepEqual(app.warnings, []);
       const after = app.store.installments.all();
-      assert.deepEqual(after.slice(0, 2).map((i) => [i.number, i.hash, i.publishedAt !== null]), before.slice(0, 2).map((i) => [i.number, i.hash, true]));
+      assert.deepEqual(
+        after.slice(0, 2).map((i) => [i.number, i.hash, i.publishedAt !== null]),
+        before.slice(0, 2).map((i) => [i.number, i.hash, true]),
+      );
       const rest = after.slice(2).flatMap((i) => i.blocks.map((b) => b.text));
       assert.ok(!rest.includes(removed), 'the deleted paragraph is gone from the remainder');
       assert.ok(rest.includes(lastBlock) && rest.includes(extra.at(-1)!), 'the remainder includes old and new text');
-      assert.deepEqual(after.map((i) => i.number), after.map((_, k) => k + 1), 'numbers continue without gaps');
+      assert.deepEqual(
+        after.map((i) => i.number),
+        after.map((_, k) => k + 1),
+        'numbers continue without gaps',
+      );
     } finally {
       app.store.close();
     }

@@ -15,7 +15,8 @@ import type { StoredInstallment } from '../../src/store/installments.ts';
 import type { StoryInfo } from '../../src/story/info.ts';
 import type { Block } from '../../src/story/types.ts';
 
-const escape = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+const escape = (s: string) =>
+  s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 const para = (text: string): Block => ({ kind: 'paragraph', text, html: escape(text) });
 
 const HOSTILE = `She wrote <script>alert("x")</script> & signed it 'Tom' ]]> before dawn.`;
@@ -59,8 +60,14 @@ const baseInfo: StoryInfo = {
 const defaults = loadConfig({ cwd: tmpdir(), env: {} });
 const POSTAL = 'Feuilleton Press, 1 Rue de la Paix, Paris';
 
-function renderer(opts: { mode?: Config['mode']; info?: Partial<StoryInfo>; postalAddress?: string; templatesDir?: string } = {}) {
-  const config: Config = { ...defaults, mode: opts.mode ?? 'broadcast', mail: { ...defaults.mail, postalAddress: opts.postalAddress ?? POSTAL } };
+function renderer(
+  opts: { mode?: Config['mode']; info?: Partial<StoryInfo>; postalAddress?: string; templatesDir?: string } = {},
+) {
+  const config: Config = {
+    ...defaults,
+    mode: opts.mode ?? 'broadcast',
+    mail: { ...defaults.mail, postalAddress: opts.postalAddress ?? POSTAL },
+  };
   return new EmailRenderer({
     templatesDir: opts.templatesDir ?? path.join(PACKAGE_ROOT, 'templates'),
     info: { ...baseInfo, ...opts.info },
@@ -69,7 +76,13 @@ function renderer(opts: { mode?: Config['mode']; info?: Partial<StoryInfo>; post
   });
 }
 
-const VALUES = { unsubscribeUrl: 'https://u.example/unsub?t=1', feedUrl: 'https://u.example/feed', nextUrl: 'https://u.example/next?t=2', readToken: 'reader.token', preferencesUrl: 'https://u.example/preferences?t=3' };
+const VALUES = {
+  unsubscribeUrl: 'https://u.example/unsub?t=1',
+  feedUrl: 'https://u.example/feed',
+  nextUrl: 'https://u.example/next?t=2',
+  readToken: 'reader.token',
+  preferencesUrl: 'https://u.example/preferences?t=3',
+};
 const visibleText = (html: string) => normalizeForCompare(convert(html, { wordwrap: false }));
 
 describe('fragment', () => {
@@ -172,7 +185,10 @@ describe('EmailRenderer.installment', () => {
     const b = broadcast.fill(VALUES);
     assert.ok(!b.html.includes(VALUES.nextUrl) && !b.text.includes('Send me the next one'));
     assert.match(b.text, /Next installment: Thursday, March 12, 2026/);
-    assert.doesNotMatch((await renderer().installment(inst(), { nextDate: null })).fill(VALUES).text, /Next installment:/);
+    assert.doesNotMatch(
+      (await renderer().installment(inst(), { nextDate: null })).fill(VALUES).text,
+      /Next installment:/,
+    );
   });
 
   it('includes the postal address only when configured', async () => {
@@ -184,20 +200,37 @@ describe('EmailRenderer.installment', () => {
   });
 
   it('has an inbox preview: "Part N of M" and the first words, hidden without a white-on-white colour, padded, kept out of the text part', async () => {
-    const r = new EmailRenderer({ templatesDir: path.join(PACKAGE_ROOT, 'templates'), info: baseInfo, config: { ...defaults, mail: { ...defaults.mail, postalAddress: POSTAL } }, links: new Links('https://serial.example.org', 'k'.repeat(32)), progress: () => ({ total: 12, published: 2 }) });
+    const r = new EmailRenderer({
+      templatesDir: path.join(PACKAGE_ROOT, 'templates'),
+      info: baseInfo,
+      config: { ...defaults, mail: { ...defaults.mail, postalAddress: POSTAL } },
+      links: new Links('https://serial.example.org', 'k'.repeat(32)),
+      progress: () => ({ total: 12, published: 2 }),
+    });
     const { html, text } = (await r.installment(inst(), {})).fill(VALUES);
     const hidden = /<div class="preheader" style="([^"]*)">([^<]*)<\/div>/.exec(html);
     assert.ok(hidden, 'preheader div');
     const [, style, content] = hidden;
     assert.match(style!, /display:none/);
-    assert.doesNotMatch(style!, /color/, 'no colour of its own: white on white scores as spam (HTML_FONT_LOW_CONTRAST)');
+    assert.doesNotMatch(
+      style!,
+      /color/,
+      'no colour of its own: white on white scores as spam (HTML_FONT_LOW_CONTRAST)',
+    );
     assert.doesNotMatch(html, /<div[^>]*display:none[^>]*color:#fff/i, 'no other white hidden text either');
     const words = content!.replace(/(&#847;|&zwnj;|&nbsp;)+$/, '');
     assert.ok(words.startsWith('Part 3 of 12 · The lamps of Harrow Street were lit at dusk'), words);
     assert.ok(words.endsWith('…') && words.length <= 120, words);
-    assert.ok(content!.slice(words.length).length >= 80 * '&#847;&zwnj;&nbsp;'.length, 'padded so the preview stops after it');
+    assert.ok(
+      content!.slice(words.length).length >= 80 * '&#847;&zwnj;&nbsp;'.length,
+      'padded so the preview stops after it',
+    );
     assert.equal(text.split('The lamps of Harrow Street').length, 2, 'first line appears once in text');
-    assert.doesNotMatch(text, /Part 3 of 12 · The lamps|[\u034f\u200c]/, 'the preview and its padding stay out of the text part');
+    assert.doesNotMatch(
+      text,
+      /Part 3 of 12 · The lamps|[\u034f\u200c]/,
+      'the preview and its padding stay out of the text part',
+    );
   });
 
   it('has a dark mode: color-scheme meta tags and prefers-color-scheme styles', async () => {
@@ -208,14 +241,26 @@ describe('EmailRenderer.installment', () => {
   });
 
   it('keeps paragraphs, the lines of verse and each link on a line of its own in the text part', async () => {
-    const verse: Block = { kind: 'paragraph', text: 'The lamp is lit,\nthe tide is out,\nand nobody is there.', html: 'The lamp is lit,<br>\nthe tide is out,<br>\nand nobody is there.' };
-    const link: Block = { kind: 'paragraph', text: 'See https://example.org/map', html: 'See <a href="https://example.org/map">https://example.org/map</a>' };
-    const { text } = (await renderer({ mode: 'paced' }).installment(inst({ blocks: [...blocks, verse, link] }), {})).fill({ ...VALUES, readToken: 'r' });
+    const verse: Block = {
+      kind: 'paragraph',
+      text: 'The lamp is lit,\nthe tide is out,\nand nobody is there.',
+      html: 'The lamp is lit,<br>\nthe tide is out,<br>\nand nobody is there.',
+    };
+    const link: Block = {
+      kind: 'paragraph',
+      text: 'See https://example.org/map',
+      html: 'See <a href="https://example.org/map">https://example.org/map</a>',
+    };
+    const { text } = (
+      await renderer({ mode: 'paced' }).installment(inst({ blocks: [...blocks, verse, link] }), {})
+    ).fill({ ...VALUES, readToken: 'r' });
     assert.equal(text.split('https://example.org/map').length, 2, 'a link whose words are its address is written once');
     assert.ok(text.includes('\n\nThe lamp is lit,\nthe tide is out,\nand nobody is there.\n'), text);
     assert.ok(text.includes(`\n\n${paragraphs[0]}\n\n`), 'paragraphs apart, by a blank line');
-    for (const url of [VALUES.nextUrl, VALUES.unsubscribeUrl, VALUES.feedUrl]) assert.ok(text.split('\n').includes(url), `${url} on a line of its own`);
-    for (const line of text.split('\n').filter((l) => l.includes('://') && !l.startsWith('See '))) assert.match(line, /^https?:\/\/\S+$/, 'every address alone on its line');
+    for (const url of [VALUES.nextUrl, VALUES.unsubscribeUrl, VALUES.feedUrl])
+      assert.ok(text.split('\n').includes(url), `${url} on a line of its own`);
+    for (const line of text.split('\n').filter((l) => l.includes('://') && !l.startsWith('See ')))
+      assert.match(line, /^https?:\/\/\S+$/, 'every address alone on its line');
     assert.doesNotMatch(text, /^ ?· /m, 'no line starts with a separator');
   });
 });
@@ -235,7 +280,11 @@ describe('EmailRenderer notices', () => {
   });
 
   it('welcome: explains what happens next in each mode', async () => {
-    const values = { unsubscribeUrl: VALUES.unsubscribeUrl, feedUrl: VALUES.feedUrl, preferencesUrl: VALUES.preferencesUrl };
+    const values = {
+      unsubscribeUrl: VALUES.unsubscribeUrl,
+      feedUrl: VALUES.feedUrl,
+      preferencesUrl: VALUES.preferencesUrl,
+    };
     const broadcast = (await renderer().welcome()).fill(values);
     assert.ok(broadcast.text.includes('\nhttps://serial.example.org/\n'));
     assert.match(broadcast.text, /regular schedule/);
@@ -257,7 +306,8 @@ describe('EmailRenderer notices', () => {
 describe('MJML compiler (worker thread)', () => {
   // Any existing file will do: MJML wants one for the errors it reports and for mj-include.
   const TEMPLATE = path.join(PACKAGE_ROOT, 'templates', 'the-end.mjml');
-  const SIMPLE = (text: string) => `<mjml><mj-body><mj-section><mj-column><mj-text>${text}</mj-text></mj-column></mj-section></mj-body></mjml>`;
+  const SIMPLE = (text: string) =>
+    `<mjml><mj-body><mj-section><mj-column><mj-text>${text}</mj-text></mj-column></mj-section></mj-body></mjml>`;
 
   it('compiles concurrent sources in one worker, each to its own HTML, and stops the worker once idle', async () => {
     const htmls = await Promise.all(['first', 'second', 'third'].map((t) => compileMjml(SIMPLE(t), TEMPLATE)));
@@ -269,7 +319,7 @@ describe('MJML compiler (worker thread)', () => {
     assert.match(await compileMjml(SIMPLE('again'), TEMPLATE), /again/, 'and it starts again on demand');
   });
 
-  it('an author\'s broken template fails with an error naming the file and the fault', async () => {
+  it("an author's broken template fails with an error naming the file and the fault", async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'feuilleton-templates-'));
     try {
       cpSync(path.join(PACKAGE_ROOT, 'templates'), dir, { recursive: true });

@@ -33,7 +33,11 @@ function assertRoundTrip(story: ParsedStory, body: string): void {
   for (const block of story.blocks) {
     const at = body.indexOf(block.text, cursor);
     assert.ok(at >= 0, `block ${JSON.stringify(block.text.slice(0, 40))} found in order`);
-    assert.equal(body.slice(cursor, at).trim(), '', `nothing but blank lines dropped before ${JSON.stringify(block.text.slice(0, 40))}`);
+    assert.equal(
+      body.slice(cursor, at).trim(),
+      '',
+      `nothing but blank lines dropped before ${JSON.stringify(block.text.slice(0, 40))}`,
+    );
     cursor = at + block.text.length;
   }
   assert.equal(body.slice(cursor).trim(), '', 'nothing dropped at the end');
@@ -61,7 +65,11 @@ describe('parseStory: the author\u2019s words round-trip byte for byte', () => {
     const texts = story.blocks.map((b) => b.text);
     assert.ok(texts.includes('“You’re sure?” Ines asked, and then—because she could not help it—“Because I’m  not.”'));
     assert.ok(texts.includes('“Sure is a big word…” Mara said.  "Ask me when I\'m down."'));
-    assert.ok(texts.includes('   Indented, the way some people write first lines.\nHard-wrapped lines stay\nexactly as they were.'));
+    assert.ok(
+      texts.includes(
+        '   Indented, the way some people write first lines.\nHard-wrapped lines stay\nexactly as they were.',
+      ),
+    );
   });
 });
 
@@ -106,11 +114,17 @@ describe('parseStory: plain-text header block', () => {
   });
 
   test('header lines may be spread over several blank-separated paragraphs', () => {
-    const { meta, blocks } = parseStoryText('Title: Apart\n\nAuthor: Someone\n\nOne-shot, complete.\n\nIt began.\n', 'x.txt');
+    const { meta, blocks } = parseStoryText(
+      'Title: Apart\n\nAuthor: Someone\n\nOne-shot, complete.\n\nIt began.\n',
+      'x.txt',
+    );
     assert.equal(meta.title, 'Apart');
     assert.equal(meta.author, 'Someone');
     assert.deepEqual(meta.notes, ['One-shot, complete.']);
-    assert.deepEqual(blocks.map((b) => b.text), ['It began.']);
+    assert.deepEqual(
+      blocks.map((b) => b.text),
+      ['It began.'],
+    );
   });
 });
 
@@ -129,7 +143,17 @@ describe('parseStory: Markdown', () => {
   test('# and ## headings become chapter headings; ***, --- are scene breaks', () => {
     assert.deepEqual(
       story.blocks.map((b) => (b.kind === 'heading' ? `h${b.level}:${b.title}` : b.kind)),
-      ['h1:One: The Survey', 'paragraph', 'paragraph', 'scene-break', 'paragraph', 'h2:Two: The Argument', 'paragraph', 'scene-break', 'paragraph'],
+      [
+        'h1:One: The Survey',
+        'paragraph',
+        'paragraph',
+        'scene-break',
+        'paragraph',
+        'h2:Two: The Argument',
+        'paragraph',
+        'scene-break',
+        'paragraph',
+      ],
     );
   });
 
@@ -145,7 +169,10 @@ describe('parseStory: Markdown', () => {
   test('a heading directly above its paragraph is split off without losing a byte', () => {
     const text = '# Chapter One\nIt was late.\n\nThen it was early.\n';
     const s = parseStoryText(text, 'c.md');
-    assert.deepEqual(s.blocks.map((b) => b.text), ['# Chapter One', 'It was late.', 'Then it was early.']);
+    assert.deepEqual(
+      s.blocks.map((b) => b.text),
+      ['# Chapter One', 'It was late.', 'Then it was early.'],
+    );
   });
 
   test('plain-text stories are escaped, not interpreted', () => {
@@ -163,7 +190,10 @@ describe('scene breaks', () => {
   }
   test('scene break blocks keep the author\u2019s marker', () => {
     const s = parseStory(fixture('fanfic-header.txt'));
-    assert.deepEqual(s.blocks.filter((b) => b.kind === 'scene-break').map((b) => b.text), ['* * *', 'o0o']);
+    assert.deepEqual(
+      s.blocks.filter((b) => b.kind === 'scene-break').map((b) => b.text),
+      ['* * *', 'o0o'],
+    );
   });
 });
 
@@ -189,7 +219,11 @@ describe('bad input: one clear line naming the file', () => {
     ['invalid UTF-8', () => write('latin1.txt', Buffer.from('caf\xe9 au lait\n', 'latin1')), /not valid UTF-8/],
     ['header but no body', () => write('header.txt', 'Title: Nothing Yet\nBy Nobody\n'), /no story text after it/],
     ['missing file', () => path.join(dir, 'nope.txt'), /cannot be read \(no such file\)/],
-    ['a directory', () => (mkdirSync(path.join(dir, 'sub'), { recursive: true }), path.join(dir, 'sub')), /is a directory/],
+    [
+      'a directory',
+      () => (mkdirSync(path.join(dir, 'sub'), { recursive: true }), path.join(dir, 'sub')),
+      /is a directory/,
+    ],
     ['unclosed front matter', () => write('open.md', '---\ntitle: x\n\nBody.\n'), /never closed/],
     ['front matter that is not YAML', () => write('bad.md', '---\ntitle: [x\n---\n\nBody.\n'), /not valid YAML/],
   ];

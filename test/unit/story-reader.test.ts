@@ -30,7 +30,10 @@ describe('the header as the author wrote it', () => {
 
   test('"Rated: M" and "Pairings:" stay as typed; a rating from the config is "Rating"', () => {
     const story = parseStoryText('Title: T\nRated: M\nPairings: A/B\nContent Warnings: blood\n\nBody.\n', 'x.txt');
-    assert.deepEqual(storyInfo(config, story).details.map((d) => d.key), ['Rated', 'Content Warnings', 'Pairings']);
+    assert.deepEqual(
+      storyInfo(config, story).details.map((d) => d.key),
+      ['Rated', 'Content Warnings', 'Pairings'],
+    );
     const overridden = storyInfo({ ...config, story: { ...config.story, rating: 'T' } }, story);
     assert.deepEqual(overridden.details[0], { key: 'Rating', value: 'T' });
   });
@@ -114,6 +117,10 @@ describe('the edges of an installment', () => {
 test('a nested front matter value is an error naming the key, not the text "[object Object]"', () => {
   assert.throws(
     () => parseStoryText('---\ntitle: T\nauthor:\n  name: Someone\n---\n\nBody.\n', 'nested.md'),
-    (err: Error) => err instanceof StoryError && /nested\.md/.test(err.message) && /"author"/.test(err.message) && !err.message.includes('\n'),
+    (err: Error) =>
+      err instanceof StoryError &&
+      /nested\.md/.test(err.message) &&
+      /"author"/.test(err.message) &&
+      !err.message.includes('\n'),
   );
 });

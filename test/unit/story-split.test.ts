@@ -40,8 +40,13 @@ describe('splitStory', () => {
     const parts = splitStory(blocks, opts);
     assert.ok(parts.length === 3 || parts.length === 4, `${parts.length} installments: ${words(parts).join(' ')}`);
     const mean = total / parts.length;
-    for (const p of parts) assert.ok(Math.abs(p.wordCount - mean) / mean <= 0.25, `balanced: ${words(parts).join(' ')}`);
-    assert.equal(parts.reduce((a, p) => a + p.blockCount, 0), 42, 'every paragraph in exactly one installment');
+    for (const p of parts)
+      assert.ok(Math.abs(p.wordCount - mean) / mean <= 0.25, `balanced: ${words(parts).join(' ')}`);
+    assert.equal(
+      parts.reduce((a, p) => a + p.blockCount, 0),
+      42,
+      'every paragraph in exactly one installment',
+    );
   });
 
   test('~2,000 words at the default target (1,150 words) makes 2 balanced installments', () => {
@@ -51,7 +56,8 @@ describe('splitStory', () => {
     const total = sizes.reduce((a, b) => a + b, 0);
     const parts = splitStory(parseStoryText(text, 'gen.txt').blocks, { ...opts, targetWords: 1150 });
     assert.equal(parts.length, 2, `${words(parts).join(' ')}`);
-    for (const p of parts) assert.ok(Math.abs(p.wordCount - total / 2) / (total / 2) <= 0.25, `balanced: ${words(parts).join(' ')}`);
+    for (const p of parts)
+      assert.ok(Math.abs(p.wordCount - total / 2) / (total / 2) <= 0.25, `balanced: ${words(parts).join(' ')}`);
   });
 
   test('every installment within ±25% of the target when paragraph sizes allow', () => {
@@ -73,7 +79,17 @@ describe('splitStory', () => {
 
   test('prefers a scene break near the ideal point over a plain paragraph boundary', () => {
     // Ideal cut after 500 words; the scene break sits at 450.
-    const blocks = [para(150, 1), para(150, 2), para(150, 3), brk, para(100, 4), para(100, 5), para(100, 6), para(100, 7), para(150, 8)];
+    const blocks = [
+      para(150, 1),
+      para(150, 2),
+      para(150, 3),
+      brk,
+      para(100, 4),
+      para(100, 5),
+      para(100, 6),
+      para(100, 7),
+      para(150, 8),
+    ];
     const parts = splitStory(blocks, { ...opts, targetWords: 500 });
     assert.equal(parts.length, 2);
     assert.equal(parts[1]!.blocks[0]!.kind, 'scene-break', 'the second installment opens at the scene break');
@@ -86,15 +102,33 @@ describe('splitStory', () => {
       'c.md',
     );
     const parts = splitStory(story.blocks, { ...opts, targetWords: 500 });
-    assert.deepEqual(parts.map((p) => p.title), ['The Quay', 'The Tower']);
+    assert.deepEqual(
+      parts.map((p) => p.title),
+      ['The Quay', 'The Tower'],
+    );
   });
 
   test('installments have number, title, words, minutes, hash, and numbering continues', () => {
     const blocks = Array.from({ length: 10 }, (_, i) => para(115, i));
-    const parts = splitStory(blocks, { ...opts, targetWords: 575, partTitle: 'Episode {n}', startNumber: 4, offset: 12 });
-    assert.deepEqual(parts.map((p) => p.number), [4, 5]);
-    assert.deepEqual(parts.map((p) => p.title), ['Episode 4', 'Episode 5']);
-    assert.deepEqual(parts.map((p) => p.minutes), [3, 3]);
+    const parts = splitStory(blocks, {
+      ...opts,
+      targetWords: 575,
+      partTitle: 'Episode {n}',
+      startNumber: 4,
+      offset: 12,
+    });
+    assert.deepEqual(
+      parts.map((p) => p.number),
+      [4, 5],
+    );
+    assert.deepEqual(
+      parts.map((p) => p.title),
+      ['Episode 4', 'Episode 5'],
+    );
+    assert.deepEqual(
+      parts.map((p) => p.minutes),
+      [3, 3],
+    );
     assert.equal(parts[0]!.firstBlock, 12);
     assert.equal(parts[1]!.firstBlock, 17);
     assert.equal(parts[0]!.hash, hashBlocks(parts[0]!.blocks));
@@ -105,7 +139,10 @@ describe('splitStory', () => {
     const blocks = [para(100, 1), para(1400, 2), para(100, 3)];
     const parts = splitStory(blocks, { ...opts, targetWords: 500 });
     assert.ok(parts.some((p) => p.blocks.includes(blocks[1]!)));
-    assert.equal(parts.reduce((a, p) => a + p.blockCount, 0), 3);
+    assert.equal(
+      parts.reduce((a, p) => a + p.blockCount, 0),
+      3,
+    );
   });
 
   test('deterministic: same input, same split', () => {

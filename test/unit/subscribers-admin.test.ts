@@ -6,7 +6,15 @@ import path from 'node:path';
 import { after, beforeEach, describe, it } from 'node:test';
 import { parse } from 'csv-parse/sync';
 import type { App } from '../../src/app.ts';
-import { addSubscriber, CsvError, exportSubscribers, forgetSubscriber, importCsv, removeSubscriber, showSubscriber } from '../../src/subscribers/admin.ts';
+import {
+  addSubscriber,
+  CsvError,
+  exportSubscribers,
+  forgetSubscriber,
+  importCsv,
+  removeSubscriber,
+  showSubscriber,
+} from '../../src/subscribers/admin.ts';
 import { makeProject, type Project } from '../helpers/project.ts';
 
 describe('subscribers admin', () => {
@@ -42,7 +50,14 @@ describe('subscribers admin', () => {
       const file = csv('list.csv', 'email,name\nann@example.org,Ann\nbob@example.org,Bob\n\ncarla@Example.ORG,Carla\n');
       const first = importCsv(app.store, file);
       assert.deepEqual(
-        { rows: first.rows, added: first.added, alreadyPresent: first.alreadyPresent, errors: first.errors, imported: first.imported, ignored: first.ignoredColumns },
+        {
+          rows: first.rows,
+          added: first.added,
+          alreadyPresent: first.alreadyPresent,
+          errors: first.errors,
+          imported: first.imported,
+          ignored: first.ignoredColumns,
+        },
         { rows: 3, added: 3, alreadyPresent: 0, errors: [], imported: true, ignored: ['name'] },
       );
       assert.equal(total(), 3);
@@ -60,7 +75,10 @@ describe('subscribers admin', () => {
     });
 
     it('counts duplicates within the file once, whatever their case', () => {
-      const r = importCsv(app.store, csv('dups.csv', 'Email\nann@example.org\nANN@example.org\nann@EXAMPLE.org\nbob@example.org\n'));
+      const r = importCsv(
+        app.store,
+        csv('dups.csv', 'Email\nann@example.org\nANN@example.org\nann@EXAMPLE.org\nbob@example.org\n'),
+      );
       assert.equal(r.added, 2);
       assert.equal(r.duplicatesInFile, 2);
       assert.equal(total(), 2);
@@ -69,7 +87,10 @@ describe('subscribers admin', () => {
     it('never reactivates someone who unsubscribed or is waiting to confirm', () => {
       app.store.subscribers.create({ email: 'left@example.org', status: 'unsubscribed' });
       app.store.subscribers.create({ email: 'waiting@example.org', status: 'pending' });
-      const r = importCsv(app.store, csv('known.csv', 'email\nleft@example.org\nwaiting@example.org\nnew@example.org\n'));
+      const r = importCsv(
+        app.store,
+        csv('known.csv', 'email\nleft@example.org\nwaiting@example.org\nnew@example.org\n'),
+      );
       assert.equal(r.added, 1);
       assert.equal(r.alreadyPresent, 2);
       assert.equal(app.store.subscribers.byEmail('left@example.org')?.status, 'unsubscribed');
@@ -100,7 +121,10 @@ describe('subscribers admin', () => {
     });
 
     it('with skipInvalid, imports the valid rows and still reports the bad ones', () => {
-      const file = csv('mixed.csv', 'email,created_at\nann@example.org,2024-01-31\nbad@@example.org,\nbob@example.org,2023-12-24T08:00:00Z\n');
+      const file = csv(
+        'mixed.csv',
+        'email,created_at\nann@example.org,2024-01-31\nbad@@example.org,\nbob@example.org,2023-12-24T08:00:00Z\n',
+      );
       const r = importCsv(app.store, file, { skipInvalid: true });
       assert.equal(r.imported, true);
       assert.equal(r.added, 2);
@@ -114,26 +138,51 @@ describe('subscribers admin', () => {
     it('imports nothing from a file whose header has no email column', () => {
       for (const text of ['mail,name\nann@example.org,Ann\n', 'ann@example.org\nbob@example.org\n', '']) {
         const file = csv('header.csv', text);
-        assert.throws(() => importCsv(app.store, file), (err: unknown) => {
-          assert.ok(err instanceof CsvError);
-          assert.match(err.message, new RegExp(`^${escape(file)}: line 1 must be a header with an "email" column .*; nothing was imported$`));
-          return true;
-        });
+        assert.throws(
+          () => importCsv(app.store, file),
+          (err: unknown) => {
+            assert.ok(err instanceof CsvError);
+            assert.match(
+              err.message,
+              new RegExp(`^${escape(file)}: line 1 must be a header with an "email" column .*; nothing was imported$`),
+            );
+            return true;
+          },
+        );
       }
       assert.equal(total(), 0);
     });
 
     it('reports a missing file and malformed CSV clearly', () => {
-      assert.throws(() => importCsv(app.store, path.join(project.dir, 'nope.csv')), /nope\.csv: cannot read \(ENOENT\)/);
-      assert.throws(() => importCsv(app.store, csv('broken.csv', 'email\n"ann@example.org\n')), (err: unknown) => err instanceof CsvError && /broken\.csv: not valid CSV/.test(err.message));
+      assert.throws(
+        () => importCsv(app.store, path.join(project.dir, 'nope.csv')),
+        /nope\.csv: cannot read \(ENOENT\)/,
+      );
+      assert.throws(
+        () => importCsv(app.store, csv('broken.csv', 'email\n"ann@example.org\n')),
+        (err: unknown) => err instanceof CsvError && /broken\.csv: not valid CSV/.test(err.message),
+      );
       assert.equal(total(), 0);
     });
 
     it('look-alike spellings of one address (fullwidth, invisible characters, punycode) are one subscriber', () => {
-      const spellings = ['ann@example.org', 'ann@\uff45xample.org', 'ann\u200b@example.org', 'a\u00adnn@example.org', 'ann\u200d@example.org', 'ann@exam\u2060ple.org', 'ann@b\u00fccher.example', 'ann@xn--bcher-kva.example'];
+      const spellings = [
+        'ann@example.org',
+        'ann@\uff45xample.org',
+        'ann\u200b@example.org',
+        'a\u00adnn@example.org',
+        'ann\u200d@example.org',
+        'ann@exam\u2060ple.org',
+        'ann@b\u00fccher.example',
+        'ann@xn--bcher-kva.example',
+      ];
       const r = importCsv(app.store, csv('alike.csv', `email\n${spellings.join('\n')}\n`));
-      assert.deepEqual({ added: r.added, duplicatesInFile: r.duplicatesInFile, errors: r.errors }, { added: 2, duplicatesInFile: 6, errors: [] });
-      for (const email of spellings) assert.equal(addSubscriber(app.store, email).created, false, JSON.stringify(email));
+      assert.deepEqual(
+        { added: r.added, duplicatesInFile: r.duplicatesInFile, errors: r.errors },
+        { added: 2, duplicatesInFile: 6, errors: [] },
+      );
+      for (const email of spellings)
+        assert.equal(addSubscriber(app.store, email).created, false, JSON.stringify(email));
       assert.deepEqual(
         [...app.store.subscribers.iterate()].map((s) => s.email),
         ['ann@example.org', 'ann@b\u00fccher.example'],
@@ -158,7 +207,15 @@ describe('subscribers admin', () => {
     it('writes CSV with a header and one row per subscriber, optionally by status', () => {
       seed();
       const rows = parse<Record<string, string>>(exported('csv'), { columns: true });
-      assert.deepEqual(Object.keys(rows[0]!), ['email', 'status', 'created_at', 'confirmed_at', 'unsubscribed_at', 'position', 'source']);
+      assert.deepEqual(Object.keys(rows[0]!), [
+        'email',
+        'status',
+        'created_at',
+        'confirmed_at',
+        'unsubscribed_at',
+        'position',
+        'source',
+      ]);
       assert.deepEqual(
         rows.map((r) => [r.email, r.status]),
         [
@@ -193,17 +250,31 @@ describe('subscribers admin', () => {
     });
 
     it('neutralises cells a spreadsheet would run as a formula, and imports them back as they were', () => {
-      const risky = ['=1+2@example.org', "=cmd|'/C_calc'!A0@example.org", '+cmd@example.org', '-x@example.org', "'=quoted@example.org"];
+      const risky = [
+        '=1+2@example.org',
+        "=cmd|'/C_calc'!A0@example.org",
+        '+cmd@example.org',
+        '-x@example.org',
+        "'=quoted@example.org",
+      ];
       for (const email of risky) addSubscriber(app.store, email);
       addSubscriber(app.store, 'plain@example.org');
       const text = exported('csv');
       const rows = parse<Record<string, string>>(text, { columns: true });
       assert.deepEqual(
         rows.map((r) => r.email),
-        ["'=1+2@example.org", "'=cmd|'/C_calc'!A0@example.org", "'+cmd@example.org", "'-x@example.org", "''=quoted@example.org", 'plain@example.org'],
+        [
+          "'=1+2@example.org",
+          "'=cmd|'/C_calc'!A0@example.org",
+          "'+cmd@example.org",
+          "'-x@example.org",
+          "''=quoted@example.org",
+          'plain@example.org',
+        ],
       );
       // Every cell, not only the address: none starts with a character a spreadsheet evaluates.
-      for (const r of rows) for (const [k, v] of Object.entries(r)) assert.doesNotMatch(v, /^[=+\-@\t\r]/, `${k}: ${v}`);
+      for (const r of rows)
+        for (const [k, v] of Object.entries(r)) assert.doesNotMatch(v, /^[=+\-@\t\r]/, `${k}: ${v}`);
       // JSON is not opened as a spreadsheet: it keeps the stored values.
       assert.deepEqual(
         (JSON.parse(exported('json')) as Array<{ email: string }>).map((r) => r.email),
@@ -251,9 +322,22 @@ describe('subscribers admin', () => {
 
     it('show returns every field held about the subscriber and their delivery history', () => {
       const { subscriber } = withHistory();
-      const shown = JSON.parse(JSON.stringify(showSubscriber(app.store, 'Reader@example.org'))) as ReturnType<typeof showSubscriber>;
+      const shown = JSON.parse(JSON.stringify(showSubscriber(app.store, 'Reader@example.org'))) as ReturnType<
+        typeof showSubscriber
+      >;
       assert.deepEqual(shown.subscriber, app.store.subscribers.get(subscriber.id));
-      for (const key of ['email', 'status', 'createdAt', 'confirmedAt', 'consentIp', 'consentAt', 'confirmIp', 'feedToken', 'position', 'source']) {
+      for (const key of [
+        'email',
+        'status',
+        'createdAt',
+        'confirmedAt',
+        'consentIp',
+        'consentAt',
+        'confirmIp',
+        'feedToken',
+        'position',
+        'source',
+      ]) {
         assert.ok(key in shown.subscriber, `show includes ${key}`);
       }
       assert.deepEqual(
@@ -263,12 +347,18 @@ describe('subscribers admin', () => {
           [2, 'sent', '<i2.reader@example.org>', 'string'],
         ],
       );
-      assert.throws(() => showSubscriber(app.store, 'nobody@example.org'), /no subscriber with address nobody@example\.org/);
+      assert.throws(
+        () => showSubscriber(app.store, 'nobody@example.org'),
+        /no subscriber with address nobody@example\.org/,
+      );
     });
 
     it('forget deletes the subscriber, their deliveries and tokens, and nobody else', () => {
       const { subscriber, other, token } = withHistory();
-      assert.deepEqual(forgetSubscriber(app.store, 'reader@example.org'), { email: 'reader@example.org', deliveries: 2 });
+      assert.deepEqual(forgetSubscriber(app.store, 'reader@example.org'), {
+        email: 'reader@example.org',
+        deliveries: 2,
+      });
       assert.equal(app.store.subscribers.byEmail('reader@example.org'), undefined);
       assert.equal(app.store.subscribers.get(subscriber.id), undefined);
       assert.deepEqual(app.store.deliveries.forSubscriber(subscriber.id), []);
@@ -299,8 +389,16 @@ describe('subscribers admin', () => {
         assert.equal(subscriber.hardBounces, 0);
         assert.equal(subscriber.unsubscribedAt, null);
       }
-      assert.equal(app.store.subscribers.get(bounced.id)!.position, 2, 'a returning reader is not sent the story again from the start');
-      assert.equal(app.store.subscribers.recordHardBounce(bounced.id, 2), false, 'one new bounce does not count the forgiven ones');
+      assert.equal(
+        app.store.subscribers.get(bounced.id)!.position,
+        2,
+        'a returning reader is not sent the story again from the start',
+      );
+      assert.equal(
+        app.store.subscribers.recordHardBounce(bounced.id, 2),
+        false,
+        'one new bounce does not count the forgiven ones',
+      );
     });
   });
 });
