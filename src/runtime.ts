@@ -1,5 +1,5 @@
 // Wires the long-lived parts around an open App: links, transport, renderer, subscription
-// service, pages and the send context. Commands and the server share this one assembly.
+// service and the send context. Commands and the server share this one assembly.
 import cron from 'node-cron';
 import type { Logger } from 'pino';
 import type { App } from './app.ts';
@@ -11,7 +11,6 @@ import { createTransport, mailOptions, type MailTransport } from './deliver/tran
 import { Links } from './links.ts';
 import { EmailRenderer } from './render/email.ts';
 import { Subscriptions } from './subscribers/service.ts';
-import { Pages } from './web/pages.ts';
 
 export interface Runtime {
   app: App;
@@ -22,7 +21,6 @@ export interface Runtime {
   /** Confirmation, welcome and "The End" emails: queued in the db, sent by this. */
   notices: NoticeSender;
   subscriptions: Subscriptions;
-  pages: Pages;
   send: SendContext;
   close(): void;
 }
@@ -103,11 +101,6 @@ export function createRuntime(app: App, log: Logger): Runtime {
           }
         : undefined,
   });
-  const pages = new Pages(app.config.paths.templates, {
-    info: app.info,
-    links,
-    outboxEnabled: transport.kind === 'outbox' && app.config.server.outboxPage !== 'off',
-  });
   return {
     app,
     links,
@@ -116,7 +109,6 @@ export function createRuntime(app: App, log: Logger): Runtime {
     ids,
     notices,
     subscriptions,
-    pages,
     send,
     close() {
       transport.close();

@@ -8,7 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import cron, { type ScheduledTask } from 'node-cron';
 import type { Logger } from 'pino';
 import { SenderBusyError, sendRun, type SendContext, type SendSummary } from './deliver/send.ts';
-import { summaryLines } from './commands/send.ts';
+import { summaryLines } from './deliver/summary.ts';
 import type { Run } from './store/runs.ts';
 
 const LAST_TICK_KEY = 'schedule_last_tick';

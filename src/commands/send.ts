@@ -2,6 +2,7 @@
 // then a summary. Exit code: 0 all sent, 1 something failed, 2 the run paused (resume it).
 import cliProgress from 'cli-progress';
 import { planRun, sendRun, sendTest, type SendContext, type SendSummary } from '../deliver/send.ts';
+import { summaryLines } from '../deliver/summary.ts';
 import { normalizeEmail } from '../subscribers/address.ts';
 import type { RunCounts } from '../store/runs.ts';
 
@@ -16,26 +17,6 @@ export interface SendCliOptions {
 }
 
 type Out = (line: string) => void;
-
-export function summaryLines(s: SendSummary): string[] {
-  if (s.status === 'nothing-to-send') return [`Nothing to send: ${s.reason}.`];
-  const what = s.due
-    ? "readers' own calendars"
-    : s.mode === 'broadcast'
-      ? `installment ${s.installment}`
-      : 'paced installments';
-  const lines = [
-    `Run ${s.runId} (${what}): ${s.status}.`,
-    `  sent ${s.sent}, failed ${s.failed}, retried ${s.retried}, skipped ${s.skipped} (already sent or in progress), possible duplicates ${s.possibleDuplicates}`,
-  ];
-  if (s.recovered)
-    lines.push(
-      `  ${s.recovered} message(s) had been interrupted mid-send by a crash and were handled per delivery.inFlightPolicy`,
-    );
-  if (s.finishedReaders) lines.push(`  ${s.finishedReaders} reader(s) finished the story and got "The End"`);
-  if (s.reason) lines.push(`  ${s.needsOperator ? 'needs you: ' : ''}${s.reason}`);
-  return lines;
-}
 
 export const exitCodeFor = (s: SendSummary): number => (s.failed > 0 ? 1 : s.status === 'paused' ? 2 : 0);
 

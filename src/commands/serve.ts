@@ -12,6 +12,7 @@ import { Scheduler } from '../schedule.ts';
 import { startWarnings } from './check.ts';
 import { Feedback } from '../subscribers/feedback.ts';
 import { Housekeeping } from '../subscribers/housekeeping.ts';
+import { Pages } from '../pages/pages.ts';
 import { archiveRoutes } from '../web/archive-routes.ts';
 import { feedRoutes } from '../web/feed-routes.ts';
 import { healthRoutes } from '../web/health-routes.ts';
@@ -89,7 +90,13 @@ export async function startServing(
 ): Promise<Serving> {
   const runtime = createRuntime(app, log);
   for (const w of startWarnings(app.config)) log.warn(w);
-  const { pages, subscriptions, transport } = runtime;
+  const { subscriptions, transport } = runtime;
+  // Only the server renders pages: other commands never load the page templates.
+  const pages = new Pages(app.config.paths.templates, {
+    info: app.info,
+    links: runtime.links,
+    outboxEnabled: transport.kind === 'outbox' && app.config.server.outboxPage !== 'off',
+  });
   const server = await createServer({
     config: app.config,
     pages,

@@ -12,8 +12,8 @@ import path from 'node:path';
 import type { App } from '../app.ts';
 import { UserError } from '../errors.ts';
 import { Links } from '../links.ts';
-import { homePage, installmentPage, wholeStoryPage, type ArchiveDeps } from '../web/archive-routes.ts';
-import { Pages } from '../web/pages.ts';
+import { homePage, installmentPage, wholeStoryPage, type ArchiveDeps } from '../pages/site.ts';
+import { Pages } from '../pages/pages.ts';
 import { buildEpub } from './epub.ts';
 import { FeedCache } from './feeds.ts';
 

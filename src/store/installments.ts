@@ -1,11 +1,7 @@
-import type { Block, Installment } from '../story/types.ts';
-import { nowIso, type DB } from './db.ts';
+import type { Block, Installment, StoredInstallment } from '../story/types.ts';
 
-export interface StoredInstallment extends Installment {
-  /** Set once the text was sent to anyone or published: from then on it never changes. */
-  frozenAt: string | null;
-  publishedAt: string | null;
-}
+export type { StoredInstallment };
+import { nowIso, type DB } from './db.ts';
 
 interface Row {
   number: number;

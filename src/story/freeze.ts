@@ -1,8 +1,14 @@
 // Keeps the stored installments in step with the story file without ever changing what
 // readers already have: frozen installments stay as they were, only the rest is re-split.
-import type { InstallmentStore, StoredInstallment } from '../store/installments.ts';
 import { hashBlocks, splitStory } from './split.ts';
-import type { Block } from './types.ts';
+import type { Block, Installment, StoredInstallment } from './types.ts';
+
+/** What keeping the installments in step needs of the store. */
+export interface InstallmentLedger {
+  frozen(): StoredInstallment[];
+  all(): StoredInstallment[];
+  replaceUnfrozen(next: Installment[]): void;
+}
 
 export interface SplitOptions {
   targetWords: number;
@@ -44,7 +50,7 @@ function remainderStart(blocks: Block[], frozen: StoredInstallment[], warnings: 
   return cursor;
 }
 
-export function syncInstallments(blocks: Block[], store: InstallmentStore, opts: SplitOptions): SyncResult {
+export function syncInstallments(blocks: Block[], store: InstallmentLedger, opts: SplitOptions): SyncResult {
   const frozen = store.frozen();
   const warnings: string[] = [];
   const start = remainderStart(blocks, frozen, warnings);

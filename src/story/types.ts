@@ -45,3 +45,9 @@ export interface Installment {
   firstBlock: number;
   blockCount: number;
 }
+
+export interface StoredInstallment extends Installment {
+  /** Set once the text was sent to anyone or published: from then on it never changes. */
+  frozenAt: string | null;
+  publishedAt: string | null;
+}

@@ -3,7 +3,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { App } from '../app.ts';
 import { FEED_CONTENT_TYPES, feedCache, type FeedDocument, type FeedFormat } from '../publish/feeds.ts';
-import type { Pages } from './pages.ts';
+import type { Pages } from '../pages/pages.ts';
 import { sendHtml } from './reply.ts';
 
 const PUBLIC_FEEDS: Array<[string, FeedFormat]> = [

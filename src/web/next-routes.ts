@@ -6,7 +6,7 @@ import { SenderBusyError, sendNext, sendRest, type SendContext } from '../delive
 import { Links } from '../links.ts';
 import type { Subscriber } from '../store/subscribers.ts';
 import type { Subscriptions } from '../subscribers/service.ts';
-import type { Pages } from './pages.ts';
+import type { Pages } from '../pages/pages.ts';
 import { sendHtml, tokenOf } from './reply.ts';
 
 export function nextRoutes(deps: { app: App; pages: Pages; subscriptions: Subscriptions; send: SendContext }) {

@@ -4,7 +4,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { isLoopbackHost, type Config } from '../config.ts';
 import { listOutbox, readOutbox } from '../deliver/transport.ts';
-import type { Pages } from './pages.ts';
+import type { Pages } from '../pages/pages.ts';
 
 const ANCHOR = /<a\b[^>]*?\bhref="([^"]+)"[^>]*>([\s\S]*?)<\/a>/gi;
 const ENTITIES: Record<string, string> = {

@@ -9,7 +9,7 @@ import { WEEKDAY_NAMES, type WeekdayName } from '../calendar.ts';
 import { Links } from '../links.ts';
 import type { ReaderCadence, Subscriber } from '../store/subscribers.ts';
 import { calendarView, nextDue, ReaderCalendars, type CalendarForm } from '../subscribers/calendars.ts';
-import type { Pages } from './pages.ts';
+import type { Pages } from '../pages/pages.ts';
 import { sendHtml, tokenOf } from './reply.ts';
 import { CONTENT_SECURITY_POLICY } from './server.ts';
 

@@ -7,7 +7,7 @@ import csrf from '@fastify/csrf-protection';
 import rateLimit from '@fastify/rate-limit';
 import type { Logger } from 'pino';
 import type { Config } from '../config.ts';
-import type { Pages } from './pages.ts';
+import type { Pages } from '../pages/pages.ts';
 import { sendHtml } from './reply.ts';
 
 export type RouteModule = (server: FastifyInstance) => void | Promise<void>;
