@@ -7,7 +7,6 @@
 // reader was sent. Those pages are private: never stored by caches, never indexed, and the
 // token never leaves in a Referer (the server's referrer-policy is no-referrer).
 import type { FastifyInstance, FastifyReply } from 'fastify';
-import type { App } from '../app.ts';
 import { Links } from '../links.ts';
 import { buildEpub, EPUB_CONTENT_TYPE } from '../publish/epub.ts';
 import { feedCache } from '../publish/feeds.ts';
