@@ -682,9 +682,15 @@ export async function sendRun(ctx: SendContext, opts: SendOptions = {}): Promise
       throw new SenderBusyError(
         `stopped: another process took over the send lock while this one was stalled; it sent ${runner.counts.sent} message(s) and claimed no more (see "feuilleton status")`,
       );
-    // A due run looks only at its own readers; the story's run at every reader who has it all.
-    const finishedReaders =
-      mode === 'paced' && !runner.paused ? await sendTheEnd(ctx, total, due ? cal.finished : undefined) : 0;
+    // A due run looks only at its own readers; the story's run at every reader who has it all;
+    // the broadcast of the last installment at every reader it reached.
+    const finishedReaders = runner.paused
+      ? 0
+      : mode === 'paced'
+        ? await sendTheEnd(ctx, total, due ? cal.finished : undefined)
+        : !due && installment?.number === total
+          ? await sendTheEnd(ctx, total, readersSent(app, total))
+          : 0;
 
     const counts = { ...runner.counts };
     store.runs.finish(
@@ -749,10 +755,10 @@ function nothingToSend(mode: SendSummary['mode'], recovered: number, reason: str
 }
 
 /**
- * Paced readers who have every installment are owed "The End" once: marked finished and
+ * Readers who have every installment are owed "The End" once: marked finished and
  * queued in one transaction, then sent through the notices ledger before the run returns.
  */
-async function sendTheEnd(ctx: SendContext, total: number, readers?: Subscriber[]): Promise<number> {
+async function sendTheEnd(ctx: SendContext, total: number, readers?: Iterable<Subscriber>): Promise<number> {
   const { store } = ctx.app;
   if (total === 0) return 0;
   let n = 0;
@@ -764,6 +770,13 @@ async function sendTheEnd(ctx: SendContext, total: number, readers?: Subscriber[
   }
   if (n > 0) await ctx.notices.drain();
   return n;
+}
+
+/** Active readers the installment was sent to. */
+function* readersSent(app: App, installment: number): Generator<Subscriber> {
+  for (const sub of app.store.subscribers.iterate({ status: 'active' })) {
+    if (app.store.deliveries.get(sub.id, installment)?.status === 'sent') yield sub;
+  }
 }
 
 /** `send --to ADDRESS`: one test message, not recorded anywhere. */

@@ -629,6 +629,26 @@ describe('feuilleton send over SMTP', () => {
     );
   });
 
+  it('broadcast: the last installment is followed by one "The End" to every reader it reached, and only once', async () => {
+    const env = await setup();
+    const [stays, leaves] = env.subscribe('stays@example.com', 'leaves@example.com');
+    const total = env.app.store.installments.count().total;
+    for (let n = 1; n < total; n++)
+      assert.equal((await sendRun(env.ctx)).finishedReaders, 0, `no ending after installment ${n}`);
+    env.app.store.subscribers.unsubscribe(leaves!.id);
+    const last = await sendRun(env.ctx);
+    assert.deepEqual([last.installment, last.sent, last.finishedReaders], [total, 1, 1]);
+    const endings = () => env.sink.received.filter((r) => /^Message-ID:\s*<the-end\./im.test(r.raw.toString('latin1')));
+    assert.deepEqual(
+      endings().map((r) => r.to),
+      [[stays!.email]],
+    );
+    const mail = await env.sink.parse(endings()[0]!);
+    assert.match(mail.text ?? '', /The End[\s\S]*read the whole story/i);
+    assert.equal((await sendRun(env.ctx)).status, 'nothing-to-send');
+    assert.equal(endings().length, 1, 'a run after the end sends no second ending');
+  });
+
   it('paced: sendNext (and POST /next) sends the reader their next installment at once, through the same ledger', async () => {
     const env = await setup({ mode: 'paced' });
     const [reader, done] = env.subscribe('reader@example.com', 'done@example.com');
