@@ -71,6 +71,18 @@ const isDead = (holder: LockHolder, staleMs: number): boolean =>
 export class RunStore {
   private readonly holds;
   private readonly latestStory;
+  private readonly insert;
+  private readonly one;
+  private readonly finishStmt;
+  private readonly reopenStmt;
+  private readonly pauseStmt;
+  private readonly withFailures;
+  private readonly latestStmt;
+  private readonly unfinishedStmt;
+  private readonly lockRow;
+  private readonly setLock;
+  private readonly beat;
+  private readonly release;
 
   constructor(private readonly db: DB) {
     this.latestStory = db.prepare<[], Row>(
@@ -79,17 +91,45 @@ export class RunStore {
     this.holds = db.prepare<[string, string], { 1: number }>(
       `SELECT 1 FROM meta WHERE key = ? AND json_extract(value, '$.owner') = ?`,
     );
+    this.insert = db.prepare<[RunKind, string, string, string]>(
+      `INSERT INTO runs (kind, status, started_at, counts_json, note) VALUES (?, 'running', ?, ?, ?)`,
+    );
+    this.one = db.prepare<[number], Row>('SELECT * FROM runs WHERE id = ?');
+    this.finishStmt = db.prepare<[string, string, string, string | null, number, number]>(
+      'UPDATE runs SET status = ?, finished_at = ?, counts_json = ?, reason = ?, needs_operator = ? WHERE id = ?',
+    );
+    this.reopenStmt = db.prepare<[number]>(
+      `UPDATE runs SET status = 'running', finished_at = NULL, reason = NULL, needs_operator = 0 WHERE id = ?`,
+    );
+    this.pauseStmt = db.prepare<[string, number]>(
+      `UPDATE runs SET status = 'paused', reason = ?, needs_operator = 0 WHERE id = ?`,
+    );
+    this.withFailures = db.prepare<[], Row>(
+      `SELECT * FROM runs WHERE kind != 'on-demand' AND id IN (SELECT run_id FROM deliveries WHERE status = 'failed') ORDER BY id DESC LIMIT 1`,
+    );
+    this.latestStmt = db.prepare<[], Row>(`SELECT * FROM runs WHERE kind != 'on-demand' ORDER BY id DESC LIMIT 1`);
+    this.unfinishedStmt = db.prepare<[], Row>(
+      `SELECT * FROM runs WHERE status IN ('paused', 'running') AND kind != 'on-demand' ORDER BY id DESC LIMIT 1`,
+    );
+    this.lockRow = db.prepare<[string], string>('SELECT value FROM meta WHERE key = ?').pluck();
+    this.setLock = db.prepare<[string, string]>(
+      'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
+    );
+    this.beat = db.prepare<[number, string, string]>(
+      `UPDATE meta SET value = json_set(value, '$.heartbeat', ?) WHERE key = ? AND json_extract(value, '$.owner') = ?`,
+    );
+    this.release = db.prepare<[string, string]>(
+      `DELETE FROM meta WHERE key = ? AND json_extract(value, '$.owner') = ?`,
+    );
   }
 
   start(kind: RunKind, note: string, counts: RunCounts): Run {
-    const info = this.db
-      .prepare(`INSERT INTO runs (kind, status, started_at, counts_json, note) VALUES (?, 'running', ?, ?, ?)`)
-      .run(kind, nowIso(), JSON.stringify(counts), note);
+    const info = this.insert.run(kind, nowIso(), JSON.stringify(counts), note);
     return this.get(Number(info.lastInsertRowid))!;
   }
 
   get(id: number): Run | undefined {
-    const row = this.db.prepare('SELECT * FROM runs WHERE id = ?').get(id) as Row | undefined;
+    const row = this.one.get(id);
     return row && fromRow(row);
   }
 
@@ -100,32 +140,22 @@ export class RunStore {
     reason: string | null = null,
     needsOperator = false,
   ): void {
-    this.db
-      .prepare(
-        'UPDATE runs SET status = ?, finished_at = ?, counts_json = ?, reason = ?, needs_operator = ? WHERE id = ?',
-      )
-      .run(status, nowIso(), JSON.stringify(counts), reason, needsOperator ? 1 : 0, id);
+    this.finishStmt.run(status, nowIso(), JSON.stringify(counts), reason, needsOperator ? 1 : 0, id);
   }
 
   /** Reopens a paused or crashed run for --resume. */
   reopen(id: number): void {
-    this.db
-      .prepare(`UPDATE runs SET status = 'running', finished_at = NULL, reason = NULL, needs_operator = 0 WHERE id = ?`)
-      .run(id);
+    this.reopenStmt.run(id);
   }
 
   /** Marks a run paused for --resume (failed deliveries queued again). */
   pause(id: number, reason: string): void {
-    this.db.prepare(`UPDATE runs SET status = 'paused', reason = ?, needs_operator = 0 WHERE id = ?`).run(reason, id);
+    this.pauseStmt.run(reason, id);
   }
 
   /** The newest run with failed deliveries, for --retry-failed. */
   latestWithFailures(): Run | undefined {
-    const row = this.db
-      .prepare(
-        `SELECT * FROM runs WHERE kind != 'on-demand' AND id IN (SELECT run_id FROM deliveries WHERE status = 'failed') ORDER BY id DESC LIMIT 1`,
-      )
-      .get() as Row | undefined;
+    const row = this.withFailures.get();
     return row && fromRow(row);
   }
 
@@ -139,18 +169,13 @@ export class RunStore {
   }
 
   latest(): Run | undefined {
-    const row = this.db.prepare(`SELECT * FROM runs WHERE kind != 'on-demand' ORDER BY id DESC LIMIT 1`).get() as
-      Row | undefined;
+    const row = this.latestStmt.get();
     return row && fromRow(row);
   }
 
   /** The newest run that did not finish: paused by an outage, or left `running` by a crash. */
   unfinished(): Run | undefined {
-    const row = this.db
-      .prepare(
-        `SELECT * FROM runs WHERE status IN ('paused', 'running') AND kind != 'on-demand' ORDER BY id DESC LIMIT 1`,
-      )
-      .get() as Row | undefined;
+    const row = this.unfinishedStmt.get();
     return row && fromRow(row);
   }
 
@@ -160,16 +185,13 @@ export class RunStore {
    */
   acquireLock(owner: string, staleMs = LOCK_STALE_MS): { ok: true } | { ok: false; holder: LockHolder } {
     const take = this.db.transaction((): { ok: true } | { ok: false; holder: LockHolder } => {
-      const row = this.db.prepare('SELECT value FROM meta WHERE key = ?').get(LOCK_KEY) as
-        { value: string } | undefined;
-      if (row) {
-        const holder = JSON.parse(row.value) as LockHolder;
+      const value = this.lockRow.get(LOCK_KEY);
+      if (value) {
+        const holder = JSON.parse(value) as LockHolder;
         if (holder.owner !== owner && !isDead(holder, staleMs)) return { ok: false, holder };
       }
       const mine: LockHolder = { owner, pid: process.pid, host: hostname(), since: nowIso(), heartbeat: Date.now() };
-      this.db
-        .prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value')
-        .run(LOCK_KEY, JSON.stringify(mine));
+      this.setLock.run(LOCK_KEY, JSON.stringify(mine));
       return { ok: true };
     });
     return take.immediate();
@@ -181,22 +203,18 @@ export class RunStore {
   }
 
   heartbeat(owner: string): void {
-    this.db
-      .prepare(
-        `UPDATE meta SET value = json_set(value, '$.heartbeat', ?) WHERE key = ? AND json_extract(value, '$.owner') = ?`,
-      )
-      .run(Date.now(), LOCK_KEY, owner);
+    this.beat.run(Date.now(), LOCK_KEY, owner);
   }
 
   releaseLock(owner: string): void {
-    this.db.prepare(`DELETE FROM meta WHERE key = ? AND json_extract(value, '$.owner') = ?`).run(LOCK_KEY, owner);
+    this.release.run(LOCK_KEY, owner);
   }
 
   /** Who holds the lock; `dead` when a crashed holder left it behind (the next sender takes it over). */
   lockHolder(staleMs = LOCK_STALE_MS): (LockHolder & { dead: boolean }) | undefined {
-    const row = this.db.prepare('SELECT value FROM meta WHERE key = ?').get(LOCK_KEY) as { value: string } | undefined;
-    if (!row) return undefined;
-    const holder = JSON.parse(row.value) as LockHolder;
+    const value = this.lockRow.get(LOCK_KEY);
+    if (!value) return undefined;
+    const holder = JSON.parse(value) as LockHolder;
     return { ...holder, dead: isDead(holder, staleMs) };
   }
 }
