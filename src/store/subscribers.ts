@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import type { Statement } from 'better-sqlite3';
 import type { Cadence } from '../calendar.ts';
 import { nowIso, type DB } from './db.ts';
 
@@ -130,6 +131,25 @@ export class SubscriberStore {
   private readonly pausedCount;
   private readonly ownCount;
 
+  private readonly byId;
+  private readonly byEmailStmt;
+  private readonly byFeedTokenStmt;
+  private readonly insertStmt;
+  private readonly renewStmt;
+  private readonly activateStmt;
+  private readonly unsubscribeStmt;
+  private readonly reactivateStmt;
+  private readonly noticeSentStmt;
+  private readonly bounceCountStmt;
+  private readonly bouncedStmt;
+  private readonly clearBouncesStmt;
+  private readonly finishedStmt;
+  private readonly forgetStmt;
+  private readonly byStatus;
+  private readonly importStmt;
+  /** One statement per shape of `iterate`'s filter, prepared the first time it is used. */
+  private readonly pages = new Map<string, Statement<Record<string, unknown>, Row>>();
+
   constructor(private readonly db: DB) {
     this.advanceStmt = db.prepare('UPDATE subscribers SET position = max(position, ?) WHERE id = ?');
     // Only from the time the sender read: a reader who changed their calendar meanwhile keeps the new one.
@@ -179,68 +199,96 @@ export class SubscriberStore {
       pending: deleteUnconfirmed.run({ before, now }).changes,
       lapsed: lapseComebacks.run({ before, now }).changes,
     }));
+    this.byId = db.prepare<[number], Row>('SELECT * FROM subscribers WHERE id = ?');
+    this.byEmailStmt = db.prepare<[string], Row>('SELECT * FROM subscribers WHERE email = ?');
+    this.byFeedTokenStmt = db.prepare<[string], Row>('SELECT * FROM subscribers WHERE feed_token = ?');
+    this.insertStmt = db.prepare<
+      [string, SubscriberStatus, string, string | null, string, string | null, string, string]
+    >(
+      `INSERT INTO subscribers (email, status, created_at, confirmed_at, feed_token, consent_ip, consent_at, source)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    this.renewStmt = db.prepare<[string | null, string, number]>(
+      `UPDATE subscribers SET status = 'pending', consent_ip = ?, consent_at = ?, unsubscribed_at = NULL, hard_bounces = 0, status_reason = NULL
+       WHERE id = ? AND status IN ('unsubscribed', 'bounced')`,
+    );
+    this.activateStmt = db.prepare<[string, string | null, number]>(
+      // A new subscription starts afresh: the config's default calendar, not a former one.
+      `UPDATE subscribers SET status = 'active', confirmed_at = ?, confirm_ip = ?, position = 0, finished_at = NULL, cadence = NULL, days = NULL, send_minute = NULL,
+       timezone = NULL, paused_until = NULL, paused_until_at = NULL, next_due_at = NULL WHERE id = ? AND status = 'pending'`,
+    );
+    this.unsubscribeStmt = db.prepare<[string, string, number]>(
+      `UPDATE subscribers SET status = 'unsubscribed', unsubscribed_at = ?, status_reason = ? WHERE id = ? AND status != 'unsubscribed'`,
+    );
+    this.reactivateStmt = db.prepare<[string, number]>(
+      `UPDATE subscribers SET status = 'active', confirmed_at = coalesce(confirmed_at, ?), hard_bounces = 0, unsubscribed_at = NULL, status_reason = NULL WHERE id = ?`,
+    );
+    this.noticeSentStmt = db.prepare<[string, number]>('UPDATE subscribers SET notice_sent_at = ? WHERE id = ?');
+    this.bounceCountStmt = db.prepare<[number]>('UPDATE subscribers SET hard_bounces = hard_bounces + 1 WHERE id = ?');
+    this.bouncedStmt = db.prepare<[number, number]>(
+      `UPDATE subscribers SET status = 'bounced', status_reason = 'bounce' WHERE id = ? AND hard_bounces >= ? AND status = 'active'`,
+    );
+    this.clearBouncesStmt = db.prepare<[number]>(
+      'UPDATE subscribers SET hard_bounces = 0 WHERE id = ? AND hard_bounces > 0',
+    );
+    this.finishedStmt = db.prepare<[string, number]>(
+      'UPDATE subscribers SET finished_at = ? WHERE id = ? AND finished_at IS NULL',
+    );
+    this.forgetStmt = db.prepare<[number]>('DELETE FROM subscribers WHERE id = ?');
+    this.byStatus = db.prepare<[], { status: SubscriberStatus; n: number }>(
+      'SELECT status, count(*) AS n FROM subscribers GROUP BY status',
+    );
+    this.importStmt = db.prepare(
+      `INSERT INTO subscribers (email, status, created_at, confirmed_at, feed_token, consent_at, source)
+       VALUES (@email, 'active', @at, @at, @token, @at, @source) ON CONFLICT (email) DO NOTHING`,
+    );
   }
 
   get(id: number): Subscriber | undefined {
-    const row = this.db.prepare('SELECT * FROM subscribers WHERE id = ?').get(id) as Row | undefined;
+    const row = this.byId.get(id);
     return row && fromRow(row);
   }
 
   byEmail(email: string): Subscriber | undefined {
-    const row = this.db.prepare('SELECT * FROM subscribers WHERE email = ?').get(email) as Row | undefined;
+    const row = this.byEmailStmt.get(email);
     return row && fromRow(row);
   }
 
   byFeedToken(token: string): Subscriber | undefined {
-    const row = this.db.prepare('SELECT * FROM subscribers WHERE feed_token = ?').get(token) as Row | undefined;
+    const row = this.byFeedTokenStmt.get(token);
     return row && fromRow(row);
   }
 
   create(s: NewSubscriber): Subscriber {
     const at = s.at ?? nowIso();
     const active = s.status === 'active';
-    const info = this.db
-      .prepare(
-        `INSERT INTO subscribers (email, status, created_at, confirmed_at, feed_token, consent_ip, consent_at, source)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-      )
-      .run(s.email, s.status, at, active ? at : null, newFeedToken(), s.consentIp ?? null, at, s.source ?? 'web');
+    const info = this.insertStmt.run(
+      s.email,
+      s.status,
+      at,
+      active ? at : null,
+      newFeedToken(),
+      s.consentIp ?? null,
+      at,
+      s.source ?? 'web',
+    );
     return this.get(Number(info.lastInsertRowid))!;
   }
 
   /** A new request to subscribe from an unsubscribed/bounced reader: back to pending, fresh consent. */
   renewConsent(id: number, ip: string | null): void {
-    this.db
-      .prepare(
-        `UPDATE subscribers SET status = 'pending', consent_ip = ?, consent_at = ?, unsubscribed_at = NULL, hard_bounces = 0, status_reason = NULL
-         WHERE id = ? AND status IN ('unsubscribed', 'bounced')`,
-      )
-      .run(ip, nowIso(), id);
+    this.renewStmt.run(ip, nowIso(), id);
   }
 
   /** Pending → active. Returns false if the subscriber was not pending (already confirmed, or gone). */
   activate(id: number, ip: string | null): boolean {
     const at = nowIso();
-    return (
-      this.db
-        // A new subscription starts afresh: the config's default calendar, not a former one.
-        .prepare(
-          `UPDATE subscribers SET status = 'active', confirmed_at = ?, confirm_ip = ?, position = 0, finished_at = NULL, cadence = NULL, days = NULL, send_minute = NULL,
-           timezone = NULL, paused_until = NULL, paused_until_at = NULL, next_due_at = NULL WHERE id = ? AND status = 'pending'`,
-        )
-        .run(at, ip, id).changes === 1
-    );
+    return this.activateStmt.run(at, ip, id).changes === 1;
   }
 
   /** Returns false when there was nothing to change (already unsubscribed). `reason`: who asked. */
   unsubscribe(id: number, reason: 'reader' | 'author' = 'reader'): boolean {
-    return (
-      this.db
-        .prepare(
-          `UPDATE subscribers SET status = 'unsubscribed', unsubscribed_at = ?, status_reason = ? WHERE id = ? AND status != 'unsubscribed'`,
-        )
-        .run(nowIso(), reason, id).changes === 1
-    );
+    return this.unsubscribeStmt.run(nowIso(), reason, id).changes === 1;
   }
 
   /**
@@ -248,31 +296,21 @@ export class SubscriberStore {
    * confirmed, bounces forgiven, and the reader's place in the story kept.
    */
   reactivate(id: number): void {
-    this.db
-      .prepare(
-        `UPDATE subscribers SET status = 'active', confirmed_at = coalesce(confirmed_at, ?), hard_bounces = 0, unsubscribed_at = NULL, status_reason = NULL WHERE id = ?`,
-      )
-      .run(nowIso(), id);
+    this.reactivateStmt.run(nowIso(), id);
   }
 
   noteNoticeSent(id: number, at = nowIso()): void {
-    this.db.prepare('UPDATE subscribers SET notice_sent_at = ? WHERE id = ?').run(at, id);
+    this.noticeSentStmt.run(at, id);
   }
 
   /** Counts a hard bounce; marks the subscriber bounced when the limit is reached. Returns true if it was. */
   recordHardBounce(id: number, limit: number): boolean {
-    this.db.prepare('UPDATE subscribers SET hard_bounces = hard_bounces + 1 WHERE id = ?').run(id);
-    return (
-      this.db
-        .prepare(
-          `UPDATE subscribers SET status = 'bounced', status_reason = 'bounce' WHERE id = ? AND hard_bounces >= ? AND status = 'active'`,
-        )
-        .run(id, limit).changes === 1
-    );
+    this.bounceCountStmt.run(id);
+    return this.bouncedStmt.run(id, limit).changes === 1;
   }
 
   clearBounces(id: number): void {
-    this.db.prepare('UPDATE subscribers SET hard_bounces = 0 WHERE id = ? AND hard_bounces > 0').run(id);
+    this.clearBouncesStmt.run(id);
   }
 
   advance(id: number, position: number): void {
@@ -334,10 +372,7 @@ export class SubscriberStore {
   }
 
   markFinished(id: number): boolean {
-    return (
-      this.db.prepare('UPDATE subscribers SET finished_at = ? WHERE id = ? AND finished_at IS NULL').run(nowIso(), id)
-        .changes === 1
-    );
+    return this.finishedStmt.run(nowIso(), id).changes === 1;
   }
 
   /**
@@ -350,17 +385,12 @@ export class SubscriberStore {
 
   /** Deletes the subscriber; their deliveries and tokens go with them (ON DELETE CASCADE). */
   forget(id: number): void {
-    this.db.prepare('DELETE FROM subscribers WHERE id = ?').run(id);
+    this.forgetStmt.run(id);
   }
 
   countByStatus(): Record<SubscriberStatus, number> {
     const counts = Object.fromEntries(SUBSCRIBER_STATUSES.map((s) => [s, 0])) as Record<SubscriberStatus, number>;
-    for (const r of this.db.prepare('SELECT status, count(*) AS n FROM subscribers GROUP BY status').all() as Array<{
-      status: SubscriberStatus;
-      n: number;
-    }>) {
-      counts[r.status] = r.n;
-    }
+    for (const r of this.byStatus.all()) counts[r.status] = r.n;
     return counts;
   }
 
@@ -379,7 +409,9 @@ export class SubscriberStore {
     // On the story's calendar at that instant: no calendar of their own, and not paused.
     if (filter.storyCalendarAt !== undefined)
       where.push('next_due_at IS NULL AND (paused_until_at IS NULL OR paused_until_at <= @storyCalendarAt)');
-    const page = this.db.prepare(`SELECT * FROM subscribers WHERE ${where.join(' AND ')} ORDER BY id LIMIT @limit`);
+    const sql = `SELECT * FROM subscribers WHERE ${where.join(' AND ')} ORDER BY id LIMIT @limit`;
+    let page = this.pages.get(sql);
+    if (!page) this.pages.set(sql, (page = this.db.prepare<Record<string, unknown>, Row>(sql)));
     let after = 0;
     for (;;) {
       const rows = page.all({
@@ -389,7 +421,7 @@ export class SubscriberStore {
         minPosition: filter.minPosition,
         storyCalendarAt: filter.storyCalendarAt,
         limit: pageSize,
-      }) as Row[];
+      });
       for (const r of rows) yield fromRow(r);
       if (rows.length < pageSize) return;
       after = rows[rows.length - 1]!.id;
@@ -401,10 +433,7 @@ export class SubscriberStore {
    * nothing, skipping addresses already known. Returns how many were added.
    */
   importActive(emails: Array<{ email: string; createdAt?: string }>, source: string): number {
-    const insert = this.db.prepare(
-      `INSERT INTO subscribers (email, status, created_at, confirmed_at, feed_token, consent_at, source)
-       VALUES (@email, 'active', @at, @at, @token, @at, @source) ON CONFLICT (email) DO NOTHING`,
-    );
+    const insert = this.importStmt;
     const now = nowIso();
     return this.db.transaction(() => {
       let added = 0;
