@@ -3,27 +3,12 @@
 // rebuild runs once per publication.
 //   node --import tsx bench/feeds.ts [published-installments=500] [seconds=3]
 // Talks to 127.0.0.1 only: the real server, on a free port, over a throwaway project.
-import { createRequire } from 'node:module';
 import { performance } from 'node:perf_hooks';
 import { startServing } from '../src/commands/serve.ts';
 import { createLogger } from '../src/log.ts';
 import { FeedCache, type FeedFormat } from '../src/publish/feeds.ts';
 import { generatedStory, makeProject } from '../test/helpers/project.ts';
-
-interface AutocannonResult {
-  requests: { average: number };
-  throughput: { average: number };
-  statusCodeStats: Record<string, { count: number }>;
-  errors: number;
-}
-// autocannon ships no types; this is the slice used here.
-const autocannon = createRequire(import.meta.url)('autocannon') as (opts: {
-  url: string;
-  connections: number;
-  duration: number;
-  workers?: number;
-  headers?: Record<string, string>;
-}) => Promise<AutocannonResult>;
+import { autocannon } from './autocannon.ts';
 
 const PUBLISHED = Number(process.argv[2] ?? 500);
 const SECONDS = Number(process.argv[3] ?? 3);

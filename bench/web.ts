@@ -3,25 +3,11 @@
 // published installments (requests/second and p99 latency, 50 connections).
 //   node --import tsx bench/web.ts [published-installments=50] [seconds=5]
 // Talks to 127.0.0.1 only: the real server, on a free port, over a throwaway project.
-import { createRequire } from 'node:module';
 import Fastify from 'fastify';
 import { startServing } from '../src/commands/serve.ts';
 import { createLogger } from '../src/log.ts';
 import { generatedStory, makeProject } from '../test/helpers/project.ts';
-
-interface AutocannonResult {
-  requests: { average: number };
-  latency: { p99: number };
-  statusCodeStats: Record<string, { count: number }>;
-  errors: number;
-}
-// autocannon ships no types; this is the slice used here.
-const autocannon = createRequire(import.meta.url)('autocannon') as (opts: {
-  url: string;
-  connections: number;
-  duration: number;
-  workers?: number;
-}) => Promise<AutocannonResult>;
+import { autocannon } from './autocannon.ts';
 
 const PUBLISHED = Number(process.argv[2] ?? 50);
 const SECONDS = Number(process.argv[3] ?? 5);

@@ -4,6 +4,7 @@
 // secret. The MAC covers the subscriber's random feed token too, so a link for a forgotten
 // subscriber never works for a later one who happens to get the same row id.
 import { createHmac, timingSafeEqual } from 'node:crypto';
+import type { App } from './app.ts';
 
 export type LinkPurpose = 'unsubscribe' | 'next' | 'read' | 'preferences';
 
@@ -23,6 +24,9 @@ const READER_VALUES: Record<string, (links: Links, sub: LinkSubject) => string> 
 };
 
 const readerQuery = (token: string | undefined): string => (token ? `?reader=${encodeURIComponent(token)}` : '');
+
+/** The links of this site: its configured address, signed with its secret. */
+export const linksFor = (app: Pick<App, 'config' | 'secret'>): Links => new Links(app.config.baseUrl, app.secret);
 
 export class Links {
   private readonly base: string;

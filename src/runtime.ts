@@ -8,8 +8,8 @@ import { InstallmentMail } from './deliver/installment-mail.ts';
 import { NoticeSender } from './deliver/notices.ts';
 import { sendNext, type SendContext } from './deliver/send.ts';
 import { createTransport, mailOptions, type MailTransport } from './deliver/transport.ts';
-import { Links } from './links.ts';
-import { EmailRenderer } from './render/email.ts';
+import { linksFor, type Links } from './links.ts';
+import { emailRendererFor, type EmailRenderer } from './render/email.ts';
 import { Subscriptions } from './subscribers/service.ts';
 
 export interface Runtime {
@@ -43,15 +43,9 @@ export function upcomingRuns(config: App['config'], count: number): Date[] {
 }
 
 export function createRuntime(app: App, log: Logger): Runtime {
-  const links = new Links(app.config.baseUrl, app.secret);
+  const links = linksFor(app);
   const transport = createTransport(app.config);
-  const renderer = new EmailRenderer({
-    templatesDir: app.config.paths.templates,
-    info: app.info,
-    config: app.config,
-    links,
-    progress: () => app.store.installments.count(),
-  });
+  const renderer = emailRendererFor(app, links);
   const lists = new ListMail(app.config, app.info.title);
   const ids = new MessageIds({
     instance: app.instanceId,

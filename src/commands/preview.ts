@@ -4,9 +4,9 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { App } from '../app.ts';
 import { UserError } from '../errors.ts';
-import { Links } from '../links.ts';
+import { linksFor } from '../links.ts';
 import { launchChromium } from '../render/chromium.ts';
-import { EmailRenderer } from '../render/email.ts';
+import { emailRendererFor } from '../render/email.ts';
 import { upcomingRuns } from '../runtime.ts';
 
 const DEMO_SUBSCRIBER = { id: 0, feedToken: 'preview' };
@@ -46,14 +46,8 @@ export async function preview(
     const wanted = number === undefined ? 'there is no installment to preview' : `installment ${number} does not exist`;
     throw new UserError(`${wanted}; the story has ${all.length} installments (see \`feuilleton installments\`)`);
   }
-  const links = new Links(app.config.baseUrl, app.secret);
-  const renderer = new EmailRenderer({
-    templatesDir: app.config.paths.templates,
-    info: app.info,
-    config: app.config,
-    links,
-    progress: () => app.store.installments.count(),
-  });
+  const links = linksFor(app);
+  const renderer = emailRendererFor(app, links);
   // The date the email will carry when the schedule sends it: the first unpublished
   // installment goes at the coming run and names the one after; each later one goes a run
   // further on. No schedule, no date, as at send time.

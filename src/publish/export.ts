@@ -11,7 +11,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { App } from '../app.ts';
 import { UserError } from '../errors.ts';
-import { Links } from '../links.ts';
+import { linksFor } from '../links.ts';
 import { homePage, installmentPage, wholeStoryPage, type ArchiveDeps } from '../pages/site.ts';
 import { Pages } from '../pages/pages.ts';
 import { buildEpub } from './epub.ts';
@@ -19,7 +19,7 @@ import { FeedCache } from './feeds.ts';
 
 /** Writes the site into `dir` (created if needed, nothing else in it touched); returns the files written, relative to `dir`. */
 export async function exportStatic(app: App, dir: string): Promise<string[]> {
-  const links = new Links(app.config.baseUrl, app.secret);
+  const links = linksFor(app);
   const deps: ArchiveDeps = {
     app,
     links,

@@ -14,7 +14,7 @@ import { createHash } from 'node:crypto';
 import { Feed, type Author, type Category, type Item } from 'feed';
 import { compile } from 'html-to-text';
 import type { App } from '../app.ts';
-import { Links } from '../links.ts';
+import { linksFor, type Links } from '../links.ts';
 import { escapeHtml, installmentHtml, ratingNotice, readingBlocks } from '../render/fragment.ts';
 import type { StoredInstallment } from '../store/installments.ts';
 import type { Subscriber } from '../store/subscribers.ts';
@@ -269,7 +269,7 @@ export class FeedCache {
   private readonly emptySince = new Date();
 
   constructor(private readonly app: App) {
-    this.ctx = { info: app.info, links: new Links(app.config.baseUrl, app.secret), image: app.config.story.image };
+    this.ctx = { info: app.info, links: linksFor(app), image: app.config.story.image };
   }
 
   /** The published installments, ascending by number. */

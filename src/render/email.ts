@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { Eta } from 'eta';
 import { compile, type FormatCallback } from 'html-to-text';
+import type { App } from '../app.ts';
 import type { Config } from '../config.ts';
 import { UserError } from '../errors.ts';
 import type { Links } from '../links.ts';
@@ -146,6 +147,16 @@ function preheader(blocks: Block[]): string {
   const space = cut.lastIndexOf(' ');
   return `${space > PREHEADER_CHARS / 2 ? cut.slice(0, space) : cut}…`;
 }
+
+/** This story's renderer: its templates, its config, and its progress for "Part N of M". */
+export const emailRendererFor = (app: App, links: Links): EmailRenderer =>
+  new EmailRenderer({
+    templatesDir: app.config.paths.templates,
+    info: app.info,
+    config: app.config,
+    links,
+    progress: () => app.store.installments.count(),
+  });
 
 export class EmailRenderer {
   private readonly eta: Eta;

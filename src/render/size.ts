@@ -2,9 +2,9 @@
 // hides the rest behind "View entire message": the end of the installment, the unsubscribe
 // link and the postal address with it. `installments` and `check` warn well before that.
 import type { App } from '../app.ts';
-import { Links } from '../links.ts';
+import { linksFor } from '../links.ts';
 import type { StoredInstallment } from '../store/installments.ts';
-import { EmailRenderer } from './email.ts';
+import { emailRendererFor } from './email.ts';
 import { installmentHtml } from './fragment.ts';
 
 export const GMAIL_CLIP_KB = 102;
@@ -29,13 +29,8 @@ const kb = (html: string): number => Math.ceil(Buffer.byteLength(html) / 1024);
 export async function installmentEmailSizes(app: App): Promise<EmailSize[]> {
   const list = app.store.installments.all();
   if (!list.length) return [];
-  const links = new Links(app.config.baseUrl, app.secret);
-  const renderer = new EmailRenderer({
-    templatesDir: app.config.paths.templates,
-    info: app.info,
-    config: app.config,
-    links,
-  });
+  const links = linksFor(app);
+  const renderer = emailRendererFor(app, links);
   const link = links.unsubscribe(SAMPLE_READER);
   const render = async (inst: StoredInstallment): Promise<string> => {
     const email = await renderer.installment(inst, { nextDate: null });

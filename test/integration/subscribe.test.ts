@@ -7,72 +7,11 @@ import type { ParsedMail } from 'mailparser';
 import { createTransport, HeaderInjectionError } from '../../src/deliver/transport.ts';
 import type { Subscriber } from '../../src/store/subscribers.ts';
 import { startSite, type Site } from '../helpers/feeds-site.ts';
+import { Client } from '../helpers/form-client.ts';
 import { makeProject, type Project } from '../helpers/project.ts';
 import { headerValue, SmtpSink } from '../helpers/smtp-sink.ts';
 
 const HOSTILE_TITLE = `<script>alert("title")</script> Tales & "Co"`;
-
-/** A browser's share of HTTP: a cookie jar, no redirects followed, form posts. */
-class Client {
-  private readonly jar = new Map<string, string>();
-
-  constructor(
-    private readonly site: Site,
-    private readonly headers: Record<string, string> = {},
-  ) {}
-
-  async get(url: string): Promise<{ res: Response; body: string }> {
-    return this.request(url, { method: 'GET' });
-  }
-
-  async post(
-    url: string,
-    form: Record<string, string> | string,
-    opts: { contentType?: string; cookies?: boolean } = {},
-  ): Promise<{ res: Response; body: string }> {
-    const body = typeof form === 'string' ? form : new URLSearchParams(form).toString();
-    return this.request(
-      url,
-      { method: 'POST', body, headers: { 'content-type': opts.contentType ?? 'application/x-www-form-urlencoded' } },
-      opts.cookies ?? true,
-    );
-  }
-
-  /** The home page's form token, with its cookie now in the jar. */
-  async csrfToken(): Promise<string> {
-    const { res, body } = await this.get('/');
-    assert.equal(res.status, 200);
-    const m = /name="_csrf" value="([^"]+)"/.exec(body);
-    assert.ok(m, 'the subscribe form carries a CSRF token');
-    return m[1]!;
-  }
-
-  async subscribe(
-    email: string,
-    extra: Record<string, string> = { adult: 'yes' },
-  ): Promise<{ res: Response; body: string }> {
-    const _csrf = await this.csrfToken();
-    return this.post('/subscribe', { email, _csrf, website: '', ...extra });
-  }
-
-  private async request(url: string, init: RequestInit, withCookies = true): Promise<{ res: Response; body: string }> {
-    // Links in mail point at config.baseUrl; the same path is asked of the server under test.
-    const u = new URL(url, 'http://unused');
-    const target = new URL(u.pathname + u.search, this.site.serving.url);
-    const headers: Record<string, string> = {
-      ...this.headers,
-      ...(init.headers as Record<string, string> | undefined),
-    };
-    if (withCookies && this.jar.size) headers.cookie = [...this.jar].map(([k, v]) => `${k}=${v}`).join('; ');
-    const res = await fetch(target, { ...init, headers, redirect: 'manual' });
-    for (const c of res.headers.getSetCookie()) {
-      const [pair] = c.split(';');
-      const eq = pair!.indexOf('=');
-      this.jar.set(pair!.slice(0, eq), pair!.slice(eq + 1));
-    }
-    return { res, body: await res.text() };
-  }
-}
 
 const CONFIRM_LINK = /https?:\/\/[^\s\]]+\/confirm\?token=[A-Za-z0-9_-]+/;
 
