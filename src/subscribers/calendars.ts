@@ -54,16 +54,18 @@ export function nextDue(choices: ReaderChoices, config: CalendarConfig, now: Dat
 
 /** The next slot of the config's default calendar, for readers who chose nothing; null when that is the story's runs. */
 export function defaultDue(config: CalendarConfig, now: Date): string | null {
-  const none: ReaderChoices = {
-    cadence: null,
-    days: null,
-    sendMinute: null,
-    timezone: null,
-    pausedUntil: null,
-    pausedUntilAt: null,
-  };
-  return nextDue(none, config, now);
+  return nextDue(NO_CHOICES, config, now);
 }
+
+/** A reader who chose nothing: every choice follows the config's defaults. */
+export const NO_CHOICES: Readonly<ReaderChoices> = {
+  cadence: null,
+  days: null,
+  sendMinute: null,
+  timezone: null,
+  pausedUntil: null,
+  pausedUntilAt: null,
+};
 
 /** What the form posts (strings, from an untrusted body). */
 export type CalendarForm = Record<string, unknown>;

@@ -106,19 +106,22 @@ export function subscribeRoutes(deps: { app: App; pages: Pages; subscriptions: S
       ),
     );
 
+    /** A confirmation link that is not valid (400) or no longer usable (410). */
+    const unusableConfirm = (reply: FastifyReply, reason: keyof typeof CONFIRM_FAILURES) =>
+      sendHtml(
+        reply,
+        reason === 'unknown' ? 400 : 410,
+        pages.message({
+          pageTitle: 'Confirm',
+          heading: 'This link cannot be used',
+          paragraphs: [CONFIRM_FAILURES[reason]],
+        }),
+      );
+
     server.get('/confirm', (req, reply) => {
       const token = tokenOf(req);
       const checked = subscriptions.checkConfirm(token);
-      if (!checked.ok)
-        return sendHtml(
-          reply,
-          checked.reason === 'unknown' ? 400 : 410,
-          pages.message({
-            pageTitle: 'Confirm',
-            heading: 'This link cannot be used',
-            paragraphs: [CONFIRM_FAILURES[checked.reason]],
-          }),
-        );
+      if (!checked.ok) return unusableConfirm(reply, checked.reason);
       return sendHtml(
         reply,
         200,
@@ -133,16 +136,7 @@ export function subscribeRoutes(deps: { app: App; pages: Pages; subscriptions: S
 
     server.post('/confirm', async (req, reply) => {
       const outcome = subscriptions.confirm(tokenOf(req), req.ip);
-      if (!outcome.ok)
-        return sendHtml(
-          reply,
-          outcome.reason === 'unknown' ? 400 : 410,
-          pages.message({
-            pageTitle: 'Confirm',
-            heading: 'This link cannot be used',
-            paragraphs: [CONFIRM_FAILURES[outcome.reason]],
-          }),
-        );
+      if (!outcome.ok) return unusableConfirm(reply, outcome.reason);
       const next =
         config.mode === 'paced'
           ? 'Installment 1 is on its way to your inbox; the next ones follow on the schedule, and each email lets you ask for the next one sooner.'

@@ -4,8 +4,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { dayMask, firstSlotFrom, instantOf, nextSlot, type Calendar } from '../../src/calendar.ts';
 import { loadConfig } from '../../src/config.ts';
-import { nextDue, parseCalendarForm } from '../../src/subscribers/calendars.ts';
-import type { ReaderChoices } from '../../src/store/subscribers.ts';
+import { NO_CHOICES, nextDue, parseCalendarForm } from '../../src/subscribers/calendars.ts';
 
 const at = (iso: string): number => Date.parse(iso);
 const next = (cal: Partial<Calendar> & { timezone: string }, after: string): string => {
@@ -106,14 +105,7 @@ describe('next delivery slot', () => {
 });
 
 describe("the reader's choices and the config's defaults", () => {
-  const none: ReaderChoices = {
-    cadence: null,
-    days: null,
-    sendMinute: null,
-    timezone: null,
-    pausedUntil: null,
-    pausedUntilAt: null,
-  };
+  const none = NO_CHOICES;
   const config = (over: Record<string, unknown> = {}) => ({
     ...loadConfig({ env: {}, cwd: '/nonexistent-dir-for-defaults' }),
     mode: 'paced' as const,
