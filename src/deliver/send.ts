@@ -29,6 +29,8 @@ export interface SendContext {
   installmentMail?: InstallmentMail;
   /** "The End" goes through the notices ledger. */
   notices: Pick<NoticeSender, 'theEnd' | 'drain'>;
+  /** How a backoff waits (tests wait on events instead of the clock); resolves early when the signal aborts. */
+  wait?: (ms: number, signal?: AbortSignal) => Promise<void>;
   /** Next scheduled run, shown in broadcast emails ("next installment: …"). */
   nextRunAt?: () => Date | null;
   log?: (line: string) => void;
@@ -81,6 +83,10 @@ interface Job {
   /** Sent because the reader's own calendar came due: their next delivery moves on once it is sent. */
   due?: boolean;
 }
+
+/** A backoff: `ms` of real time, cut short by a shutdown. */
+const waitFor = (ms: number, signal?: AbortSignal): Promise<void> =>
+  sleep(ms, undefined, { signal }).catch(() => undefined);
 
 const zeroCounts = (): RunCounts => ({ planned: 0, sent: 0, failed: 0, retried: 0, skipped: 0, possibleDuplicates: 0 });
 
@@ -368,9 +374,7 @@ class Runner {
     this.backingOff++;
     this.slotFreed?.();
     // A shutdown does not wait out a backoff of up to a minute.
-    await sleep(backoffMs(tries, backoffBaseMs, backoffMaxMs), undefined, { signal: this.opts.signal }).catch(
-      () => undefined,
-    );
+    await (this.ctx.wait ?? waitFor)(backoffMs(tries, backoffBaseMs, backoffMaxMs), this.opts.signal);
     this.backingOff--;
     if (this.opts.signal?.aborted) {
       store.deliveries.requeue(deliveryId, failure.message);

@@ -293,12 +293,14 @@ describe('feuilleton send over SMTP', () => {
   });
 
   it('keeps the other readers flowing while more messages wait out a backoff than the pool has connections', async () => {
-    // Pool of 2: 4 slots. Three greylisted readers come first; their backoff (at least a
-    // second) must not hold up the twenty readers behind them.
-    const env = await setup({ delivery: { maxAttempts: 3, backoffBaseMs: 2_000, backoffMaxMs: 2_000 } });
+    // Pool of 2: 4 slots. Three greylisted readers come first; their backoff must not hold
+    // up the twenty readers behind them. The backoff here lasts until those twenty have
+    // arrived (or 10 s, which would fail the test): no real waiting, no race with the clock.
+    const env = await setup({ delivery: { maxAttempts: 3 } });
     const grey = env.subscribe(...emails('grey', 3));
     const plain = env.subscribe(...emails('plain', 20));
     env.sink.rcptRule = (address, attempt) => (address.startsWith('grey') && attempt === 1 ? GREYLISTED : undefined);
+    env.ctx.wait = () => env.sink.waitFor((received) => received.length >= 20).catch(() => undefined);
     const summary = await sendRun(env.ctx);
     assert.deepEqual([summary.status, summary.sent, summary.retried], ['finished', 23, 3]);
     const order = env.sink.received.map((r) => r.to[0]!);
