@@ -78,7 +78,7 @@ export function createRuntime(app: App, log: Logger): Runtime {
     installmentMail,
     notices,
     nextRunAt: nextScheduledRun(app.config),
-    log: (line) => log.info(line),
+    log: ({ level, message, ...fields }) => log[level](fields, message),
   };
   const subscriptions = new Subscriptions({
     store: app.store,

@@ -33,7 +33,19 @@ export interface SendContext {
   wait?: (ms: number, signal?: AbortSignal) => Promise<void>;
   /** Next scheduled run, shown in broadcast emails ("next installment: …"). */
   nextRunAt?: () => Date | null;
-  log?: (line: string) => void;
+  /** What a run reports as it goes, for the logs: one event per refusal, bounce or recovery. */
+  log?: (e: SendEvent) => void;
+}
+
+/** A delivery event worth a log line, with the fields log search needs. */
+export interface SendEvent {
+  event: 'delivery.failed' | 'subscriber.bounced' | 'delivery.interrupted';
+  level: 'info' | 'warn';
+  message: string;
+  subscriber: number;
+  installment?: number;
+  /** The relay's reply, for refusals. */
+  reply?: string;
 }
 
 export interface SendOptions {
@@ -402,7 +414,14 @@ class Runner {
     }
     store.deliveries.markFailed(r.deliveryId, failure.message);
     this.counts.failed++;
-    this.ctx.log?.(`failed: ${r.sub.email}, installment ${installment}: ${failure.message}`);
+    this.ctx.log?.({
+      event: 'delivery.failed',
+      level: 'warn',
+      message: `failed: ${r.sub.email}, installment ${installment}: ${failure.message}`,
+      subscriber: r.sub.id,
+      installment,
+      reply: failure.message,
+    });
     if (this.streak.length > 0 && this.streak[0]!.failure.replyClass !== failure.replyClass) this.judgeStreak();
     this.streak.push(r);
     if (this.streak.length >= config.delivery.breakerThreshold) {
@@ -422,7 +441,13 @@ class Runner {
     const { store, config } = this.ctx.app;
     for (const { sub, failure } of this.streak) {
       if (failure.hardBounce && store.subscribers.recordHardBounce(sub.id, config.delivery.bounceLimit)) {
-        this.ctx.log?.(`${sub.email} marked bounced after ${config.delivery.bounceLimit} hard bounces`);
+        this.ctx.log?.({
+          event: 'subscriber.bounced',
+          level: 'warn',
+          message: `${sub.email} marked bounced after ${config.delivery.bounceLimit} hard bounces`,
+          subscriber: sub.id,
+          reply: failure.message,
+        });
       }
     }
     this.streak = [];
@@ -600,9 +625,13 @@ export async function sendRun(ctx: SendContext, opts: SendOptions = {}): Promise
     // We hold the lock, so every `sending` row belongs to a process that died.
     const recovered = store.deliveries.recoverInFlight(config.delivery.inFlightPolicy);
     for (const d of recovered)
-      ctx.log?.(
-        `interrupted while sending: subscriber ${d.subscriberId}, installment ${d.installment} (${config.delivery.inFlightPolicy === 'resend' ? 're-sending: possible duplicate' : 'marked failed'})`,
-      );
+      ctx.log?.({
+        event: 'delivery.interrupted',
+        level: 'warn',
+        message: `interrupted while sending: subscriber ${d.subscriberId}, installment ${d.installment} (${config.delivery.inFlightPolicy === 'resend' ? 're-sending: possible duplicate' : 'marked failed'})`,
+        subscriber: d.subscriberId,
+        installment: d.installment,
+      });
 
     const resumeNote = unfinished?.note
       ? (JSON.parse(unfinished.note) as { installment?: number; due?: boolean })

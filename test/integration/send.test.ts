@@ -12,7 +12,7 @@ import type { App } from '../../src/app.ts';
 import { startServing } from '../../src/commands/serve.ts';
 import { sendCommand, type SendCliOptions } from '../../src/commands/send.ts';
 import { statusReport } from '../../src/commands/status.ts';
-import { sendConcurrency, sendNext, sendRun, type SendContext } from '../../src/deliver/send.ts';
+import { sendConcurrency, sendNext, sendRun, type SendContext, type SendEvent } from '../../src/deliver/send.ts';
 import { HeaderInjectionError, type MailTransport } from '../../src/deliver/transport.ts';
 import { UserError } from '../../src/errors.ts';
 import { createLogger } from '../../src/log.ts';
@@ -33,8 +33,9 @@ interface Env {
   app: App;
   runtime: Runtime;
   ctx: SendContext;
-  /** What the engine logged (bounces, recoveries). */
+  /** What the engine logged (bounces, recoveries): the lines, and the events as logged. */
   log: string[];
+  events: SendEvent[];
   subscribe(...emails: string[]): Subscriber[];
   /** `feuilleton send` with these options: exit code and printed lines. */
   command(opts?: SendCliOptions): Promise<{ code: number; lines: string[] }>;
@@ -72,7 +73,8 @@ async function setup(
   const app = project.open();
   const runtime = createRuntime(app, silent);
   const log: string[] = [];
-  const ctx: SendContext = { ...runtime.send, log: (line) => log.push(line) };
+  const events: SendEvent[] = [];
+  const ctx: SendContext = { ...runtime.send, log: (e) => (events.push(e), log.push(e.message)) };
   const env: Env = {
     sink,
     project,
@@ -80,6 +82,7 @@ async function setup(
     runtime,
     ctx,
     log,
+    events,
     subscribe: (...emails) => emails.map((email) => app.store.subscribers.create({ email, status: 'active' })),
     async command(cli = {}) {
       const lines: string[] = [];
@@ -371,6 +374,12 @@ describe('feuilleton send over SMTP', () => {
     assert.equal(d.status, 'failed');
     assert.match(d.lastError ?? '', /^550 5\.1\.1 No such user here/);
     assert.equal(goneTries, 1);
+    assert.deepEqual(
+      env.events.map(({ event, level, subscriber, installment }) => ({ event, level, subscriber, installment })),
+      [{ event: 'delivery.failed', level: 'warn', subscriber: gone!.id, installment: 1 }],
+      'logged as a structured warning with the reader and installment',
+    );
+    assert.match(env.events[0]!.reply ?? '', /^550 5\.1\.1 No such user here/);
     assert.equal(env.sink.to(a!.email).length, 1);
     assert.equal(env.sink.to(b!.email).length, 1);
     assert.equal(env.sink.to(gone!.email).length, 0);
