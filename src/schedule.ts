@@ -172,7 +172,7 @@ export class Scheduler {
       `run ${unfinished.id} did not finish (${unfinished.status}${unfinished.reason ? `: ${unfinished.reason}` : ''}): resuming it now`,
     );
     for (;;) {
-      const result = await this.tick('catch-up');
+      const result = await this.tick('catch-up', { resumeOnly: true });
       if (result.status !== 'busy' || this.abort.signal.aborted) return result;
       await sleep(LOCK_RETRY_MS, undefined, { signal: this.abort.signal }).catch(() => undefined);
     }
@@ -183,7 +183,7 @@ export class Scheduler {
    * run paused for the operator (relay policy, refused session) waits for them.
    * Never throws: a failed tick is logged, and the next one tries again.
    */
-  tick(kind: 'scheduled' | 'catch-up'): Promise<TickResult> {
+  tick(kind: 'scheduled' | 'catch-up', opts: { resumeOnly?: boolean } = {}): Promise<TickResult> {
     const run = (async (): Promise<TickResult> => {
       const { send, log } = this.deps;
       if (this.dueRunning) await this.dueRunning;
@@ -196,8 +196,10 @@ export class Scheduler {
       }
       try {
         let summary = await sendRun(send, { kind, resume: 'auto', signal: this.abort.signal, now: this.now() });
-        // That was an interrupted run of readers' own calendars: this tick's own run still has to go.
-        if (summary.due && summary.status === 'finished')
+        // That was an interrupted run of readers' own calendars: this tick's own run still has
+        // to go, unless the tick only finishes what a crash left (a restart between two
+        // scheduled times must not send the story's next installment).
+        if (summary.due && summary.status === 'finished' && !opts.resumeOnly)
           summary = await sendRun(send, { kind, resume: 'auto', signal: this.abort.signal, now: this.now() });
         if (summary.status === 'nothing-to-send') {
           log.info(`${kind} run: ${summary.reason}`);

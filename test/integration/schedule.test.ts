@@ -262,6 +262,32 @@ setInterval(() => undefined, 60_000);
 });
 
 describe('missed runs', () => {
+  test("a run of readers' own calendars cut short by a crash is finished at start, and sends no story installment off schedule", async () => {
+    const h = harness({ schedule: PARIS });
+    h.subscribe('ada@example.org');
+    // Monday: the scheduler has run before, so nothing counts as missed on Tuesday.
+    h.clock.now = new Date('2026-11-16T08:00:00Z');
+    const a = h.scheduler();
+    await a.start();
+    await a.stop();
+    // What a crash part-way through a due run leaves: that run open, no lock holder alive.
+    h.app.store.runs.start('scheduled', JSON.stringify({ mode: 'broadcast', installment: null, due: true }), {
+      planned: 0,
+      sent: 0,
+      failed: 0,
+      retried: 0,
+      skipped: 0,
+      possibleDuplicates: 0,
+    });
+    // Tuesday, between the Monday and Thursday runs.
+    h.clock.now = new Date('2026-11-17T10:00:00Z');
+    const b = h.scheduler();
+    await b.start();
+    await b.stop();
+    assert.equal(h.app.store.runs.unfinished(), undefined, 'the interrupted run is finished');
+    assert.deepEqual(installmentsTo(h.mail(), 'ada@example.org'), [], 'no installment before Thursday');
+  });
+
   test('start() after a missed scheduled time sends once, logs it, and a later start() does not catch up again', async () => {
     const h = harness({ schedule: PARIS });
     h.subscribe('ada@example.org');
