@@ -157,7 +157,7 @@ export class NoticeSender {
     const { notices, subscribers, transport } = this.deps;
     const sub = subscribers.get(n.subscriberId);
     if (!sub || sub.status !== WANTS[n.kind]) {
-      notices.markFailed(n.id, `not sent: the reader is ${sub?.status ?? 'gone'}`);
+      notices.markFailed(n, `not sent: the reader is ${sub?.status ?? 'gone'}`);
       return;
     }
     try {
@@ -166,7 +166,7 @@ export class NoticeSender {
       this.failed(n, err);
       return;
     }
-    notices.markSent(n.id, this.now().toISOString());
+    notices.markSent(n, this.now().toISOString());
   }
 
   private async compose(n: Notice, sub: Subscriber): Promise<OutgoingMail> {
@@ -193,7 +193,7 @@ export class NoticeSender {
     const { notices, config, log } = this.deps;
     const f = classify(err);
     if (f.kind === 'permanent' && !f.policy) {
-      notices.markFailed(n.id, f.message);
+      notices.markFailed(n, f.message);
       log.warn({ notice: n.id, subscriber: n.subscriberId, kind: n.kind }, `${n.kind} email refused: ${f.message}`);
       return;
     }
@@ -208,14 +208,14 @@ export class NoticeSender {
         ),
     );
     if (at.getTime() > Date.parse(n.createdAt) + lifetime) {
-      notices.markFailed(n.id, `gave up after ${n.attempts} attempts: ${f.message}`);
+      notices.markFailed(n, `gave up after ${n.attempts} attempts: ${f.message}`);
       log.warn(
         { notice: n.id, subscriber: n.subscriberId, kind: n.kind },
         `${n.kind} email abandoned after ${n.attempts} attempts: ${f.message}`,
       );
       return;
     }
-    notices.retryAt(n.id, f.message, at);
+    notices.retryAt(n, f.message, at);
     log.info(
       { notice: n.id, subscriber: n.subscriberId, kind: n.kind, retryAt: at.toISOString() },
       `${n.kind} email not sent yet (${f.message}); will retry`,

@@ -76,14 +76,17 @@ export class NoticeStore {
                     ORDER BY next_attempt_at, id LIMIT ?)
        RETURNING *`,
     );
-    this.sent = db.prepare<[string, number]>(
-      `UPDATE notices SET status = 'sent', sent_at = ?, confirm_url = NULL, lease_until = NULL, last_error = NULL WHERE id = ?`,
+    // Each settles only the claim it was given (`attempts` counts claims): a sender whose
+    // lease ran out while its email was still on the wire must not undo the next sender's work.
+    const mine = `WHERE id = ? AND status = 'sending' AND attempts = ?`;
+    this.sent = db.prepare<[string, number, number]>(
+      `UPDATE notices SET status = 'sent', sent_at = ?, confirm_url = NULL, lease_until = NULL, last_error = NULL ${mine}`,
     );
-    this.later = db.prepare<[string, string, number]>(
-      `UPDATE notices SET status = 'queued', last_error = ?, next_attempt_at = ?, lease_until = NULL WHERE id = ?`,
+    this.later = db.prepare<[string, string, number, number]>(
+      `UPDATE notices SET status = 'queued', last_error = ?, next_attempt_at = ?, lease_until = NULL ${mine}`,
     );
-    this.failed = db.prepare<[string, number]>(
-      `UPDATE notices SET status = 'failed', last_error = ?, confirm_url = NULL, lease_until = NULL WHERE id = ?`,
+    this.failed = db.prepare<[string, number, number]>(
+      `UPDATE notices SET status = 'failed', last_error = ?, confirm_url = NULL, lease_until = NULL ${mine}`,
     );
     this.latest = db.prepare<[number], Row>(`SELECT * FROM notices WHERE subscriber_id = ? ORDER BY id DESC LIMIT 1`);
     this.nextDue = db.prepare<[], { at: string | null }>(
@@ -119,16 +122,17 @@ export class NoticeStore {
     return n;
   }
 
-  markSent(id: number, at = nowIso()): void {
-    this.sent.run(at, id);
+  /** Settles claim `n` (its id and attempts) as sent; false when that claim was no longer this sender's. */
+  markSent(n: Pick<Notice, 'id' | 'attempts'>, at = nowIso()): boolean {
+    return this.sent.run(at, n.id, n.attempts).changes === 1;
   }
 
-  retryAt(id: number, error: string, at: Date): void {
-    this.later.run(error, at.toISOString(), id);
+  retryAt(n: Pick<Notice, 'id' | 'attempts'>, error: string, at: Date): boolean {
+    return this.later.run(error, at.toISOString(), n.id, n.attempts).changes === 1;
   }
 
-  markFailed(id: number, error: string): void {
-    this.failed.run(error, id);
+  markFailed(n: Pick<Notice, 'id' | 'attempts'>, error: string): boolean {
+    return this.failed.run(error, n.id, n.attempts).changes === 1;
   }
 
   latestFor(subscriberId: number): Notice | undefined {

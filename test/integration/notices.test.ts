@@ -177,6 +177,31 @@ describe('subscription emails are durable', () => {
   });
 });
 
+describe('the notices ledger', () => {
+  test('a sender whose lease ran out cannot settle the row the next sender took', async () => {
+    const { project } = await sinkAndProject();
+    const app = project.open();
+    cleanups.push(() => app.store.close());
+    const sub = app.store.subscribers.create({ email: 'slow@example.org', status: 'pending' });
+    app.store.notices.enqueue({
+      subscriberId: sub.id,
+      kind: 'confirm',
+      messageId: '<c.1@example.org>',
+      confirmUrl: 'https://x/confirm',
+    });
+    const t0 = new Date();
+    const [first] = app.store.notices.claimDue(t0, 1_000, 10);
+    // The first sender is still on the wire when its lease runs out: another takes the row.
+    const [second] = app.store.notices.claimDue(new Date(t0.getTime() + 2_000), 1_000, 10);
+    assert.deepEqual([first?.attempts, second?.attempts], [1, 2]);
+    assert.equal(app.store.notices.markSent(second!), true);
+    // The first one's late failure must not put a sent notice back in the queue.
+    assert.equal(app.store.notices.retryAt(first!, '421 try later', new Date()), false);
+    assert.equal(app.store.notices.markFailed(first!, '550 no'), false);
+    assert.equal(app.store.notices.latestFor(sub.id)?.status, 'sent');
+  });
+});
+
 describe('serve picks up an interrupted run', () => {
   test('a scheduled run cut short by a crash is resumed as soon as serve starts again, not at the next scheduled time', async () => {
     const { sink, project, port } = await sinkAndProject({
