@@ -275,7 +275,11 @@ class Runner {
       this.flushSettled();
       await Promise.allSettled(this.inFlight);
     }
-    if (!this.needsOperator) this.judgeStreak();
+    // A streak the run ends on is judged only when the run finished: stopped early (a
+    // shutdown, --limit, an outage) it may have been the start of a storm, so those go back
+    // to the queue rather than count against their readers.
+    if (this.paused) this.requeueStreak();
+    else this.judgeStreak();
     if (this.error) throw this.error;
   }
 
@@ -354,7 +358,7 @@ class Runner {
       if (this.closing) this.flushSettled();
       if (job.sub.hardBounces > 0) this.ctx.app.store.subscribers.clearBounces(job.sub.id);
       // The relay takes mail: the refusals before this one were about those messages.
-      this.judgeStreak();
+      if (!this.needsOperator) this.judgeStreak();
       this.counts.sent++;
       this.opts.onProgress?.(this.counts);
       return;
@@ -365,6 +369,13 @@ class Runner {
   private async failed(err: unknown, job: Job, deliveryId: number, tries: number): Promise<boolean> {
     const { store, config } = this.ctx.app;
     const { maxAttempts, backoffBaseMs, backoffMaxMs } = config.delivery;
+    // A reader's own row that cannot become a message (an address with a line break in it)
+    // fails that delivery alone: it is neither the relay's trouble nor worth a retry.
+    if (err instanceof UserError) {
+      store.deliveries.markFailed(deliveryId, err.message);
+      this.counts.failed++;
+      return false;
+    }
     const failure = classify(err);
     if (failure.kind === 'permanent') {
       this.refused({ deliveryId, sub: job.sub, failure }, job.inst.number);
@@ -425,14 +436,20 @@ class Runner {
     if (this.streak.length > 0 && this.streak[0]!.failure.replyClass !== failure.replyClass) this.judgeStreak();
     this.streak.push(r);
     if (this.streak.length >= config.delivery.breakerThreshold) {
-      for (const held of this.streak) store.deliveries.requeue(held.deliveryId, held.failure.message);
-      this.counts.failed -= this.streak.length;
-      this.streak = [];
+      this.requeueStreak();
       this.pauseForOperator(
         `the relay refused ${config.delivery.breakerThreshold} messages in a row alike (${failure.message}); that is a relay or account problem, not ${config.delivery.breakerThreshold} bad addresses. Nothing was marked failed or bounced: fix it, then: feuilleton send --resume`,
       );
     }
     this.opts.onProgress?.(this.counts);
+  }
+
+  /** The streak's deliveries back to the queue, failed by nobody and bounced by nobody. */
+  private requeueStreak(): void {
+    const { store } = this.ctx.app;
+    for (const held of this.streak) store.deliveries.requeueFailedRow(held.deliveryId, held.failure.message);
+    this.counts.failed -= this.streak.length;
+    this.streak = [];
   }
 
   /** The streak was the readers' own refusals after all: count their hard bounces. */
@@ -719,9 +736,9 @@ export async function sendRun(ctx: SendContext, opts: SendOptions = {}): Promise
     // the broadcast of the last installment at every reader it reached.
     const finishedReaders = runner.paused
       ? 0
-      : mode === 'paced'
+      : mode === 'paced' || due
         ? await sendTheEnd(ctx, total, due ? cal.finished : undefined)
-        : !due && installment?.number === total
+        : installment?.number === total
           ? await sendTheEnd(ctx, total, readersSent(app, total))
           : 0;
 

@@ -52,6 +52,7 @@ export class DeliveryStore {
   private readonly toQueue;
   private readonly failedAgain;
   private readonly toFailed;
+  private readonly failedBack;
   private readonly inFlight;
   private readonly resendInFlight;
   private readonly failInFlight;
@@ -80,12 +81,19 @@ export class DeliveryStore {
     this.bump = db.prepare<[string, number], { attempts: number }>(
       `UPDATE deliveries SET attempts = attempts + 1, last_error = ? WHERE id = ? RETURNING attempts`,
     );
-    this.toQueue = db.prepare<[string, number]>(`UPDATE deliveries SET status = 'queued', last_error = ? WHERE id = ?`);
+    // Only rows this sender holds (`sending`): one frozen past the lock's staleness must not
+    // undo what the sender that took over has done since.
+    this.toQueue = db.prepare<[string, number]>(
+      `UPDATE deliveries SET status = 'queued', last_error = ? WHERE id = ? AND status = 'sending'`,
+    );
     this.failedAgain = db.prepare<[number]>(
       `UPDATE deliveries SET status = 'queued' WHERE run_id = ? AND status = 'failed'`,
     );
     this.toFailed = db.prepare<[string, number]>(
-      `UPDATE deliveries SET status = 'failed', last_error = ? WHERE id = ?`,
+      `UPDATE deliveries SET status = 'failed', last_error = ? WHERE id = ? AND status = 'sending'`,
+    );
+    this.failedBack = db.prepare<[string, number]>(
+      `UPDATE deliveries SET status = 'queued', last_error = ? WHERE id = ? AND status = 'failed'`,
     );
     this.inFlight = db.prepare<[], Row>(`SELECT * FROM deliveries WHERE status = 'sending' ORDER BY id`);
     this.resendInFlight = db.prepare(
@@ -144,6 +152,11 @@ export class DeliveryStore {
   /** Failed deliveries of a run back to the queue (--retry-failed); returns how many. */
   requeueFailed(runId: number): number {
     return this.failedAgain.run(runId).changes;
+  }
+
+  /** A failed row back to the queue (refusals the breaker judged the relay's, not the readers'). */
+  requeueFailedRow(id: number, error: string): void {
+    this.failedBack.run(error, id);
   }
 
   markFailed(id: number, error: string): void {

@@ -833,6 +833,35 @@ describe('a misconfigured relay never destroys a list (promise 9)', () => {
       assert.equal(env.app.store.subscribers.get(s.id)!.hardBounces, bad.has(s.email) ? 1 : 0, s.email);
   });
 
+  it('a run stopped part-way through a streak of refusals bounces nobody: those deliveries go back to the queue', async () => {
+    const env = await setup({ delivery: { bounceLimit: 1 } });
+    const subs = env.subscribe(...emails('reader', 12));
+    env.sink.rcptRule = () => ({ code: 550, message: '5.1.1 No such user' });
+    const abort = new AbortController();
+    const run = await sendRun(env.ctx, { signal: abort.signal, onProgress: (c) => c.failed >= 3 && abort.abort() });
+    assert.equal(run.status, 'paused');
+    assertNobodyBlamed(env, subs);
+    assert.equal(
+      env.app.store.deliveries.countByStatus().failed,
+      0,
+      'the refusals of an unfinished streak are not final',
+    );
+  });
+
+  it('a reader whose stored address cannot be a header fails alone; the run goes on', async () => {
+    const env = await setup();
+    const [ok1, bad, ok2] = env.subscribe('ok1@example.com', 'bad@example.com', 'ok2@example.com');
+    // A row written before addresses were checked, or by hand.
+    env.app.store.db
+      .prepare('UPDATE subscribers SET email = ? WHERE id = ?')
+      .run('bad@example.com\r\nBcc: x@example.com', bad!.id);
+    const run = await sendRun(env.ctx);
+    assert.deepEqual([run.status, run.sent, run.failed], ['finished', 2, 1]);
+    assert.equal(env.app.store.deliveries.get(bad!.id, 1)!.status, 'failed');
+    assert.deepEqual([env.sink.to(ok1!.email).length, env.sink.to(ok2!.email).length], [1, 1]);
+    assert.equal(env.sink.received.filter((r) => r.to.includes('x@example.com')).length, 0);
+  });
+
   it("send --retry-failed queues a run's failed deliveries again once the cause is fixed, and sends only those", async () => {
     const env = await setup();
     const subs = env.subscribe(...emails('reader', 10));
