@@ -630,7 +630,7 @@ export async function sendRun(ctx: SendContext, opts: SendOptions = {}): Promise
     );
   }
   return withSendLock(app, async (ownsLock) => {
-    if (opts.retryFailed !== undefined) requeueFailedRun(app, opts.retryFailed);
+    const retrying = opts.retryFailed === undefined ? undefined : requeueFailedRun(app, opts.retryFailed);
     const unfinished = store.runs.unfinished();
     if (unfinished && !opts.resume && opts.retryFailed === undefined) {
       throw new UserError(
@@ -683,11 +683,13 @@ export async function sendRun(ctx: SendContext, opts: SendOptions = {}): Promise
       const nextPublic = installments.find((i) => !i.publishedAt);
       if (nextPublic) store.installments.markPublished(nextPublic.number);
     }
-    const planned = due
-      ? store.subscribers.countDue(cal.at)
-      : mode === 'broadcast'
-        ? store.subscribers.countByStatus().active - store.deliveries.countSent(installment!.number)
-        : store.subscribers.countByStatus().active;
+    const planned = retrying
+      ? retrying.rows
+      : due
+        ? store.subscribers.countDue(cal.at)
+        : mode === 'broadcast'
+          ? store.subscribers.countByStatus().active - store.deliveries.countSent(installment!.number)
+          : store.subscribers.countByStatus().active;
     if (unfinished) {
       run = unfinished;
       store.runs.reopen(run.id);
@@ -718,14 +720,16 @@ export async function sendRun(ctx: SendContext, opts: SendOptions = {}): Promise
     runner.counts.planned = Math.max(0, planned);
     const resuming = unfinished !== undefined;
     const freeze = freezer(app);
-    const jobs = due
-      ? dueJobs(app, run.id, resuming, installments, cal, freeze)
-      : mode === 'broadcast'
-        ? broadcastJobs(app, installment!, cal.now)
-        : (function* () {
-            yield* pacedJobs(app, run.id, resuming, installments, cal, freeze);
-            yield* dueJobs(app, run.id, resuming, installments, cal, freeze);
-          })();
+    const jobs = retrying
+      ? retryJobs(app, retrying)
+      : due
+        ? dueJobs(app, run.id, resuming, installments, cal, freeze)
+        : mode === 'broadcast'
+          ? broadcastJobs(app, installment!, cal.now)
+          : (function* () {
+              yield* pacedJobs(app, run.id, resuming, installments, cal, freeze);
+              yield* dueJobs(app, run.id, resuming, installments, cal, freeze);
+            })();
     await runner.drain(jobs);
     // The run is the new holder's now: its record is left for that process to finish.
     if (runner.lockLost)
@@ -769,7 +773,7 @@ export async function sendRun(ctx: SendContext, opts: SendOptions = {}): Promise
  * `send --retry-failed`: once the operator has fixed what made a run's deliveries fail,
  * they go back to the queue and that run is resumed (the readers' place in it is kept).
  */
-function requeueFailedRun(app: App, which: number | true): void {
+function requeueFailedRun(app: App, which: number | true): { runId: number; rows: number } {
   const { store } = app;
   const run = which === true ? store.runs.latestWithFailures() : store.runs.get(which);
   if (!run)
@@ -783,11 +787,26 @@ function requeueFailedRun(app: App, which: number | true): void {
     throw new UserError(`run ${unfinished.id} did not finish; continue it first with: feuilleton send --resume`);
   if (run.kind === 'on-demand')
     throw new UserError(`run ${run.id} was a single "next one now" request; the reader can ask again`);
-  store.db.transaction(() => {
+  const rows = store.db.transaction(() => {
     const n = store.deliveries.requeueFailed(run.id);
     if (n === 0 && !unfinished) throw new UserError(`run ${run.id} has no failed deliveries to retry`);
     store.runs.pause(run.id, `${n} failed deliveries queued again by --retry-failed`);
+    return n;
   })();
+  return { runId: run.id, rows };
+}
+
+/**
+ * A retry sends what was queued again for that run and nothing else: readers who joined
+ * since, or have moved on, are not sent an old installment by the way.
+ */
+function* retryJobs(app: App, retry: { runId: number }): Generator<Job> {
+  const { store } = app;
+  for (const { subscriberId, installment } of store.deliveries.queuedOfRun(retry.runId)) {
+    const sub = store.subscribers.get(subscriberId);
+    const inst = store.installments.get(installment);
+    if (sub?.status === 'active' && inst) yield { sub, inst };
+  }
 }
 
 function nothingToSend(mode: SendSummary['mode'], recovered: number, reason: string, due = false): SendSummary {

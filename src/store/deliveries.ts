@@ -53,6 +53,7 @@ export class DeliveryStore {
   private readonly failedAgain;
   private readonly toFailed;
   private readonly failedBack;
+  private readonly queuedIn;
   private readonly inFlight;
   private readonly resendInFlight;
   private readonly failInFlight;
@@ -91,6 +92,9 @@ export class DeliveryStore {
     );
     this.toFailed = db.prepare<[string, number]>(
       `UPDATE deliveries SET status = 'failed', last_error = ? WHERE id = ? AND status = 'sending'`,
+    );
+    this.queuedIn = db.prepare<[number], { subscriberId: number; installment: number }>(
+      `SELECT subscriber_id AS subscriberId, installment FROM deliveries WHERE run_id = ? AND status = 'queued' ORDER BY id`,
     );
     this.failedBack = db.prepare<[string, number]>(
       `UPDATE deliveries SET status = 'queued', last_error = ? WHERE id = ? AND status = 'failed'`,
@@ -147,6 +151,11 @@ export class DeliveryStore {
   /** Gives a held row back for a later run (outage, pause). */
   requeue(id: number, error: string): void {
     this.toQueue.run(error, id);
+  }
+
+  /** The deliveries of a run waiting in the queue, in order (what --retry-failed sends). */
+  queuedOfRun(runId: number): Array<{ subscriberId: number; installment: number }> {
+    return this.queuedIn.all(runId);
   }
 
   /** Failed deliveries of a run back to the queue (--retry-failed); returns how many. */

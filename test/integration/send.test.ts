@@ -873,10 +873,12 @@ describe('a misconfigured relay never destroys a list (promise 9)', () => {
     // Sending the same installment again does not pick them up: failed is final until the operator says so.
     assert.match((await env.command({ installment: 1 })).lines.join('\n'), /sent 0, failed 0/);
 
+    const [late] = env.subscribe('late@example.com');
     env.sink.rcptRule = undefined;
     const retried = await env.command({ retryFailed: true });
     assert.equal(retried.code, 0, retried.lines.join(' | '));
     assert.match(retried.lines.join('\n'), /sent 2, failed 0/);
+    assert.equal(env.sink.to(late!.email).length, 0, 'a reader who joined since is not sent the old installment');
     for (const [e, got] of receivedBy(
       env.sink,
       subs.map((s) => s.email),
