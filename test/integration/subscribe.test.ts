@@ -483,30 +483,38 @@ describe('subscribe, confirm, unsubscribe over HTTP with real mail', () => {
   });
 });
 
-describe('per-IP rate limit on POST /subscribe, behind the named proxy 127.0.0.1', () => {
+/**
+ * A site with a rate limit of 3 subscribe attempts, trusting X-Forwarded-For from `proxy`
+ * only; `site()` is the running site once the suite's `before` has run.
+ */
+function siteBehind(proxy: string): () => Site {
   const sink = new SmtpSink();
-  let project: Project;
-  let site: Site;
-
+  let project: Project | undefined;
+  let site: Site | undefined;
   before(async () => {
     await sink.start();
     project = makeProject({
       settings: {
         mail: { smtpUrl: sink.url },
-        server: { trustProxy: '127.0.0.1' },
+        server: { trustProxy: proxy },
         subscribe: { rateLimitMax: 3, rateLimitWindowSeconds: 600 },
       },
     });
     site = await startSite(project);
   });
-
   after(async () => {
     await site?.stop();
     await sink.stop();
     project?.cleanup();
   });
+  return () => site!;
+}
+
+describe('per-IP rate limit on POST /subscribe, behind the named proxy 127.0.0.1', () => {
+  const running = siteBehind('127.0.0.1');
 
   it('answers 429 with Retry-After once an address has used its attempts; other addresses are not affected', async () => {
+    const site = running();
     const crowd = new Client(site, { 'x-forwarded-for': '203.0.113.7' });
     for (let i = 0; i < 3; i++) assert.equal((await crowd.subscribe(`r${i}@example.org`, {})).res.status, 303);
     const limited = await crowd.subscribe('r3@example.org', {});
@@ -530,30 +538,11 @@ describe('per-IP rate limit on POST /subscribe, behind the named proxy 127.0.0.1
 });
 
 describe('X-Forwarded-For from a client that is not the named proxy', () => {
-  const sink = new SmtpSink();
-  let project: Project;
-  let site: Site;
-
-  before(async () => {
-    await sink.start();
-    project = makeProject({
-      // The proxy is elsewhere: this test's requests come straight from 127.0.0.1.
-      settings: {
-        mail: { smtpUrl: sink.url },
-        server: { trustProxy: '10.9.9.9' },
-        subscribe: { rateLimitMax: 3, rateLimitWindowSeconds: 600 },
-      },
-    });
-    site = await startSite(project);
-  });
-
-  after(async () => {
-    await site?.stop();
-    await sink.stop();
-    project?.cleanup();
-  });
+  // The proxy is elsewhere: this test's requests come straight from 127.0.0.1.
+  const running = siteBehind('10.9.9.9');
 
   it('is ignored: a forged address neither escapes the rate limit nor becomes the consent record', async () => {
+    const site = running();
     const forged = ['203.0.113.1', '203.0.113.2, 10.9.9.9', '198.51.100.3', '10.9.9.9'];
     for (let i = 0; i < 3; i++) {
       const r = await new Client(site, { 'x-forwarded-for': forged[i]! }).subscribe(`forged${i}@example.org`, {});
