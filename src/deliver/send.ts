@@ -519,14 +519,18 @@ function freezer(app: App): (inst: StoredInstallment) => StoredInstallment {
   };
 }
 
-function* pacedJobs(
-  app: App,
-  runId: number,
-  resuming: boolean,
-  installments: StoredInstallment[],
-  cal: CalendarRun,
-  freeze: (inst: StoredInstallment) => StoredInstallment,
-): Generator<Job> {
+/** What a run's job generators read: the run, the story's installments, the readers' calendars. */
+interface JobSource {
+  app: App;
+  runId: number;
+  /** A resumed run skips readers it already sent to. */
+  resuming: boolean;
+  installments: StoredInstallment[];
+  cal: CalendarRun;
+  freeze: (inst: StoredInstallment) => StoredInstallment;
+}
+
+function* pacedJobs({ app, runId, resuming, installments, cal, freeze }: JobSource): Generator<Job> {
   for (const sub of app.store.subscribers.iterate({
     status: 'active',
     maxPosition: installments.length - 1,
@@ -546,14 +550,7 @@ function* pacedJobs(
  * broadcast, the next published one they have not had). One per reader per due time: once
  * sent, their next_due_at moves past now and they leave the index range walked here.
  */
-function* dueJobs(
-  app: App,
-  runId: number,
-  resuming: boolean,
-  installments: StoredInstallment[],
-  cal: CalendarRun,
-  freeze: (inst: StoredInstallment) => StoredInstallment,
-): Generator<Job> {
+function* dueJobs({ app, runId, resuming, installments, cal, freeze }: JobSource): Generator<Job> {
   const { store, config } = app;
   const broadcast = config.mode === 'broadcast';
   for (const sub of store.subscribers.iterateDue(cal.at)) {
@@ -718,17 +715,23 @@ export async function sendRun(ctx: SendContext, opts: SendOptions = {}): Promise
       },
     );
     runner.counts.planned = Math.max(0, planned);
-    const resuming = unfinished !== undefined;
-    const freeze = freezer(app);
+    const source: JobSource = {
+      app,
+      runId: run.id,
+      resuming: unfinished !== undefined,
+      installments,
+      cal,
+      freeze: freezer(app),
+    };
     const jobs = retrying
       ? retryJobs(app, retrying)
       : due
-        ? dueJobs(app, run.id, resuming, installments, cal, freeze)
+        ? dueJobs(source)
         : mode === 'broadcast'
           ? broadcastJobs(app, installment!, cal.now)
           : (function* () {
-              yield* pacedJobs(app, run.id, resuming, installments, cal, freeze);
-              yield* dueJobs(app, run.id, resuming, installments, cal, freeze);
+              yield* pacedJobs(source);
+              yield* dueJobs(source);
             })();
     await runner.drain(jobs);
     // The run is the new holder's now: its record is left for that process to finish.
