@@ -15,6 +15,9 @@ import { foldLines } from 'nodemailer/lib/mime-funcs/index.js';
 import type MimeNode from 'nodemailer/lib/mime-node/index.js';
 import { encode as qpEncode, wrap as qpWrap } from 'nodemailer/lib/qp/index.js';
 import type { SendMailOptions } from 'nodemailer';
+import type { FilledEmail, PreparedEmail } from '../render/email.ts';
+import { escapeHtml } from '../render/fragment.ts';
+import type { OutgoingMail } from './transport.ts';
 
 /** A reader's values, by slot name. */
 export type SlotValues = Record<string, string>;
@@ -119,6 +122,40 @@ export class ComposedMessage {
     for (const p of this.pieces) out += typeof p === 'string' ? p : p(values);
     return Buffer.from(out, 'latin1');
   }
+}
+
+/** The values every addressed email holds besides its placeholders: the slots `composeAddressed` adds. */
+export type AddressValues = SlotValues & { to: string; messageId: string; date: string; unsubscribeUrl: string };
+
+/**
+ * Composes a prepared email once for all its readers: a slot for each of its placeholders
+ * and for the reader's To, Message-ID, Date and unsubscribe link. `address` addresses the
+ * email filled with tokens as it would a reader's (the headers it gives a token go in
+ * slots too); `options` is the transport's nodemailer message for it. Values go into the HTML
+ * part escaped as the prepared email's own `fill` escapes them.
+ */
+export async function composeAddressed(
+  prepared: Pick<PreparedEmail, 'placeholders' | 'fill'>,
+  address: (filled: FilledEmail, token: AddressValues) => OutgoingMail,
+  options: (mail: OutgoingMail) => SendMailOptions,
+): Promise<ComposedMessage | undefined> {
+  const names = new Set(['to', 'messageId', 'date', 'unsubscribeUrl', ...prepared.placeholders]);
+  // nodemailer drops a To that is not an address: that token is one.
+  const values: Slot[] = [...names].map((slot) => ({
+    slot,
+    token: slot === 'to' ? `${slotToken()}@compose.invalid` : slotToken(),
+  }));
+  const token = Object.fromEntries(values.map((s) => [s.slot, s.token])) as AddressValues;
+  const mail = address(prepared.fill(token), token);
+  const headers: HeaderSlot[] = [
+    { key: 'To', placeholder: token.to },
+    { key: 'Message-ID', placeholder: token.messageId },
+    { key: 'Date', placeholder: token.date },
+    ...Object.entries(mail.headers ?? {})
+      .filter(([, value]) => values.some((s) => value.includes(s.token)))
+      .map(([key, placeholder]) => ({ key, placeholder })),
+  ];
+  return ComposedMessage.compose({ ...options(mail), date: token.date }, { headers, values }, escapeHtml);
 }
 
 function leaves(node: MimeNode): MimeNode[] {

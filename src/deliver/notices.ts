@@ -9,8 +9,10 @@ import type { EmailRenderer, FilledEmail, PreparedEmail } from '../render/email.
 import type { Notice, NoticeKind, NoticeStore } from '../store/notices.ts';
 import type { Subscriber, SubscriberStore } from '../store/subscribers.ts';
 import type { MessageIds } from './headers.ts';
+import { dateHeader } from './installment-mail.ts';
+import type { NoticeMail } from './notice-mail.ts';
 import { backoffMs, classify } from './replies.ts';
-import type { MailTransport, OutgoingMail } from './transport.ts';
+import { assertHeaderSafe, type MailTransport, type OutgoingMail } from './transport.ts';
 
 /** A sender that died holding notices gives them back after this long. */
 const LEASE_MS = 120_000;
@@ -25,11 +27,13 @@ export interface NoticeSenderDeps {
   notices: NoticeStore;
   subscribers: Pick<SubscriberStore, 'get'>;
   renderer: Pick<EmailRenderer, 'confirm' | 'welcome' | 'theEnd'>;
-  transport: Pick<MailTransport, 'send'>;
+  transport: Pick<MailTransport, 'send' | 'sendRaw'>;
   links: Pick<Links, 'forReader'>;
   ids: Pick<MessageIds, 'notice'>;
   /** Addresses a filled email to one reader with the list's headers. */
   address(filled: FilledEmail, to: string, unsubscribeUrl: string, messageId: string, kind: NoticeKind): OutgoingMail;
+  /** Notices composed once per kind and filled per reader, for transports that take built messages. */
+  noticeMail?: Pick<NoticeMail, 'template'>;
   config: {
     delivery: Pick<Config['delivery'], 'backoffBaseMs' | 'backoffMaxMs'>;
     subscribe: Pick<Config['subscribe'], 'tokenTtlHours'>;
@@ -154,14 +158,14 @@ export class NoticeSender {
   }
 
   private async deliver(n: Notice): Promise<void> {
-    const { notices, subscribers, transport } = this.deps;
+    const { notices, subscribers } = this.deps;
     const sub = subscribers.get(n.subscriberId);
     if (!sub || sub.status !== WANTS[n.kind]) {
       notices.markFailed(n, `not sent: the reader is ${sub?.status ?? 'gone'}`);
       return;
     }
     try {
-      await transport.send(await this.compose(n, sub));
+      await this.send(n, sub);
     } catch (err) {
       this.failed(n, err);
       return;
@@ -169,19 +173,31 @@ export class NoticeSender {
     notices.markSent(n, this.now().toISOString());
   }
 
-  private async compose(n: Notice, sub: Subscriber): Promise<OutgoingMail> {
-    const { renderer, links } = this.deps;
+  /**
+   * Where the transport takes built messages, the kind's email is composed once and each
+   * reader's bytes are the template filled (notice-mail.ts); else nodemailer composes it.
+   */
+  private async send(n: Notice, sub: Subscriber): Promise<void> {
+    const { renderer, links, transport, noticeMail } = this.deps;
     const prepared: PreparedEmail = await (n.kind === 'confirm'
       ? renderer.confirm()
       : n.kind === 'welcome'
         ? renderer.welcome()
         : renderer.theEnd());
+    const template = transport.sendRaw && noticeMail ? await noticeMail.template(prepared, n.kind) : undefined;
     // The confirmation link is this notice's own; the rest are the reader's.
     const values: Record<string, string> = {
-      ...links.forReader(sub, ['unsubscribeUrl', ...prepared.placeholders]),
+      ...links.forReader(sub, template?.slots ?? ['unsubscribeUrl', ...prepared.placeholders]),
       confirmUrl: n.confirmUrl ?? '',
     };
-    return this.deps.address(prepared.fill(values), sub.email, values.unsubscribeUrl!, n.messageId, n.kind);
+    if (template) {
+      assertHeaderSafe('To', sub.email);
+      const raw = template.fill({ ...values, to: sub.email, messageId: n.messageId, date: dateHeader(new Date()) });
+      await transport.sendRaw!(sub.email, raw, n.messageId);
+      return;
+    }
+    const mail = this.deps.address(prepared.fill(values), sub.email, values.unsubscribeUrl!, n.messageId, n.kind);
+    await transport.send(mail);
   }
 
   /**

@@ -4,16 +4,21 @@
 // kill -9 and SIGTERM), smtp-server on 127.0.0.1, the SQLite file.
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import { domainToASCII } from 'node:url';
 import { afterEach, describe, test } from 'node:test';
 import { startServing } from '../../src/commands/serve.ts';
+import { NoticeMail } from '../../src/deliver/notice-mail.ts';
+import { NoticeSender } from '../../src/deliver/notices.ts';
+import { mailOptions, type MailTransport } from '../../src/deliver/transport.ts';
 import { createLogger } from '../../src/log.ts';
 import { createRuntime } from '../../src/runtime.ts';
 import { Store } from '../../src/store/index.ts';
+import type { Subscriber } from '../../src/store/subscribers.ts';
 import { spawnCli, type CliProcess } from '../helpers/cli.ts';
 import { Client } from '../helpers/form-client.ts';
 import { freePort } from '../helpers/net.ts';
 import { generatedStory, makeProject, type Project } from '../helpers/project.ts';
-import { SmtpSink } from '../helpers/smtp-sink.ts';
+import { headerValue, SmtpSink } from '../helpers/smtp-sink.ts';
 
 const silent = createLogger({ level: 'silent', pretty: false });
 const GREYLISTED = { code: 451, message: '4.7.1 Greylisted, try again later' };
@@ -199,6 +204,70 @@ describe('the notices ledger', () => {
     assert.equal(app.store.notices.retryAt(first!, '421 try later', new Date()), false);
     assert.equal(app.store.notices.markFailed(first!, '550 no'), false);
     assert.equal(app.store.notices.latestFor(sub.id)?.status, 'sent');
+  });
+});
+
+/** An address as nodemailer writes it in a header: its domain in punycode. */
+const asciiDomain = (email: string) => email.replace(/@(.*)$/, (_, domain: string) => `@${domainToASCII(domain)}`);
+
+describe('notices composed once per kind', () => {
+  test('each reader gets their own confirmation, welcome and The End, handed to the SMTP pool built', async () => {
+    const { sink, project } = await sinkAndProject({ mode: 'paced' });
+    const runtime = createRuntime(project.open(), silent);
+    cleanups.push(() => runtime.close());
+    const { app, links } = runtime;
+    let raw = 0;
+    const transport: Pick<MailTransport, 'send' | 'sendRaw'> = {
+      send: () => assert.fail('composed per reader'),
+      sendRaw: (to, bytes, id) => (raw++, runtime.transport.sendRaw!(to, bytes, id)),
+    };
+    const address = runtime.send.lists.address.bind(runtime.send.lists);
+    const notices = new NoticeSender({
+      notices: app.store.notices,
+      subscribers: app.store.subscribers,
+      renderer: runtime.renderer,
+      transport,
+      links,
+      ids: runtime.ids,
+      address,
+      noticeMail: new NoticeMail({ address, options: (mail) => mailOptions(app.config, mail) }),
+      config: app.config,
+      log: silent,
+    });
+    const emails = ['ann@example.org', 'leser@bücher.example', `${'long'.repeat(12)}@example.net`];
+    const pending = emails.map((e) => app.store.subscribers.create({ email: `new.${e}`, status: 'pending' }));
+    const active = emails.map((e) => app.store.subscribers.create({ email: e, status: 'active' }));
+    const confirmUrl = (i: number) => links.confirm(`${'t'.repeat(20 * i)}${i}`);
+    pending.forEach((sub, i) => notices.confirm(sub, confirmUrl(i)));
+    for (const sub of active) notices.welcome(sub);
+    for (const sub of active) notices.theEnd(sub);
+    await notices.drain();
+    await sink.waitFor((r) => r.length === 9);
+    assert.equal(raw, 9, 'every notice handed over built');
+
+    const kinds = new Map<Subscriber, readonly string[]>([
+      ...pending.map((s) => [s, ['confirm']] as const),
+      ...active.map((s) => [s, ['welcome', 'the-end']] as const),
+    ]);
+    for (const [sub, expected] of kinds) {
+      const got = sink.to(sub.email);
+      assert.equal(got.length, expected.length, `${sub.email}: ${expected.join(', ')}`);
+      for (const r of got) {
+        const mail = await sink.parse(r);
+        const kind = /^<([a-z-]+)\./.exec(mail.messageId!)![1]!;
+        assert.ok(expected.includes(kind), `${sub.email}: ${kind}`);
+        assert.equal(headerValue(mail, 'To'), asciiDomain(sub.email));
+        const unsubscribe = links.unsubscribe(sub);
+        assert.equal(headerValue(mail, 'List-Unsubscribe'), `<${unsubscribe}>`);
+        if (kind === 'confirm') {
+          const url = confirmUrl(pending.indexOf(sub));
+          assert.ok(mail.text!.includes(url) && (mail.html as string).includes(url), `${sub.email}: their own link`);
+        } else {
+          assert.ok(mail.text!.includes(unsubscribe) && (mail.html as string).includes(unsubscribe), `${sub.email}`);
+          if (kind === 'the-end') assert.ok(mail.text!.includes(links.readerToken(sub)), 'their own read token');
+        }
+      }
+    }
   });
 });
 
