@@ -5,9 +5,10 @@ import type { Logger } from 'pino';
 import type { App } from './app.ts';
 import { ListMail, MessageIds, senderDomain } from './deliver/headers.ts';
 import { InstallmentMail } from './deliver/installment-mail.ts';
+import { NoticeMail } from './deliver/notice-mail.ts';
 import { NoticeSender } from './deliver/notices.ts';
 import { sendNext, type SendContext } from './deliver/send.ts';
-import { createTransport, mailOptions, type MailTransport } from './deliver/transport.ts';
+import { createTransport, mailOptions, type MailTransport, type OutgoingMail } from './deliver/transport.ts';
 import { linksFor, type Links } from './links.ts';
 import { emailRendererFor, type EmailRenderer } from './render/email.ts';
 import { Subscriptions } from './subscribers/service.ts';
@@ -52,6 +53,7 @@ export function createRuntime(app: App, log: Logger): Runtime {
     storyTitle: app.info.title,
     domain: senderDomain(app.config),
   });
+  const options = (mail: OutgoingMail) => mailOptions(app.config, mail);
   const notices = new NoticeSender({
     notices: app.store.notices,
     subscribers: app.store.subscribers,
@@ -60,13 +62,17 @@ export function createRuntime(app: App, log: Logger): Runtime {
     links,
     ids,
     address: (filled, to, unsubscribeUrl, id, kind) => lists.address(filled, to, unsubscribeUrl, id, kind),
+    noticeMail: new NoticeMail({
+      address: (filled, to, unsubscribeUrl, id, kind) => lists.address(filled, to, unsubscribeUrl, id, kind),
+      options,
+    }),
     config: app.config,
     log,
   });
   const installmentMail = new InstallmentMail({
     renderer,
     address: (filled, to, unsubscribeUrl, id) => lists.address(filled, to, unsubscribeUrl, id, 'installment'),
-    options: (mail) => mailOptions(app.config, mail),
+    options,
   });
   const send: SendContext = {
     app,

@@ -2,9 +2,8 @@
 // (compose.ts) and filled per reader: the bytes a run hands to the SMTP pool as `raw`.
 import type { SendMailOptions } from 'nodemailer';
 import type { EmailRenderer, FilledEmail } from '../render/email.ts';
-import { escapeHtml } from '../render/fragment.ts';
 import type { StoredInstallment } from '../store/installments.ts';
-import { ComposedMessage, slotToken, type HeaderSlot, type Slot, type SlotValues } from './compose.ts';
+import { composeAddressed, type ComposedMessage, type SlotValues } from './compose.ts';
 import type { OutgoingMail } from './transport.ts';
 
 /** What differs from one reader to the next: the slots of an installment's template. */
@@ -50,23 +49,10 @@ export class InstallmentMail {
 
   private async compose(inst: StoredInstallment, nextDate: string | null): Promise<ComposedMessage | undefined> {
     const prepared = await this.deps.renderer.installment(inst, { nextDate });
-    const names = ['to', 'messageId', 'date', ...prepared.placeholders];
-    // nodemailer drops a To that is not an address: that token is one.
-    const values: Slot[] = names.map((slot) => ({
-      slot,
-      token: slot === 'to' ? `${slotToken()}@compose.invalid` : slotToken(),
-    }));
-    const token = Object.fromEntries(values.map((s) => [s.slot, s.token])) as Record<string, string>;
-    const filled = prepared.fill(token);
-    const mail = this.deps.address(filled, token.to!, token.unsubscribeUrl!, token.messageId!);
-    const headers: HeaderSlot[] = [
-      { key: 'To', placeholder: token.to! },
-      { key: 'Message-ID', placeholder: token.messageId! },
-      { key: 'Date', placeholder: token.date! },
-      ...Object.entries(mail.headers ?? {})
-        .filter(([, value]) => values.some((s) => value.includes(s.token)))
-        .map(([key, placeholder]) => ({ key, placeholder })),
-    ];
-    return ComposedMessage.compose({ ...this.deps.options(mail), date: token.date }, { headers, values }, escapeHtml);
+    return composeAddressed(
+      prepared,
+      (filled, token) => this.deps.address(filled, token.to, token.unsubscribeUrl, token.messageId),
+      (mail) => this.deps.options(mail),
+    );
   }
 }
