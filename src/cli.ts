@@ -83,9 +83,9 @@ program
     const log = createLogger();
     for (const w of app.warnings) log.warn(w);
     const serving = await startServing(app, log);
-    log.info(
-      `serving "${app.info.title}" at ${serving.url}${serving.runtime.transport.kind === 'outbox' ? ` (no mail server: emails go to ${app.config.server.outboxPage === 'off' ? app.config.paths.outbox : `${serving.url}outbox`})` : ''}`,
-    );
+    const outbox = app.config.server.outboxPage === 'off' ? app.config.paths.outbox : `${serving.url}outbox`;
+    const noMailServer = serving.runtime.transport.kind === 'outbox' ? ` (no mail server: emails go to ${outbox})` : '';
+    log.info(`serving "${app.info.title}" at ${serving.url}${noMailServer}`);
     const shutdown = (signal: string) => {
       log.info(`${signal} received: shutting down`);
       serving.stop().then(
@@ -116,7 +116,8 @@ program
   .option('--resume', 'continue a run that paused (mail server outage, --limit) or was interrupted')
   .option(
     '--retry-failed [run]',
-    "once you fixed what made deliveries fail, queue a run's failed ones again and send them (default: the latest run with failures)",
+    "once you fixed what made deliveries fail, queue a run's failed ones again and send them " +
+      '(default: the latest run with failures)',
     positiveInt('--retry-failed'),
   )
   .option('--limit <n>', 'send at most this many messages, then pause the run', positiveInt('--limit'))
@@ -167,7 +168,8 @@ program
       const { exportStatic } = await import('./publish/export.ts');
       const files = await exportStatic(app, dir);
       out(
-        `wrote ${files.length} files to ${(await import('node:path')).resolve(dir)} (links point at ${app.config.baseUrl}: host the copy there)`,
+        `wrote ${files.length} files to ${(await import('node:path')).resolve(dir)} ` +
+          `(links point at ${app.config.baseUrl}: host the copy there)`,
       );
     }),
   );
@@ -234,7 +236,8 @@ subscribers
 subscribers
   .command('import <file>')
   .description(
-    'import active subscribers from a CSV file with an "email" column, or an export of Mailchimp, Substack, Buttondown, Ghost or listmonk (all or nothing)',
+    'import active subscribers from a CSV file with an "email" column, ' +
+      'or an export of Mailchimp, Substack, Buttondown, Ghost or listmonk (all or nothing)',
   )
   .option('--skip-invalid', 'import the valid rows even when some rows are invalid')
   .action((file: string, opts: { skipInvalid?: boolean }) =>
@@ -244,13 +247,17 @@ subscribers
       if (r.ignoredColumns.length) out(`ignored columns: ${r.ignoredColumns.join(', ')}`);
       if (!r.imported) {
         process.stderr.write(
-          `feuilleton: ${r.errors.length} invalid row(s) in ${file}; nothing was imported (fix them, or use --skip-invalid)\n`,
+          `feuilleton: ${r.errors.length} invalid row(s) in ${file}; ` +
+            'nothing was imported (fix them, or use --skip-invalid)\n',
         );
         process.exitCode = 1;
         return;
       }
+      const notSubscribed = r.notSubscribed ? `, ${r.notSubscribed} marked there as not subscribed (skipped)` : '';
+      const invalid = r.errors.length ? `, ${r.errors.length} invalid skipped` : '';
       out(
-        `${file}: ${r.rows} row(s): ${r.added} added, ${r.alreadyPresent} already present, ${r.duplicatesInFile} duplicate(s) in the file${r.notSubscribed ? `, ${r.notSubscribed} marked there as not subscribed (skipped)` : ''}${r.errors.length ? `, ${r.errors.length} invalid skipped` : ''}`,
+        `${file}: ${r.rows} row(s): ${r.added} added, ${r.alreadyPresent} already present, ` +
+          `${r.duplicatesInFile} duplicate(s) in the file${notSubscribed}${invalid}`,
       );
     }),
   );

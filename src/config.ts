@@ -53,7 +53,8 @@ const trustProxy = z
   .union([z.literal(false), z.literal(true), proxyAddress, z.array(proxyAddress).min(1)])
   .refine(
     (v) => v !== true,
-    'true would trust any client\'s X-Forwarded-For; list your reverse proxy\'s address instead, such as 127.0.0.1 (or [127.0.0.1, "10.0.0.0/8"])',
+    "true would trust any client's X-Forwarded-For; " +
+      'list your reverse proxy\'s address instead, such as 127.0.0.1 (or [127.0.0.1, "10.0.0.0/8"])',
   );
 
 const noLineBreaks = z.string().refine((v) => !/[\r\n]/.test(v), 'must not contain line breaks');
@@ -119,7 +120,8 @@ const schema = z.strictObject({
       unsubscribeMailto: z
         .never({
           error:
-            'is no longer supported: feuilleton reads no mailbox, so a mailto: unsubscribe would do nothing; readers unsubscribe with the one-click link; remove the setting',
+            'is no longer supported: feuilleton reads no mailbox, so a mailto: unsubscribe would do nothing; ' +
+            'readers unsubscribe with the one-click link; remove the setting',
         })
         .optional(),
       /** Adds Gmail's Feedback-ID header (kind:story:feuilleton) for its complaint reports in Postmaster Tools. */
@@ -173,7 +175,10 @@ const schema = z.strictObject({
       maxAttempts: z.number().int().min(1).max(50).default(6),
       backoffBaseMs: z.number().int().min(0).default(1000),
       backoffMaxMs: z.number().int().min(0).default(60_000),
-      /** What a restart does with rows a crash left in `sending`: re-send them (reported as possible duplicates) or mark them failed. */
+      /**
+       * What a restart does with rows a crash left in `sending`: re-send them (reported as
+       * possible duplicates) or mark them failed.
+       */
       inFlightPolicy: z.enum(['resend', 'fail']).default('resend'),
       /** Hard bounces (5xx) after which a subscriber is marked bounced. */
       bounceLimit: z.number().int().min(1).default(3),
@@ -204,7 +209,9 @@ const schema = z.strictObject({
           if (problem)
             ctx.addIssue({
               code: 'custom',
-              message: `"${v}" is not a cron expression (${problem.message}); write minute hour day-of-month month day-of-week, such as "0 7 * * 1,4"`,
+              message:
+                `"${v}" is not a cron expression (${problem.message}); ` +
+                'write minute hour day-of-month month day-of-week, such as "0 7 * * 1,4"',
             });
         })
         .default('0 7 * * 1,4'),
@@ -220,7 +227,10 @@ const schema = z.strictObject({
         .default('UTC'),
       /** On start, send once if a scheduled run was missed while the server was down. */
       catchUp: z.boolean().default(true),
-      /** Broadcast: a manual run this soon after the last one is refused without --force. Default: half the schedule's period, 12 when it is off. */
+      /**
+       * Broadcast: a manual run this soon after the last one is refused without --force.
+       * Default: half the schedule's period, 12 when it is off.
+       */
       minIntervalHours: z.number().nonnegative().optional(),
     })
     .default({ enabled: true, cron: '0 7 * * 1,4', timezone: 'UTC', catchUp: true }),
@@ -244,7 +254,10 @@ const schema = z.strictObject({
         .optional(),
       postmark: z
         .strictObject({
-          /** Sent by Postmark as the basic-auth password (any user name) of the webhook URL. Env: FEUILLETON_POSTMARK_TOKEN. */
+          /**
+           * Sent by Postmark as the basic-auth password (any user name) of the webhook URL.
+           * Env: FEUILLETON_POSTMARK_TOKEN.
+           */
           token: z.string().min(16, 'must be at least 16 random characters'),
         })
         .optional(),
@@ -418,7 +431,8 @@ function readRaw(file: string): Record<string, unknown> {
   } catch (err) {
     // yaml refuses to expand aliases past a limit (a "billion laughs" file would fill memory).
     throw new ConfigError(
-      `${file}: too many YAML aliases (*name) to expand (${(err as Error).message}); write the settings out instead of repeating aliases`,
+      `${file}: too many YAML aliases (*name) to expand (${(err as Error).message}); ` +
+        'write the settings out instead of repeating aliases',
     );
   }
   if (typeof value !== 'object' || Array.isArray(value))
@@ -436,7 +450,10 @@ function describeIssue(file: string, issue: z.core.$ZodIssue, fromEnv: Applied[]
       where === 'server.port'
         ? 'is not a port number: use a whole number from 1 to 65535 (0 picks a free one)'
         : issue.message;
-    return `${env.name}${value} (environment, sets ${where}) ${problem}; fix it, or unset it to use the config file's value`;
+    return (
+      `${env.name}${value} (environment, sets ${where}) ${problem}; ` +
+      "fix it, or unset it to use the config file's value"
+    );
   }
   if (issue.code === 'unrecognized_keys') {
     const keys = issue.keys.map((k) => (where ? `${where}.${k}` : k)).join(', ');
@@ -458,7 +475,9 @@ export function loadConfig(
   const file = locateConfig(opts.configPath, cwd, env);
   if (!file && opts.requireFile) {
     throw new ConfigError(
-      `no config file: ${path.join(cwd, CONFIG_FILE_NAME)} does not exist, FEUILLETON_CONFIG is not set and no --config was given; run this in your project's folder, pass --config FILE, or make a project with "feuilleton init DIR"`,
+      `no config file: ${path.join(cwd, CONFIG_FILE_NAME)} does not exist, ` +
+        'FEUILLETON_CONFIG is not set and no --config was given; ' +
+        'run this in your project\'s folder, pass --config FILE, or make a project with "feuilleton init DIR"',
     );
   }
   const raw: Record<string, unknown> = file ? readRaw(file) : {};
@@ -472,7 +491,8 @@ export function loadConfig(
   const goingLive = raw.production === true || (raw.production === undefined && env.NODE_ENV === 'production');
   if (followsServer && goingLive && !opts.forCheck) {
     problems.push(
-      `${label}: baseUrl is missing; set it to the site's public address, such as https://serial.example.org (or set FEUILLETON_BASE_URL)`,
+      `${label}: baseUrl is missing; ` +
+        "set it to the site's public address, such as https://serial.example.org (or set FEUILLETON_BASE_URL)",
     );
   }
   if (!result.success || problems.length) throw new ConfigError(problems.join('\n'));

@@ -29,10 +29,16 @@ export function failureLine(err: unknown, dbFile: () => string | undefined): str
     return `${db()}: the database is damaged (${message}); restore it from a backup, or move it away to start afresh`;
   }
   if (code === 'SQLITE_FULL' || code.startsWith('SQLITE_IOERR')) {
-    return `${db()}: cannot write the database (${message}); check that the disk has free space and is working, then run the command again`;
+    return (
+      `${db()}: cannot write the database (${message}); ` +
+      'check that the disk has free space and is working, then run the command again'
+    );
   }
   if (code.startsWith('SQLITE_READONLY') || code.startsWith('SQLITE_CANTOPEN')) {
-    return `${db()}: cannot open the database for writing (${message}); check that its folder exists and that this user may write there`;
+    return (
+      `${db()}: cannot open the database for writing (${message}); ` +
+      'check that its folder exists and that this user may write there'
+    );
   }
   // A write to an open file reports no path: then the line cannot name it.
   if (code === 'ENOSPC' || code === 'EDQUOT')

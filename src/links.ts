@@ -50,7 +50,10 @@ export class Links {
     return this.url(`/installments/${number}${readerQuery(readerToken)}`);
   }
 
-  /** The whole story on one page; `readerToken` (see readerToken) opens it for a reader who has it all before it is public. */
+  /**
+   * The whole story on one page; `readerToken` (see readerToken) opens it for a reader who has
+   * it all before it is public.
+   */
   wholeStory(readerToken?: string): string {
     return this.url(`/story${readerQuery(readerToken)}`);
   }

@@ -76,9 +76,10 @@ export class Scheduler {
       // Times passed while the schedule is off are not "missed": enabling it starts afresh.
       meta.delete(LAST_TICK_KEY);
       const unfinished = app.store.runs.unfinished();
-      this.deps.log.info(
-        `schedule.enabled is false: nothing is sent on a schedule (use "feuilleton send")${unfinished ? `; run ${unfinished.id} did not finish: continue it with "feuilleton send --resume"` : ''}`,
-      );
+      const resume = unfinished
+        ? `; run ${unfinished.id} did not finish: continue it with "feuilleton send --resume"`
+        : '';
+      this.deps.log.info(`schedule.enabled is false: nothing is sent on a schedule (use "feuilleton send")${resume}`);
       return undefined;
     }
     // Read before the resume, which counts as a tick.
@@ -97,7 +98,8 @@ export class Scheduler {
         caughtUp = await this.tick('catch-up');
       } else if (missed) {
         this.deps.log.info(
-          `missed the scheduled run of ${missed.toISOString()} while stopped; schedule.catchUp is off, so it is skipped`,
+          `missed the scheduled run of ${missed.toISOString()} while stopped; ` +
+            'schedule.catchUp is off, so it is skipped',
         );
         meta.set(LAST_TICK_KEY, this.now().toISOString());
       }
@@ -168,9 +170,8 @@ export class Scheduler {
    * process: on another host it is taken over once its heartbeat is stale.
    */
   private async resumeInterrupted(unfinished: Run): Promise<TickResult> {
-    this.deps.log.info(
-      `run ${unfinished.id} did not finish (${unfinished.status}${unfinished.reason ? `: ${unfinished.reason}` : ''}): resuming it now`,
-    );
+    const reason = unfinished.reason ? `: ${unfinished.reason}` : '';
+    this.deps.log.info(`run ${unfinished.id} did not finish (${unfinished.status}${reason}): resuming it now`);
     for (;;) {
       const result = await this.tick('catch-up', { resumeOnly: true });
       if (result.status !== 'busy' || this.abort.signal.aborted) return result;

@@ -44,7 +44,9 @@ function senderFindings(from: string): Finding[] {
   if (unusableDomain(domain)) {
     found.push({
       level: 'error',
-      text: `mail.from "${from}" sends from ${domain}: relays refuse it and receivers treat it as spam; use an address on your own domain, the one your relay verified`,
+      text:
+        `mail.from "${from}" sends from ${domain}: relays refuse it and receivers treat it as spam; ` +
+        'use an address on your own domain, the one your relay verified',
     });
   }
   if (name === SAMPLE_SENDER_NAME) {
@@ -62,7 +64,10 @@ function dkimFindings(config: Config, dkim: DkimInspection): Finding[] {
     return [
       {
         level: 'warning',
-        text: `mail.dkim.privateKeyFile ${dkim.key.file} is a ${dkim.key.bits}-bit RSA key: it works, but ${RECOMMENDED_BITS} bits is the recommended minimum; make one with: ${KEYGEN_COMMAND} (and publish its new TXT record)`,
+        text:
+          `mail.dkim.privateKeyFile ${dkim.key.file} is a ${dkim.key.bits}-bit RSA key: it works, ` +
+          `but ${RECOMMENDED_BITS} bits is the recommended minimum; ` +
+          `make one with: ${KEYGEN_COMMAND} (and publish its new TXT record)`,
       },
     ];
   }
@@ -70,7 +75,10 @@ function dkimFindings(config: Config, dkim: DkimInspection): Finding[] {
     return [
       {
         level: 'error',
-        text: 'no DKIM signature: mail.dkim is not set and mail.relaySignsDkim is false, and Gmail, Yahoo and others reject or bin unsigned bulk mail; configure mail.dkim, or set mail.relaySignsDkim: true if your relay signs (SES Easy DKIM and Postmark do)',
+        text:
+          'no DKIM signature: mail.dkim is not set and mail.relaySignsDkim is false, ' +
+          'and Gmail, Yahoo and others reject or bin unsigned bulk mail; ' +
+          'configure mail.dkim, or set mail.relaySignsDkim: true if your relay signs (SES Easy DKIM and Postmark do)',
       },
     ];
   }
@@ -84,7 +92,11 @@ function mailServerFindings(config: Config): Finding[] {
     return [
       {
         level: 'warning',
-        text: 'no bounce or complaint webhook (webhooks.ses or webhooks.postmark): bounces and spam complaints your relay reports after sending go unheard, and mailing those readers again costs your sending reputation; wire /webhooks/ses or /webhooks/postmark (see README, "Going live")',
+        text:
+          'no bounce or complaint webhook (webhooks.ses or webhooks.postmark): ' +
+          'bounces and spam complaints your relay reports after sending go unheard, ' +
+          'and mailing those readers again costs your sending reputation; ' +
+          'wire /webhooks/ses or /webhooks/postmark (see README, "Going live")',
       },
     ];
   }
@@ -92,20 +104,25 @@ function mailServerFindings(config: Config): Finding[] {
   if (mail.outboxInProduction) {
     found.push({
       level: 'warning',
-      text: 'mail.outboxInProduction is true: mail goes to the local outbox and reaches no reader, by your choice; set FEUILLETON_SMTP_URL or mail.smtpUrl to send for real',
+      text:
+        'mail.outboxInProduction is true: mail goes to the local outbox and reaches no reader, by your choice; ' +
+        'set FEUILLETON_SMTP_URL or mail.smtpUrl to send for real',
     });
   } else {
     found.push({
       level: 'error',
       text:
         outboxRefusal(config) ??
-        'no mail server: mail goes to the local outbox and reaches no reader; set FEUILLETON_SMTP_URL or mail.smtpUrl to your relay',
+        'no mail server: mail goes to the local outbox and reaches no reader; ' +
+          'set FEUILLETON_SMTP_URL or mail.smtpUrl to your relay',
     });
   }
   if (server.outboxPage === 'public') {
     found.push({
       level: 'error',
-      text: "server.outboxPage is public: anyone can read every reader's mail at /outbox, with their confirm, unsubscribe and feed links; set it to loopback (or off)",
+      text:
+        "server.outboxPage is public: anyone can read every reader's mail at /outbox, " +
+        'with their confirm, unsubscribe and feed links; set it to loopback (or off)',
     });
   }
   return found;
@@ -121,12 +138,18 @@ export function checkConfig(config: Config, dkim: DkimInspection = inspectDkimKe
   if (isLoopbackHost(base.hostname)) {
     found.push({
       level: 'error',
-      text: `baseUrl ${config.baseUrl} is a loopback address: links in emails and feeds would point at each reader's own computer; set baseUrl (or FEUILLETON_BASE_URL) to the site's public https:// address`,
+      text:
+        `baseUrl ${config.baseUrl} is a loopback address: ` +
+        "links in emails and feeds would point at each reader's own computer; " +
+        "set baseUrl (or FEUILLETON_BASE_URL) to the site's public https:// address",
     });
   } else if (base.protocol === 'http:') {
     found.push({
       level: 'error',
-      text: `baseUrl ${config.baseUrl} is http: the subscribe form and every confirm and unsubscribe link would travel unencrypted; serve the site over TLS (Caddy, nginx) and set an https:// baseUrl`,
+      text:
+        `baseUrl ${config.baseUrl} is http: ` +
+        'the subscribe form and every confirm and unsubscribe link would travel unencrypted; ' +
+        'serve the site over TLS (Caddy, nginx) and set an https:// baseUrl',
     });
   }
   found.push(...mailServerFindings(config), ...senderFindings(config.mail.from));
@@ -134,14 +157,19 @@ export function checkConfig(config: Config, dkim: DkimInspection = inspectDkimKe
   if (!postal || postal === SAMPLE_POSTAL_ADDRESS) {
     found.push({
       level: 'error',
-      text: `mail.postalAddress is ${postal ? `still the sample's ("${postal}")` : 'empty'}: anti-spam law (CAN-SPAM and others) wants a real postal address in bulk mail; set yours (a PO box will do)`,
+      text:
+        `mail.postalAddress is ${postal ? `still the sample's ("${postal}")` : 'empty'}: ` +
+        'anti-spam law (CAN-SPAM and others) wants a real postal address in bulk mail; set yours (a PO box will do)',
     });
   }
   found.push(...dkimFindings(config, dkim));
   if (config.production && isLoopbackHost(config.server.host) && config.server.trustProxy === false) {
     found.push({
       level: 'warning',
-      text: `server.trustProxy is false while the server listens on ${config.server.host} behind a proxy: rate limits and consent records see the proxy's address for every reader; set server.trustProxy to the proxy's address, such as 127.0.0.1`,
+      text:
+        `server.trustProxy is false while the server listens on ${config.server.host} behind a proxy: ` +
+        "rate limits and consent records see the proxy's address for every reader; " +
+        "set server.trustProxy to the proxy's address, such as 127.0.0.1",
     });
   }
   return found;
@@ -157,7 +185,10 @@ export interface CheckResult {
   dkimRecord: string | null;
 }
 
-/** What readers would meet in the story's emails: each installment Gmail would clip. A story that cannot be read is an error. */
+/**
+ * What readers would meet in the story's emails: each installment Gmail would clip. A story
+ * that cannot be read is an error.
+ */
 export async function storyFindings(config: Config): Promise<Finding[]> {
   let app;
   try {

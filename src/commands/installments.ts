@@ -45,7 +45,10 @@ export async function installmentsReport(app: App, json: boolean): Promise<strin
       2,
     );
   }
-  const head = `${app.info.title}${app.info.author ? ` by ${app.info.author}` : ''} (title from ${app.info.titleSource}); ${list.length} installments, target ${app.config.split.targetWords} words`;
+  const byline = app.info.author ? ` by ${app.info.author}` : '';
+  const head =
+    `${app.info.title}${byline} (title from ${app.info.titleSource}); ` +
+    `${list.length} installments, target ${app.config.split.targetWords} words`;
   const table = formatTable(
     ['#', 'Title', 'Words', 'Min', 'First words', 'Published'],
     list.map((i) => [i.number, i.title, i.wordCount, i.minutes, firstWords(i), i.publishedAt ? 'yes' : 'no']),

@@ -94,15 +94,15 @@ function projectConfig(sample: string, storyFile: string, opts: InitOptions): st
   if (opts.title) text = setLine(text, /^( {2})# title: .*$/m, `$1title: ${scalar(opts.title)}`);
   if (opts.author) text = setLine(text, /^( {2})# author: .*$/m, `$1author: ${scalar(opts.author)}`);
   const from = opts.from ?? `${opts.title?.replace(/[<>",;]/g, '') ?? 'Feuilleton'} <serial@localhost>`;
-  text = setLine(
-    text,
-    /^( {2})from: .*$/m,
-    `$1from: ${scalar(from)}${opts.from ? '' : '  # an address on your own domain before going live (feuilleton check)'}`,
-  );
+  const fromNote = opts.from ? '' : '  # an address on your own domain before going live (feuilleton check)';
+  text = setLine(text, /^( {2})from: .*$/m, `$1from: ${scalar(from)}${fromNote}`);
+  const postalNote = opts.postalAddress
+    ? ''
+    : '  # yours, at the foot of every email (anti-spam law); feuilleton check flags it while empty';
   text = setLine(
     text,
     /^( {2})postalAddress: .*$/m,
-    `$1postalAddress: ${scalar(opts.postalAddress ?? '')}${opts.postalAddress ? '' : '  # yours, at the foot of every email (anti-spam law); feuilleton check flags it while empty'}`,
+    `$1postalAddress: ${scalar(opts.postalAddress ?? '')}${postalNote}`,
   );
   return setLine(
     text,
@@ -141,7 +141,8 @@ export function init(dir: string, opts: InitOptions = {}): InitResult {
   const root = path.resolve(dir);
   if (existsSync(path.join(root, CONFIG_FILE_NAME))) {
     throw new UserError(
-      `${root} already holds a feuilleton project (${CONFIG_FILE_NAME}); "init" never overwrites one (pick a new folder)`,
+      `${root} already holds a feuilleton project (${CONFIG_FILE_NAME}); ` +
+        '"init" never overwrites one (pick a new folder)',
     );
   }
   if (existsSync(root) && !statSync(root).isDirectory())
@@ -182,6 +183,7 @@ export function nextSteps(project: InitResult, port = 3000): string {
     `  npm start              the site at http://127.0.0.1:${port}/, emails in its local outbox`,
     '  npx feuilleton status  and send, preview, check, subscribers…: every command, from that folder',
     `Your story is ${project.files[1]}: replace it (or add yours and set story.file in ${CONFIG_FILE_NAME}).`,
-    'Before going live, "npx feuilleton check" lists what is left to set: baseUrl, mail.from, mail.postalAddress, a mail server.',
+    'Before going live, "npx feuilleton check" lists what is left to set: ' +
+      'baseUrl, mail.from, mail.postalAddress, a mail server.',
   ].join('\n');
 }

@@ -62,12 +62,21 @@ function listenProblem(err: unknown, host: string, port: number, file: string | 
   const choose = `choose another with --port N, FEUILLETON_PORT=N or server.port${file ? ` in ${file}` : ''}`;
   switch ((err as NodeJS.ErrnoException).code) {
     case 'EADDRINUSE':
-      return `port ${port} on ${host} is already in use (another feuilleton serve, or another program): stop that program, or ${choose}`;
+      return (
+        `port ${port} on ${host} is already in use (another feuilleton serve, or another program): ` +
+        `stop that program, or ${choose}`
+      );
     case 'EACCES':
-      return `port ${port} on ${host}: permission denied (ports below 1024 need root): ${choose}, and let a reverse proxy take 80 and 443`;
+      return (
+        `port ${port} on ${host}: permission denied (ports below 1024 need root): ` +
+        `${choose}, and let a reverse proxy take 80 and 443`
+      );
     case 'EADDRNOTAVAIL':
     case 'ENOTFOUND':
-      return `cannot listen on ${host}: not an address of this machine; set server.host (or --host) to 127.0.0.1, 0.0.0.0 or one of its own addresses`;
+      return (
+        `cannot listen on ${host}: not an address of this machine; ` +
+        'set server.host (or --host) to 127.0.0.1, 0.0.0.0 or one of its own addresses'
+      );
     default:
       return undefined;
   }
@@ -80,7 +89,11 @@ function portMismatch(config: Config, host: string, port: number): string | unde
   const basePort = Number(base.port || (base.protocol === 'https:' ? 443 : 80));
   const local = isLoopbackHost(host) || ['0.0.0.0', '::'].includes(host);
   if (!isLoopbackHost(base.hostname) || !local || basePort === port) return undefined;
-  return `baseUrl ${config.baseUrl} is on port ${basePort} but the server listens on ${port}: links in emails and feeds will not reach it; remove baseUrl to have links follow the server, or make the two ports agree`;
+  return (
+    `baseUrl ${config.baseUrl} is on port ${basePort} but the server listens on ${port}: ` +
+    'links in emails and feeds will not reach it; ' +
+    'remove baseUrl to have links follow the server, or make the two ports agree'
+  );
 }
 
 export async function startServing(
@@ -170,7 +183,8 @@ export async function startServing(
         clearTimeout(timer);
         if (!inTime)
           log.warn(
-            `shutdown: mail still in flight after ${app.config.delivery.shutdownGraceSeconds} s (delivery.shutdownGraceSeconds); it stays queued and goes at the next start`,
+            `shutdown: mail still in flight after ${app.config.delivery.shutdownGraceSeconds} s ` +
+              '(delivery.shutdownGraceSeconds); it stays queued and goes at the next start',
           );
         runtime.close();
       })()),

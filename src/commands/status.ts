@@ -15,7 +15,10 @@ function readerProgress(app: App, total: number, now: Date) {
   const p = app.store.subscribers.progress(now.toISOString());
   const reading = p.byPosition.filter((r) => r.position < total);
   return {
-    /** Readers by the last installment they were sent (0: none yet). Broadcast readers are counted at 0: the shared calendar keeps no place. */
+    /**
+     * Readers by the last installment they were sent (0: none yet). Broadcast readers are
+     * counted at 0: the shared calendar keeps no place.
+     */
     atInstallment: reading.map((r) => ({ installment: r.position, readers: r.readers })),
     finished: p.byPosition.filter((r) => r.position >= total && total > 0).reduce((n, r) => n + r.readers, 0),
     paused: p.paused,
@@ -74,40 +77,50 @@ function readersLine(r: ReturnType<typeof readerProgress>, mode: string): string
 
 export function statusReport(app: App, now = new Date()): string {
   const s = statusData(app, now);
-  const c = s.lastRun?.counts;
+  const { deliveries: d, notices: n, feedback: f, lastRun: run, runInProgress: running } = s;
+  const c = run?.counts;
+  const counts = c ? `: sent ${c.sent}, failed ${c.failed}, retried ${c.retried}, skipped ${c.skipped}` : '';
   const lines = [
     `Story:         ${s.story.title}${s.story.author ? ` by ${s.story.author}` : ''} (${s.story.mode} mode)`,
-    `Installments:  ${s.installments.published} of ${s.installments.total} published${s.installments.complete ? ' — the story is complete' : ''}`,
+    `Installments:  ${s.installments.published} of ${s.installments.total} published` +
+      (s.installments.complete ? ' — the story is complete' : ''),
     `Subscribers:   ${Object.entries(s.subscribers)
       .map(([k, v]) => `${v} ${k}`)
       .join(', ')}`,
     `Readers:       ${readersLine(s.readers, s.story.mode)}`,
-    `Deliveries:    ${s.deliveries.sent} sent, ${s.deliveries.failed} failed, ${s.deliveries.queued} waiting to be resumed, ${s.deliveries.possibleDuplicates} possible duplicate(s)`,
-    `Other emails:  ${s.notices.sent} sent, ${s.notices.queued + s.notices.sending} waiting, ${s.notices.failed} failed (confirmation, welcome, The End)`,
-    `Relay reports: ${s.feedback.bounce} bounce(s), ${s.feedback['soft-bounce']} soft bounce(s), ${s.feedback.complaint} complaint(s)`,
-    `Last run:      ${s.lastRun ? `#${s.lastRun.id} ${s.lastRun.kind}, ${s.lastRun.status}, started ${s.lastRun.startedAt}${c ? `: sent ${c.sent}, failed ${c.failed}, retried ${c.retried}, skipped ${c.skipped}` : ''}` : 'none yet'}`,
-    `In progress:   ${s.runInProgress ? `yes (process ${s.runInProgress.pid} on ${s.runInProgress.host}, since ${s.runInProgress.since})` : 'no'}`,
+    `Deliveries:    ${d.sent} sent, ${d.failed} failed, ${d.queued} waiting to be resumed, ` +
+      `${d.possibleDuplicates} possible duplicate(s)`,
+    `Other emails:  ${n.sent} sent, ${n.queued + n.sending} waiting, ${n.failed} failed ` +
+      '(confirmation, welcome, The End)',
+    `Relay reports: ${f.bounce} bounce(s), ${f['soft-bounce']} soft bounce(s), ${f.complaint} complaint(s)`,
+    `Last run:      ${run ? `#${run.id} ${run.kind}, ${run.status}, started ${run.startedAt}${counts}` : 'none yet'}`,
+    `In progress:   ${running ? `yes (process ${running.pid} on ${running.host}, since ${running.since})` : 'no'}`,
   ];
   if (s.needsResume?.needsOperator)
     lines.push(`Needs you:     run #${s.needsResume.runId} is paused: ${s.needsResume.reason ?? ''}`);
   else if (s.needsResume)
     lines.push(
-      `Needs resume:  run #${s.needsResume.runId} is ${s.needsResume.status}; continue it with: feuilleton send --resume`,
+      `Needs resume:  run #${s.needsResume.runId} is ${s.needsResume.status}; ` +
+        'continue it with: feuilleton send --resume',
     );
+  const { enabled, cron, timezone } = s.schedule;
+  const nextRun = s.nextScheduledRun ?? 'none: the story is complete';
   lines.push(
-    `Schedule:      ${s.schedule.enabled ? `"${s.schedule.cron}" (${s.schedule.timezone}); next run ${s.nextScheduledRun ?? 'none: the story is complete'}` : 'disabled'}`,
+    `Schedule:      ${enabled ? `"${cron}" (${timezone}); next run ${nextRun}` : 'disabled'}`,
     `Mail:          ${s.mail}`,
   );
   const { production, errors, warnings } = s.goingLive;
   if (production) {
     lines.push(
-      `Going live:    production; ${errors.length} error(s), ${warnings.length} warning(s)${errors.length + warnings.length ? ':' : ''}`,
+      `Going live:    production; ${errors.length} error(s), ${warnings.length} warning(s)` +
+        (errors.length + warnings.length ? ':' : ''),
     );
     lines.push(...errors.map((e) => `  error: ${e}`), ...warnings.map((w) => `  warning: ${w}`));
   } else {
     // The local tour would otherwise open with a page of advice it does not need yet.
     lines.push(
-      `Going live:    not in production; ${errors.length} error(s), ${warnings.length} warning(s) to fix first (feuilleton check)`,
+      `Going live:    not in production; ${errors.length} error(s), ${warnings.length} warning(s) ` +
+        'to fix first (feuilleton check)',
     );
   }
   return lines.join('\n');

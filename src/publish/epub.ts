@@ -28,11 +28,14 @@ p { margin: 0 0 0.8em; }
 dl.details dt { font-weight: bold; }
 `;
 
+const NAMESPACES = 'xmlns="http://www.w3.org/1999/xhtml" xmlns:epub="http://www.idpf.org/2007/ops"';
+const STYLESHEET = '<link rel="stylesheet" type="text/css" href="style.css" />';
+
 function page(lang: string, title: string, body: string): string {
   return `<?xml version="1.0" encoding="UTF-8"?>
 <!DOCTYPE html>
-<html xmlns="http://www.w3.org/1999/xhtml" xmlns:epub="http://www.idpf.org/2007/ops" xml:lang="${x(lang)}" lang="${x(lang)}">
-<head><meta charset="UTF-8" /><title>${x(title)}</title><link rel="stylesheet" type="text/css" href="style.css" /></head>
+<html ${NAMESPACES} xml:lang="${x(lang)}" lang="${x(lang)}">
+<head><meta charset="UTF-8" /><title>${x(title)}</title>${STYLESHEET}</head>
 <body>
 ${body}
 </body>
@@ -60,19 +63,21 @@ ${details ? `<dl class="details">\n${details}\n</dl>` : ''}`,
 const partFile = (inst: StoredInstallment): string => `part-${inst.number}.xhtml`;
 
 function partPage(info: StoryInfo, inst: StoredInstallment): string {
+  const text = xhtmlFragment(installmentHtml(readingBlocks(inst)));
   return page(
     info.language,
     inst.title,
-    `<section epub:type="chapter">\n<h1>${x(inst.title)}</h1>\n${xhtmlFragment(installmentHtml(readingBlocks(inst)))}\n</section>`,
+    `<section epub:type="chapter">\n<h1>${x(inst.title)}</h1>\n${text}\n</section>`,
   );
 }
 
 function nav(info: StoryInfo, installments: StoredInstallment[]): string {
   const items = installments.map((i) => `<li><a href="${partFile(i)}">${x(i.title)}</a></li>`).join('\n');
+  const contents = `<li><a href="title.xhtml">${x(info.title)}</a></li>\n${items}`;
   return page(
     info.language,
     info.title,
-    `<nav epub:type="toc" id="toc">\n<h1>Contents</h1>\n<ol>\n<li><a href="title.xhtml">${x(info.title)}</a></li>\n${items}\n</ol>\n</nav>`,
+    `<nav epub:type="toc" id="toc">\n<h1>Contents</h1>\n<ol>\n${contents}\n</ol>\n</nav>`,
   );
 }
 
@@ -127,7 +132,9 @@ export function buildEpub(info: StoryInfo, installments: StoredInstallment[], op
     .update(opts.homeUrl)
     .update(installments.map((i) => i.hash).join('|'))
     .digest('hex');
-  const id = `urn:uuid:${digest.slice(0, 8)}-${digest.slice(8, 12)}-5${digest.slice(13, 16)}-a${digest.slice(17, 20)}-${digest.slice(20, 32)}`;
+  const id =
+    `urn:uuid:${digest.slice(0, 8)}-${digest.slice(8, 12)}-` +
+    `5${digest.slice(13, 16)}-a${digest.slice(17, 20)}-${digest.slice(20, 32)}`;
   const times = installments
     .flatMap((i) => [i.publishedAt, i.frozenAt])
     .filter((t): t is string => t !== null)

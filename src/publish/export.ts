@@ -17,7 +17,10 @@ import { Pages } from '../pages/pages.ts';
 import { buildEpub } from './epub.ts';
 import { FeedCache } from './feeds.ts';
 
-/** Writes the site into `dir` (created if needed, nothing else in it touched); returns the files written, relative to `dir`. */
+/**
+ * Writes the site into `dir` (created if needed, nothing else in it touched); returns the
+ * files written, relative to `dir`.
+ */
 export async function exportStatic(app: App, dir: string): Promise<string[]> {
   const links = linksFor(app);
   const deps: ArchiveDeps = {
@@ -52,7 +55,8 @@ export async function exportStatic(app: App, dir: string): Promise<string[]> {
     const code = (err as NodeJS.ErrnoException).code;
     if (!code) throw err;
     throw new UserError(
-      `${path.resolve(dir)}: cannot write the static site there (${code}); give a folder you can write to (it is created if missing)`,
+      `${path.resolve(dir)}: cannot write the static site there (${code}); ` +
+        'give a folder you can write to (it is created if missing)',
     );
   }
   return files.map(([file]) => file);

@@ -61,7 +61,10 @@ type Node = Parameters<FormatCallback>[0];
 const textOf = (node: Node): string =>
   node.type === 'text' ? String(node.data ?? '') : (node.children ?? []).map(textOf).join('');
 
-/** A link's words, then its address on a line of its own (once, if the words are the address): whole, easy to tap or copy. */
+/**
+ * A link's words, then its address on a line of its own (once, if the words are the
+ * address): whole, easy to tap or copy.
+ */
 const linkOnItsOwnLine: FormatCallback = (elem, walk, builder) => {
   walk(elem.children, builder);
   const href = String((elem.attribs as Record<string, string> | undefined)?.href ?? '').trim();

@@ -53,5 +53,8 @@ export const sizeWarnings = (sizes: EmailSize[]): string[] =>
     .filter((s) => s.kb > WARN_KB)
     .map(
       (s) =>
-        `installment ${s.number}'s email is ${s.kb} KB of HTML: Gmail clips emails over ${GMAIL_CLIP_KB} KB, hiding the end of the installment, the unsubscribe link and your postal address behind "View entire message"; make it shorter (lower split.targetMinutes or split.targetWords, or break up its longest paragraphs)`,
+        `installment ${s.number}'s email is ${s.kb} KB of HTML: Gmail clips emails over ${GMAIL_CLIP_KB} KB, ` +
+        'hiding the end of the installment, the unsubscribe link and your postal address ' +
+        'behind "View entire message"; ' +
+        'make it shorter (lower split.targetMinutes or split.targetWords, or break up its longest paragraphs)',
     );

@@ -159,7 +159,8 @@ const MIGRATIONS: string[] = [
   ALTER TABLE subscribers ADD COLUMN next_due_at TEXT;
   CREATE INDEX subscribers_due ON subscribers (next_due_at, id) WHERE status = 'active' AND next_due_at IS NOT NULL;
   -- readers on the config's default calendar not yet given a next delivery time
-  CREATE INDEX subscribers_unarmed ON subscribers (id) WHERE status = 'active' AND next_due_at IS NULL AND cadence IS NULL;
+  CREATE INDEX subscribers_unarmed ON subscribers (id)
+    WHERE status = 'active' AND next_due_at IS NULL AND cadence IS NULL;
   `,
 ];
 
@@ -208,7 +209,8 @@ function refuseUnusableFile(file: string): void {
     );
   if (stat.size === 0)
     throw new UserError(
-      `${file}: the database file is empty (0 bytes), so every reader and published installment would be lost; ${START_AFRESH}`,
+      `${file}: the database file is empty (0 bytes), so every reader and published installment would be lost; ` +
+        START_AFRESH,
     );
   const head = Buffer.alloc(SQLITE_HEADER.length);
   const fd = openSync(file, 'r');
@@ -242,7 +244,8 @@ function migrate(db: DB): void {
   const current = db.pragma('user_version', { simple: true }) as number;
   if (current > MIGRATIONS.length) {
     throw new UserError(
-      `${db.name}: database schema version ${current} is newer than this feuilleton (${MIGRATIONS.length}); upgrade feuilleton`,
+      `${db.name}: database schema version ${current} is newer than this feuilleton (${MIGRATIONS.length}); ` +
+        'upgrade feuilleton',
     );
   }
   for (let v = current; v < MIGRATIONS.length; v++) {

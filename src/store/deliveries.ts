@@ -73,11 +73,13 @@ export class DeliveryStore {
       [number | null, number, number],
       { id: number; attempts: number; possible_duplicate: number }
     >(
-      `UPDATE deliveries SET status = 'sending', attempts = attempts + 1, run_id = ? WHERE subscriber_id = ? AND installment = ? AND status = 'queued'
+      `UPDATE deliveries SET status = 'sending', attempts = attempts + 1, run_id = ?
+       WHERE subscriber_id = ? AND installment = ? AND status = 'queued'
        RETURNING id, attempts, possible_duplicate`,
     );
     this.sent = db.prepare<[string, string, number]>(
-      `UPDATE deliveries SET status = 'sent', message_id = ?, sent_at = ?, last_error = NULL WHERE id = ? AND status = 'sending'`,
+      `UPDATE deliveries SET status = 'sent', message_id = ?, sent_at = ?, last_error = NULL
+       WHERE id = ? AND status = 'sending'`,
     );
     this.bump = db.prepare<[string, number], { attempts: number }>(
       `UPDATE deliveries SET attempts = attempts + 1, last_error = ? WHERE id = ? RETURNING attempts`,
@@ -94,17 +96,21 @@ export class DeliveryStore {
       `UPDATE deliveries SET status = 'failed', last_error = ? WHERE id = ? AND status = 'sending'`,
     );
     this.queuedIn = db.prepare<[number], { subscriberId: number; installment: number }>(
-      `SELECT subscriber_id AS subscriberId, installment FROM deliveries WHERE run_id = ? AND status = 'queued' ORDER BY id`,
+      `SELECT subscriber_id AS subscriberId, installment FROM deliveries
+       WHERE run_id = ? AND status = 'queued' ORDER BY id`,
     );
     this.failedBack = db.prepare<[string, number]>(
       `UPDATE deliveries SET status = 'queued', last_error = ? WHERE id = ? AND status = 'failed'`,
     );
     this.inFlight = db.prepare<[], Row>(`SELECT * FROM deliveries WHERE status = 'sending' ORDER BY id`);
     this.resendInFlight = db.prepare(
-      `UPDATE deliveries SET status = 'queued', possible_duplicate = 1, last_error = 'interrupted while sending' WHERE status = 'sending'`,
+      `UPDATE deliveries SET status = 'queued', possible_duplicate = 1, last_error = 'interrupted while sending'
+       WHERE status = 'sending'`,
     );
     this.failInFlight = db.prepare(
-      `UPDATE deliveries SET status = 'failed', last_error = 'interrupted while sending; not re-sent (delivery.inFlightPolicy: fail)' WHERE status = 'sending'`,
+      `UPDATE deliveries
+       SET status = 'failed', last_error = 'interrupted while sending; not re-sent (delivery.inFlightPolicy: fail)'
+       WHERE status = 'sending'`,
     );
     this.one = db.prepare<[number, number], Row>(
       'SELECT * FROM deliveries WHERE subscriber_id = ? AND installment = ?',

@@ -31,13 +31,15 @@ export class FeedbackStore {
     );
     this.subscriberStmt = db.prepare('SELECT id FROM subscribers WHERE email = ?').pluck();
     this.insertStmt = db.prepare(
-      `INSERT INTO feedback (received_at, provider, event_id, type, email, message_id, subscriber_id, delivery_id, detail)
+      `INSERT INTO feedback
+         (received_at, provider, event_id, type, email, message_id, subscriber_id, delivery_id, detail)
        VALUES (@at, @provider, @eventId, @type, @email, @messageId, @subscriberId, @deliveryId, @detail)
        ON CONFLICT (provider, event_id, email) DO NOTHING`,
     );
     // A reader who already left (unsubscribed) is not mailed either way; their reason is kept.
     this.bounceStmt = db.prepare(
-      `UPDATE subscribers SET status = 'bounced', status_reason = 'bounce' WHERE id = ? AND status IN ('pending', 'active')`,
+      `UPDATE subscribers SET status = 'bounced', status_reason = 'bounce'
+       WHERE id = ? AND status IN ('pending', 'active')`,
     );
     this.complaintStmt = db.prepare(
       `UPDATE subscribers SET status = 'unsubscribed', status_reason = 'complaint',

@@ -67,12 +67,14 @@ export class InstallmentStore {
     );
     this.lastPublishedStmt = db.prepare<[], { at: string | null }>('SELECT max(published_at) AS at FROM installments');
     this.insertStmt = db.prepare(
-      `INSERT INTO installments (number, title, blocks_json, body_hash, word_count, minutes, first_block, block_count, created_at)
+      `INSERT INTO installments
+         (number, title, blocks_json, body_hash, word_count, minutes, first_block, block_count, created_at)
        VALUES (@number, @title, @blocks, @hash, @wordCount, @minutes, @firstBlock, @blockCount, @createdAt)`,
     );
     this.deleteUnfrozenStmt = db.prepare('DELETE FROM installments WHERE frozen_at IS NULL');
     this.publishStmt = db.prepare<[string, string, number]>(
-      'UPDATE installments SET published_at = ?, frozen_at = coalesce(frozen_at, ?) WHERE number = ? AND published_at IS NULL',
+      `UPDATE installments SET published_at = ?, frozen_at = coalesce(frozen_at, ?)
+       WHERE number = ? AND published_at IS NULL`,
     );
     this.freezeStmt = db.prepare<[string, number]>(
       'UPDATE installments SET frozen_at = ? WHERE number = ? AND frozen_at IS NULL',

@@ -80,7 +80,8 @@ export class NoticeStore {
     // lease ran out while its email was still on the wire must not undo the next sender's work.
     const mine = `WHERE id = ? AND status = 'sending' AND attempts = ?`;
     this.sent = db.prepare<[string, number, number]>(
-      `UPDATE notices SET status = 'sent', sent_at = ?, confirm_url = NULL, lease_until = NULL, last_error = NULL ${mine}`,
+      `UPDATE notices SET status = 'sent', sent_at = ?, confirm_url = NULL, lease_until = NULL, last_error = NULL
+       ${mine}`,
     );
     this.later = db.prepare<[string, string, number, number]>(
       `UPDATE notices SET status = 'queued', last_error = ?, next_attempt_at = ?, lease_until = NULL ${mine}`,
@@ -90,13 +91,15 @@ export class NoticeStore {
     );
     this.latest = db.prepare<[number], Row>(`SELECT * FROM notices WHERE subscriber_id = ? ORDER BY id DESC LIMIT 1`);
     this.nextDue = db.prepare<[], { at: string | null }>(
-      `SELECT min(CASE status WHEN 'queued' THEN next_attempt_at ELSE lease_until END) AS at FROM notices WHERE status IN ('queued', 'sending')`,
+      `SELECT min(CASE status WHEN 'queued' THEN next_attempt_at ELSE lease_until END) AS at FROM notices
+       WHERE status IN ('queued', 'sending')`,
     );
     this.leaseOwners = db.prepare<[], { owner: string }>(
       `SELECT DISTINCT lease_owner AS owner FROM notices WHERE status = 'sending' AND lease_owner IS NOT NULL`,
     );
     this.release = db.prepare<[string]>(
-      `UPDATE notices SET status = 'queued', lease_until = NULL, lease_owner = NULL WHERE status = 'sending' AND lease_owner = ?`,
+      `UPDATE notices SET status = 'queued', lease_until = NULL, lease_owner = NULL
+       WHERE status = 'sending' AND lease_owner = ?`,
     );
     this.counts = db.prepare<[], { status: NoticeStatus; n: number }>(
       `SELECT status, count(*) AS n FROM notices GROUP BY status`,

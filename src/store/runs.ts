@@ -105,7 +105,9 @@ export class RunStore {
       `UPDATE runs SET status = 'paused', reason = ?, needs_operator = 0 WHERE id = ?`,
     );
     this.withFailures = db.prepare<[], Row>(
-      `SELECT * FROM runs WHERE kind != 'on-demand' AND id IN (SELECT run_id FROM deliveries WHERE status = 'failed') ORDER BY id DESC LIMIT 1`,
+      `SELECT * FROM runs
+       WHERE kind != 'on-demand' AND id IN (SELECT run_id FROM deliveries WHERE status = 'failed')
+       ORDER BY id DESC LIMIT 1`,
     );
     this.latestStmt = db.prepare<[], Row>(`SELECT * FROM runs WHERE kind != 'on-demand' ORDER BY id DESC LIMIT 1`);
     this.unfinishedStmt = db.prepare<[], Row>(

@@ -162,38 +162,47 @@ export class SubscriberStore {
     // Named: the planner would take subscribers_status (status = ?) and scan every active reader.
     // The conditions are the partial index's, so it can be walked in order.
     this.duePage = db.prepare<{ now: string; afterDue: string; afterId: number; limit: number }, Row>(
-      `SELECT * FROM subscribers INDEXED BY subscribers_due WHERE status = 'active' AND next_due_at IS NOT NULL AND next_due_at <= @now AND (next_due_at, id) > (@afterDue, @afterId)
+      `SELECT * FROM subscribers INDEXED BY subscribers_due
+       WHERE status = 'active' AND next_due_at IS NOT NULL AND next_due_at <= @now
+         AND (next_due_at, id) > (@afterDue, @afterId)
        ORDER BY next_due_at, id LIMIT @limit`,
     );
     this.dueCount = db.prepare<[string], { n: number }>(
-      `SELECT count(*) AS n FROM subscribers INDEXED BY subscribers_due WHERE status = 'active' AND next_due_at IS NOT NULL AND next_due_at <= ?`,
+      `SELECT count(*) AS n FROM subscribers INDEXED BY subscribers_due
+       WHERE status = 'active' AND next_due_at IS NOT NULL AND next_due_at <= ?`,
     );
     this.firstDue = db.prepare<[], { at: string | null }>(
-      `SELECT min(next_due_at) AS at FROM subscribers INDEXED BY subscribers_due WHERE status = 'active' AND next_due_at IS NOT NULL`,
+      `SELECT min(next_due_at) AS at FROM subscribers INDEXED BY subscribers_due
+       WHERE status = 'active' AND next_due_at IS NOT NULL`,
     );
     this.choicesStmt = db.prepare(
-      `UPDATE subscribers SET cadence = @cadence, days = @days, send_minute = @sendMinute, timezone = @timezone, paused_until = @pausedUntil,
-       paused_until_at = @pausedUntilAt, next_due_at = @nextDueAt WHERE id = @id`,
+      `UPDATE subscribers SET cadence = @cadence, days = @days, send_minute = @sendMinute, timezone = @timezone,
+       paused_until = @pausedUntil, paused_until_at = @pausedUntilAt, next_due_at = @nextDueAt WHERE id = @id`,
     );
     this.rejoinStmt = db.prepare<[number]>('UPDATE subscribers SET cadence = NULL, next_due_at = NULL WHERE id = ?');
     this.positions = db.prepare<[], { position: number; readers: number }>(
-      `SELECT position, count(*) AS readers FROM subscribers WHERE status = 'active' GROUP BY position ORDER BY position`,
+      `SELECT position, count(*) AS readers FROM subscribers
+       WHERE status = 'active' GROUP BY position ORDER BY position`,
     );
     this.pausedCount = db.prepare<[string], { n: number }>(
       `SELECT count(*) AS n FROM subscribers WHERE status = 'active' AND paused_until_at > ?`,
     );
     this.ownCount = db.prepare<[], { n: number }>(
-      `SELECT count(*) AS n FROM subscribers INDEXED BY subscribers_due WHERE status = 'active' AND next_due_at IS NOT NULL`,
+      `SELECT count(*) AS n FROM subscribers INDEXED BY subscribers_due
+       WHERE status = 'active' AND next_due_at IS NOT NULL`,
     );
     // A request is as old as its consent (a former reader asking again keeps an old
     // created_at), and is never dropped while a confirmation link sent for it still works.
     const stale = `status = 'pending' AND coalesce(consent_at, created_at) < @before
-      AND NOT EXISTS (SELECT 1 FROM tokens WHERE subscriber_id = subscribers.id AND used_at IS NULL AND expires_at > @now)`;
+      AND NOT EXISTS (
+        SELECT 1 FROM tokens WHERE subscriber_id = subscribers.id AND used_at IS NULL AND expires_at > @now
+      )`;
     // Never confirmed: nothing but a stranger's request; tokens and notices go with it (CASCADE).
     const deleteUnconfirmed = db.prepare(`DELETE FROM subscribers WHERE ${stale} AND confirmed_at IS NULL`);
     // A former reader who asked to come back and never confirmed stays a former reader, history kept.
     const lapseComebacks = db.prepare(
-      `UPDATE subscribers SET status = 'unsubscribed', unsubscribed_at = @now WHERE ${stale} AND confirmed_at IS NOT NULL`,
+      `UPDATE subscribers SET status = 'unsubscribed', unsubscribed_at = @now
+       WHERE ${stale} AND confirmed_at IS NOT NULL`,
     );
     this.purgeStalePendingTx = db.transaction((before: string, now: string) => ({
       pending: deleteUnconfirmed.run({ before, now }).changes,
@@ -209,24 +218,31 @@ export class SubscriberStore {
        VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     this.renewStmt = db.prepare<[string | null, string, number]>(
-      `UPDATE subscribers SET status = 'pending', consent_ip = ?, consent_at = ?, unsubscribed_at = NULL, hard_bounces = 0, status_reason = NULL
+      `UPDATE subscribers SET status = 'pending', consent_ip = ?, consent_at = ?, unsubscribed_at = NULL,
+         hard_bounces = 0, status_reason = NULL
        WHERE id = ? AND status IN ('unsubscribed', 'bounced')`,
     );
     this.activateStmt = db.prepare<[string, string | null, number]>(
       // A new subscription starts afresh: the config's default calendar, not a former one.
-      `UPDATE subscribers SET status = 'active', confirmed_at = ?, confirm_ip = ?, position = 0, finished_at = NULL, cadence = NULL, days = NULL, send_minute = NULL,
-       timezone = NULL, paused_until = NULL, paused_until_at = NULL, next_due_at = NULL WHERE id = ? AND status = 'pending'`,
+      `UPDATE subscribers SET status = 'active', confirmed_at = ?, confirm_ip = ?, position = 0, finished_at = NULL,
+         cadence = NULL, days = NULL, send_minute = NULL, timezone = NULL,
+         paused_until = NULL, paused_until_at = NULL, next_due_at = NULL
+       WHERE id = ? AND status = 'pending'`,
     );
     this.unsubscribeStmt = db.prepare<[string, string, number]>(
-      `UPDATE subscribers SET status = 'unsubscribed', unsubscribed_at = ?, status_reason = ? WHERE id = ? AND status != 'unsubscribed'`,
+      `UPDATE subscribers SET status = 'unsubscribed', unsubscribed_at = ?, status_reason = ?
+       WHERE id = ? AND status != 'unsubscribed'`,
     );
     this.reactivateStmt = db.prepare<[string, number]>(
-      `UPDATE subscribers SET status = 'active', confirmed_at = coalesce(confirmed_at, ?), hard_bounces = 0, unsubscribed_at = NULL, status_reason = NULL WHERE id = ?`,
+      `UPDATE subscribers SET status = 'active', confirmed_at = coalesce(confirmed_at, ?), hard_bounces = 0,
+         unsubscribed_at = NULL, status_reason = NULL
+       WHERE id = ?`,
     );
     this.noticeSentStmt = db.prepare<[string, number]>('UPDATE subscribers SET notice_sent_at = ? WHERE id = ?');
     this.bounceCountStmt = db.prepare<[number]>('UPDATE subscribers SET hard_bounces = hard_bounces + 1 WHERE id = ?');
     this.bouncedStmt = db.prepare<[number, number]>(
-      `UPDATE subscribers SET status = 'bounced', status_reason = 'bounce' WHERE id = ? AND hard_bounces >= ? AND status = 'active'`,
+      `UPDATE subscribers SET status = 'bounced', status_reason = 'bounce'
+       WHERE id = ? AND hard_bounces >= ? AND status = 'active'`,
     );
     this.clearBouncesStmt = db.prepare<[number]>(
       'UPDATE subscribers SET hard_bounces = 0 WHERE id = ? AND hard_bounces > 0',

@@ -36,8 +36,8 @@ function remainderStart(blocks: Block[], frozen: StoredInstallment[], warnings: 
       continue;
     }
     warnings.push(
-      `installment ${inst.number} ("${inst.title}") was ${inst.publishedAt ? 'published' : 'sent'} and differs from the story file now; ` +
-        'the frozen text is kept and the edit is not applied',
+      `installment ${inst.number} ("${inst.title}") was ${inst.publishedAt ? 'published' : 'sent'} ` +
+        'and differs from the story file now; the frozen text is kept and the edit is not applied',
     );
     const last = inst.blocks[inst.blocks.length - 1]!;
     const expected = cursor + inst.blockCount - 1;
@@ -60,7 +60,13 @@ export function syncInstallments(blocks: Block[], store: InstallmentLedger, opts
   const current = store.all().filter((i) => !i.frozenAt);
   const unchanged =
     current.length === next.length &&
-    current.every((c, k) => c.hash === next[k]!.hash && c.number === next[k]!.number && c.title === next[k]!.title && c.firstBlock === next[k]!.firstBlock);
+    current.every(
+      (c, k) =>
+        c.hash === next[k]!.hash &&
+        c.number === next[k]!.number &&
+        c.title === next[k]!.title &&
+        c.firstBlock === next[k]!.firstBlock,
+    );
   if (!unchanged) store.replaceUnfrozen(next);
   return { installments: store.all(), warnings };
 }

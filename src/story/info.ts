@@ -20,7 +20,10 @@ export interface StoryInfo {
   adult: boolean;
   categories: string[];
   warnings: string | undefined;
-  /** The header's fields for readers: rating and warnings first (what readers decide on, as AO3 shows them), then the rest in the author's order. */
+  /**
+   * The header's fields for readers: rating and warnings first (what readers decide on, as AO3
+   * shows them), then the rest in the author's order.
+   */
   details: StoryDetail[];
   /** Free header lines such as "A short story, complete." */
   notes: string[];
@@ -34,7 +37,9 @@ const FIRST = ['rating', 'warnings'];
 function details(meta: ParsedStory['meta'], configRating: string | undefined): StoryDetail[] {
   const kind = (d: StoryDetail) => headerFieldKind(d.key) ?? 'extra';
   // The config's rating overrides the header's, under the config's own name for it.
-  const fields = meta.fields.filter((d) => !NOT_DETAILS.has(kind(d)) && !(configRating !== undefined && kind(d) === 'rating'));
+  const fields = meta.fields.filter(
+    (d) => !NOT_DETAILS.has(kind(d)) && !(configRating !== undefined && kind(d) === 'rating'),
+  );
   if (configRating !== undefined) fields.unshift({ key: 'Rating', value: configRating });
   const rank = (d: StoryDetail) => {
     const i = FIRST.indexOf(kind(d));
@@ -56,7 +61,16 @@ const titleFromFileName = (file: string): string => {
 
 // Header fields that are labels a reader filters on, rather than prose (notes, disclaimers).
 const LABEL_KINDS = new Set(['rating', 'warnings', 'pairing']);
-const LABEL_EXTRAS = new Set(['timeline/spoilers', 'spoilers', 'timeline', 'fandom', 'characters', 'status', 'series', 'language']);
+const LABEL_EXTRAS = new Set([
+  'timeline/spoilers',
+  'spoilers',
+  'timeline',
+  'fandom',
+  'characters',
+  'status',
+  'series',
+  'language',
+]);
 
 /**
  * The story's categories as feeds carry them: each Category value alone, then the other

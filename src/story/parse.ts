@@ -27,7 +27,6 @@ export function countWords(text: string): number {
 // Raw HTML in a story is shown as text, and quotes stay exactly as typed (no typographer).
 const markdown = new MarkdownIt({ html: false, linkify: false, typographer: false });
 
-
 function decode(file: string): string {
   let bytes: Buffer;
   try {
@@ -35,11 +34,22 @@ function decode(file: string): string {
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     const why =
-      code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory, not a file' : code === 'EACCES' ? 'permission denied' : (err as Error).message;
+      code === 'ENOENT'
+        ? 'no such file'
+        : code === 'EISDIR'
+          ? 'is a directory, not a file'
+          : code === 'EACCES'
+            ? 'permission denied'
+            : (err as Error).message;
     throw new StoryError(file, `cannot be read (${why}); check story.file in the config`);
   }
-  if (bytes.length === 0) throw new StoryError(file, 'is empty; write the story into it or point story.file at another file');
-  if (bytes.includes(0)) throw new StoryError(file, 'looks like a binary file, not text; save the story as plain text (.txt) or Markdown (.md)');
+  if (bytes.length === 0)
+    throw new StoryError(file, 'is empty; write the story into it or point story.file at another file');
+  if (bytes.includes(0))
+    throw new StoryError(
+      file,
+      'looks like a binary file, not text; save the story as plain text (.txt) or Markdown (.md)',
+    );
   try {
     return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
   } catch {
@@ -97,7 +107,10 @@ export function isSceneBreak(line: string): boolean {
   if (/^[*#~=_+•·◆◇♦❖✦✧★☆※⁂§°\-–—\s]+$/u.test(t)) return ORNAMENT.test(t) || (t.match(/[-–—]/g)?.length ?? 0) >= 3;
   // o0o, oOo, 0o0, OoO: only when mixed, so that a paragraph "ooo" or "000" stays text.
   const compact = t.replace(/\s+/g, '');
-  return /^[oO0]{3,9}$/.test(compact) && ((/0/.test(compact) && /o/i.test(compact)) || (/o/.test(compact) && /O/.test(compact)));
+  return (
+    /^[oO0]{3,9}$/.test(compact) &&
+    ((/0/.test(compact) && /o/i.test(compact)) || (/o/.test(compact) && /O/.test(compact)))
+  );
 }
 
 // --- header block -------------------------------------------------------------------------
@@ -147,9 +160,17 @@ const KNOWN_KEYS: Record<string, keyof StoryMeta | 'extra'> = {
 };
 
 /** A header key as compared: lower case, single spaces, no space around "/". */
-export const normalizeKey = (key: string): string => key.toLowerCase().replace(/\s*\/\s*/g, '/').replace(/\s+/g, ' ').trim();
+export const normalizeKey = (key: string): string =>
+  key
+    .toLowerCase()
+    .replace(/\s*\/\s*/g, '/')
+    .replace(/\s+/g, ' ')
+    .trim();
 
-/** What a header key stands for (`Rated` → rating, `Timeline/ Spoilers` → extra), undefined for a key we do not know. */
+/**
+ * What a header key stands for (`Rated` → rating, `Timeline/ Spoilers` → extra), undefined
+ * for a key we do not know.
+ */
 export const headerFieldKind = (key: string): keyof StoryMeta | 'extra' | undefined => KNOWN_KEYS[normalizeKey(key)];
 
 // `Key : value` with a short key of at most four words (`Timeline/ Spoilers`, `Word count`).
@@ -160,7 +181,11 @@ const BY_LINE = /^\s*(?:written\s+)?by\s+(\S.{0,80}?)\s*$/i;
 const NOTE_LINE =
   /\b(complete|completed|incomplete|unfinished|wip|work in progress|one[- ]?shot|drabble|ficlet|short story|novella|novelette|novel|serial|chapters?|\d+\s+words|disclaimer|copyright|all rights reserved|sequel|prequel)\b|©|\(c\)/i;
 
-type HeaderLine = { kind: 'key'; key: string; known: boolean; value: string } | { kind: 'by'; value: string } | { kind: 'note'; value: string } | null;
+type HeaderLine =
+  | { kind: 'key'; key: string; known: boolean; value: string }
+  | { kind: 'by'; value: string }
+  | { kind: 'note'; value: string }
+  | null;
 
 function headerLine(line: string): HeaderLine {
   if (line.length > 400) return null;
@@ -237,12 +262,19 @@ function takeFrontMatter(source: string, file: string, meta: StoryMeta): number 
   const close = /^(?:---|\.\.\.)[ \t]*(?:\r?\n|$)/m;
   const rest = source.slice(open[0].length);
   const end = close.exec(rest);
-  if (!end) throw new StoryError(file, 'front matter opened with "---" on the first line is never closed; add a closing "---" line');
+  if (!end)
+    throw new StoryError(
+      file,
+      'front matter opened with "---" on the first line is never closed; add a closing "---" line',
+    );
   let data: unknown;
   try {
     data = parseYaml(rest.slice(0, end.index));
   } catch (err) {
-    throw new StoryError(file, `front matter is not valid YAML (${(err as Error).message.split('\n')[0]}); fix it or remove it`);
+    throw new StoryError(
+      file,
+      `front matter is not valid YAML (${(err as Error).message.split('\n')[0]}); fix it or remove it`,
+    );
   }
   if (data !== null && data !== undefined) {
     if (typeof data !== 'object' || Array.isArray(data))
@@ -251,7 +283,11 @@ function takeFrontMatter(source: string, file: string, meta: StoryMeta): number 
       if (value === null || value === undefined) continue;
       const values = Array.isArray(value) ? value : [value];
       if (values.some((v) => typeof v === 'object' && v !== null))
-        throw new StoryError(file, `front matter key "${key}" has a nested value; write it as one line of text (or a list of words), such as ${key}: value`);
+        throw new StoryError(
+          file,
+          `front matter key "${key}" has a nested value; ` +
+            `write it as one line of text (or a list of words), such as ${key}: value`,
+        );
       // Objects were refused above: what is left are strings, numbers, booleans and dates.
       const text = (values as Array<string | number | boolean | Date>).map(String).join(', ');
       setMeta(meta, key, text);
@@ -314,9 +350,17 @@ function blocksOf(chunk: Chunk, format: Format, width: number | null = null): Bl
     const m = /^([^\r\n]*)(\r?\n)?([\s\S]*)$/.exec(chunk.text)!;
     const h = HEADING.exec(m[1]!);
     if (h) {
-      const heading: Block = { kind: 'heading', text: m[1]!, title: h[2]!, level: h[1]!.length, html: markdown.renderInline(h[2]!) };
+      const heading: Block = {
+        kind: 'heading',
+        text: m[1]!,
+        title: h[2]!,
+        level: h[1]!.length,
+        html: markdown.renderInline(h[2]!),
+      };
       const rest = m[3] ?? '';
-      return rest.trim() === '' ? [heading] : [heading, ...blocksOf({ text: rest, start: chunk.start + m[1]!.length + (m[2]?.length ?? 0) }, format)];
+      return rest.trim() === ''
+        ? [heading]
+        : [heading, ...blocksOf({ text: rest, start: chunk.start + m[1]!.length + (m[2]?.length ?? 0) }, format)];
     }
   }
   return [paragraph(chunk.text, format, width)];
@@ -334,6 +378,9 @@ export function parseStoryText(text: string, file: string, format: Format = form
   const width = format === 'text' ? wrapWidth(body.filter((c) => !isSceneBreak(c.text)).map((c) => c.text)) : null;
   const blocks = body.flatMap((c) => blocksOf(c, format, width));
   if (!blocks.some((b) => b.kind === 'paragraph'))
-    throw new StoryError(file, 'has a header but no story text after it; add the story below the header, separated by a blank line');
+    throw new StoryError(
+      file,
+      'has a header but no story text after it; add the story below the header, separated by a blank line',
+    );
   return { file: path.resolve(file), format, meta, blocks };
 }

@@ -23,7 +23,8 @@ export function hashBlocks(blocks: Block[]): string {
   return h.digest('hex');
 }
 
-export const blockWords = (b: Block): number => (b.kind === 'scene-break' ? 0 : countWords(b.kind === 'heading' ? b.title : b.text));
+export const blockWords = (b: Block): number =>
+  b.kind === 'scene-break' ? 0 : countWords(b.kind === 'heading' ? b.title : b.text);
 
 // Cost of starting the next installment at a block of this kind. Deviation from the target
 // costs 100·d² (d = relative deviation), so a chapter heading wins over a plain paragraph

@@ -100,7 +100,9 @@ export function importCsv(store: Store, file: string, opts: { skipInvalid?: bool
   const emailCol = keys.findIndex((k) => EMAIL_COLUMNS.includes(k));
   if (emailCol < 0) {
     throw new CsvError(
-      `${file}: line 1 must be a header with an "email" column (or an export's own, such as Mailchimp's "Email Address"); found: ${header.length ? header.join(', ') : 'nothing'}; nothing was imported`,
+      `${file}: line 1 must be a header with an "email" column ` +
+        `(or an export's own, such as Mailchimp's "Email Address"); ` +
+        `found: ${header.length ? header.join(', ') : 'nothing'}; nothing was imported`,
     );
   }
   const dateKey = DATE_COLUMNS.find((k) => keys.includes(k));
@@ -143,7 +145,8 @@ export function importCsv(store: Store, file: string, opts: { skipInvalid?: bool
       const d = parseDate(record[dateCol]);
       if (!d) {
         report.errors.push(
-          `${file}:${info.lines}: ${header[dateCol]} "${record[dateCol]}" is not a date (use 2026-01-31 or an ISO timestamp)`,
+          `${file}:${info.lines}: ${header[dateCol]} "${record[dateCol]}" is not a date ` +
+            '(use 2026-01-31 or an ISO timestamp)',
         );
         continue;
       }

@@ -52,7 +52,10 @@ export function nextDue(choices: ReaderChoices, config: CalendarConfig, now: Dat
   return at === null ? null : new Date(at).toISOString();
 }
 
-/** The next slot of the config's default calendar, for readers who chose nothing; null when that is the story's runs. */
+/**
+ * The next slot of the config's default calendar, for readers who chose nothing; null when
+ * that is the story's runs.
+ */
 export function defaultDue(config: CalendarConfig, now: Date): string | null {
   return nextDue(NO_CHOICES, config, now);
 }

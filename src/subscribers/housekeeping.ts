@@ -40,7 +40,9 @@ export class Housekeeping {
     const before = new Date(now.getTime() - this.deps.pendingDays * 24 * HOUR).toISOString();
     const { pending, lapsed } = this.deps.store.subscribers.purgeStalePending(before, now.toISOString());
     const purged = { tokens, pending, lapsed };
-    const line = `housekeeping purged ${tokens} expired token(s) and ${pending} unconfirmed reader(s); ${lapsed} unconfirmed comeback(s) set back to unsubscribed`;
+    const line =
+      `housekeeping purged ${tokens} expired token(s) and ${pending} unconfirmed reader(s); ` +
+      `${lapsed} unconfirmed comeback(s) set back to unsubscribed`;
     if (tokens + pending + lapsed > 0) this.deps.log.info(purged, line);
     else this.deps.log.debug(purged, line);
     return purged;
