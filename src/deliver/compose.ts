@@ -37,7 +37,43 @@ export interface HeaderSlot {
   placeholder: string;
 }
 
-type Piece = string | ((values: SlotValues) => string);
+/**
+ * A stretch of the message: bytes that are the same for every reader, or what one reader's
+ * values make of a slot (ASCII: encoded header fields and body lines).
+ */
+type Piece = Buffer | ((values: SlotValues) => string);
+
+/** Neighbouring fixed stretches joined, so a fill copies a few large buffers. */
+function coalesce(pieces: Array<Buffer | string | ((values: SlotValues) => string)>): Piece[] {
+  const out: Piece[] = [];
+  let run: Buffer[] = [];
+  const flush = () => {
+    if (run.length) out.push(run.length === 1 ? run[0]! : Buffer.concat(run));
+    run = [];
+  };
+  for (const p of pieces) {
+    if (typeof p === 'function') {
+      flush();
+      out.push(p);
+    } else if (p.length > 0) run.push(typeof p === 'string' ? Buffer.from(p, 'latin1') : p);
+  }
+  flush();
+  return out;
+}
+
+/**
+ * One reader's bytes: the fixed buffers copied and the slots written into a buffer of
+ * exactly the message's size, with no message-sized string built on the way.
+ */
+function render(pieces: readonly Piece[], values: SlotValues): Buffer {
+  const filled = pieces.map((p) => (typeof p === 'function' ? p(values) : p));
+  let size = 0;
+  for (const f of filled) size += f.length;
+  const out = Buffer.allocUnsafe(size);
+  let at = 0;
+  for (const f of filled) at += typeof f === 'string' ? out.write(f, at, 'latin1') : f.copy(out, at);
+  return out;
+}
 
 const LINE = 76;
 /** Bytes of input per line of base64 output. */
@@ -70,7 +106,7 @@ export class ComposedMessage {
     const headerEnd = built.indexOf('\r\n\r\n');
     if (headerEnd < 0) return undefined;
 
-    const pieces: Piece[] = [];
+    const pieces: Array<string | Buffer | ((values: SlotValues) => string)> = [];
     let at = 0;
     const fixed = (upTo: number) => {
       if (upTo > at) pieces.push(built.slice(at, upTo));
@@ -105,22 +141,21 @@ export class ComposedMessage {
       const index = built.indexOf(part.encoded, searchFrom);
       if (index < 0) return undefined;
       fixed(index);
-      pieces.push(part.fill);
+      pieces.push(...part.pieces);
       at = index + part.encoded.length;
       searchFrom = at;
     }
     fixed(built.length);
     // A token left over would mean a slot nobody fills: every reader would get it verbatim.
-    const rest = pieces.filter((p): p is string => typeof p === 'string').join('');
+    const joined = coalesce(pieces);
+    const rest = Buffer.concat(joined.filter((p) => typeof p !== 'function')).toString('latin1');
     if (slots.values.some((s) => rest.includes(s.token))) return undefined;
-    return new ComposedMessage(pieces, new Set(slots.values.map((s) => s.slot)));
+    return new ComposedMessage(joined, new Set(slots.values.map((s) => s.slot)));
   }
 
   /** This reader's message, ready to hand to the SMTP pool as `raw`. */
   fill(values: SlotValues): Buffer {
-    let out = '';
-    for (const p of this.pieces) out += typeof p === 'string' ? p : p(values);
-    return Buffer.from(out, 'latin1');
+    return render(this.pieces, values);
   }
 }
 
@@ -165,7 +200,8 @@ function leaves(node: MimeNode): MimeNode[] {
 interface Part {
   /** The part's body as nodemailer encoded it in the template. */
   encoded: string;
-  fill: (values: SlotValues) => string;
+  /** The part's body as a reader's values fill it, stretch by stretch. */
+  pieces: Piece[];
 }
 
 /**
@@ -193,14 +229,14 @@ function bodyPart(node: MimeNode, body: Slot[], escapeHtml: (v: string) => strin
     const keep = Math.floor(found[0]!.start / B64_LINE_BYTES) * B64_LINE_BYTES;
     const prefix = keep > 0 ? base64Lines(bytes.subarray(0, keep)) + '\r\n' : '';
     const rest = spliced(bytes, keep, bytes.length, found);
-    return { encoded: base64Lines(bytes), fill: (v) => prefix + base64Lines(rest(v, value)) };
+    return { encoded: base64Lines(bytes), pieces: coalesce([prefix, (v) => base64Lines(rest(v, value))]) };
   }
   if (encoding !== 'quoted-printable') return null;
 
   // The wrap starts afresh after every line break (the parts are written with CRLF, see
   // mailOptions), so each line encodes on its own: the lines that hold a slot are encoded
   // again per reader, every other line once.
-  const pieces: Piece[] = [];
+  const pieces: Array<string | ((values: SlotValues) => string)> = [];
   let fixed = '';
   for (let start = 0, f = 0; start < bytes.length;) {
     const lf = bytes.indexOf(0x0a, start);
@@ -218,11 +254,11 @@ function bodyPart(node: MimeNode, body: Slot[], escapeHtml: (v: string) => strin
     start = end;
   }
   if (fixed) pieces.push(fixed);
-  const fill = (v: SlotValues): string => pieces.map((p) => (typeof p === 'string' ? p : p(v))).join('');
   const encoded = qpWrap(qpEncode(bytes), LINE);
+  const joined = coalesce(pieces);
   // Filled with its own tokens, the part must come out as nodemailer encoded it whole.
   const tokens = Object.fromEntries(body.map((s) => [s.slot, s.token]));
-  return fill(tokens) === encoded ? { encoded, fill } : null;
+  return render(joined, tokens).toString('latin1') === encoded ? { encoded, pieces: joined } : null;
 }
 
 /** The part's bytes from `from` to `to`, with each token found there replaced by the reader's value. */
