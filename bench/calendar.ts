@@ -58,7 +58,7 @@ async function bench(n: number): Promise<void> {
   setDue(1, n, new Date(now.getTime() + 86_400_000));
   setDue(1, DUE, new Date(now.getTime() - 60_000));
 
-  const scheduler = new Scheduler({ send: ctx, log: silent, clock: () => now });
+  const scheduler = new Scheduler({ send: ctx, meta: app.store.meta, log: silent, clock: () => now });
   // The tick's own scheduling work: walk the due readers along the index and work out each one's next slot.
   const tq = performance.now();
   let found = 0;

@@ -75,7 +75,8 @@ export function createRuntime(app: App, log: Logger): Runtime {
     options,
   });
   const send: SendContext = {
-    app,
+    store: app.store,
+    config: app.config,
     transport,
     renderer,
     links,

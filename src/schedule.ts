@@ -9,6 +9,7 @@ import cron, { type ScheduledTask } from 'node-cron';
 import type { Logger } from 'pino';
 import { SenderBusyError, sendRun, type SendContext, type SendSummary } from './deliver/send.ts';
 import { summaryLines } from './deliver/summary.ts';
+import type { MetaStore } from './store/meta.ts';
 import type { Run } from './store/runs.ts';
 
 const LAST_TICK_KEY = 'schedule_last_tick';
@@ -33,8 +34,16 @@ export class Scheduler {
   private dueRunning: Promise<TickResult> | undefined;
   private dueTimer: NodeJS.Timeout | undefined;
 
-  constructor(private readonly deps: { send: SendContext; log: Logger; clock?: () => Date }) {
-    const { schedule } = deps.send.app.config;
+  constructor(
+    private readonly deps: {
+      send: SendContext;
+      /** Where the last tick's time is kept, to catch up after a stop. */
+      meta: Pick<MetaStore, 'get' | 'set' | 'delete'>;
+      log: Logger;
+      clock?: () => Date;
+    },
+  ) {
+    const { schedule } = deps.send.config;
     this.task = cron.createTask(schedule.cron, () => this.tick('scheduled'), {
       timezone: schedule.timezone,
       name: 'feuilleton-send',
@@ -69,13 +78,12 @@ export class Scheduler {
 
   /** Starts the cron task, first making up (once) for a run missed while stopped. */
   async start(): Promise<TickResult | undefined> {
-    const { app } = this.deps.send;
-    const { schedule } = app.config;
-    const { meta } = app.store;
+    const { meta, send } = this.deps;
+    const { schedule } = send.config;
     if (!schedule.enabled) {
       // Times passed while the schedule is off are not "missed": enabling it starts afresh.
       meta.delete(LAST_TICK_KEY);
-      const unfinished = app.store.runs.unfinished();
+      const unfinished = send.store.runs.unfinished();
       const resume = unfinished
         ? `; run ${unfinished.id} did not finish: continue it with "feuilleton send --resume"`
         : '';
@@ -84,7 +92,7 @@ export class Scheduler {
     }
     // Read before the resume, which counts as a tick.
     const last = meta.get(LAST_TICK_KEY);
-    const unfinished = app.store.runs.unfinished();
+    const unfinished = send.store.runs.unfinished();
     let caughtUp = unfinished && !unfinished.needsOperator ? await this.resumeInterrupted(unfinished) : undefined;
     if (last === undefined) {
       // First start: nothing can have been missed yet.
@@ -113,7 +121,7 @@ export class Scheduler {
     // Readers' own times that passed while stopped are due now: made up once, at this tick.
     await this.dueTick();
     if (this.abort.signal.aborted) return caughtUp;
-    this.dueTimer = setInterval(() => void this.dueTick(), app.config.readers.tickMinutes * 60_000);
+    this.dueTimer = setInterval(() => void this.dueTick(), send.config.readers.tickMinutes * 60_000);
     this.dueTimer.unref();
     return caughtUp;
   }
@@ -128,7 +136,7 @@ export class Scheduler {
     if (this.running.size > 0) return Promise.resolve({ status: 'busy' });
     const run = (async (): Promise<TickResult> => {
       const { send, log } = this.deps;
-      const { store } = send.app;
+      const { store } = send;
       if (this.abort.signal.aborted) return { status: 'stopped' };
       const now = this.now();
       const unfinished = store.runs.unfinished();
@@ -186,11 +194,11 @@ export class Scheduler {
    */
   tick(kind: 'scheduled' | 'catch-up', opts: { resumeOnly?: boolean } = {}): Promise<TickResult> {
     const run = (async (): Promise<TickResult> => {
-      const { send, log } = this.deps;
+      const { send, meta, log } = this.deps;
       if (this.dueRunning) await this.dueRunning;
       if (this.abort.signal.aborted) return { status: 'stopped' };
-      send.app.store.meta.set(LAST_TICK_KEY, this.now().toISOString());
-      const blocked = send.app.store.runs.unfinished();
+      meta.set(LAST_TICK_KEY, this.now().toISOString());
+      const blocked = send.store.runs.unfinished();
       if (blocked?.needsOperator) {
         log.warn(`${kind} run skipped: run ${blocked.id} is paused until the operator acts: ${blocked.reason ?? ''}`);
         return { status: 'blocked' };

@@ -77,7 +77,7 @@ export async function sendCommand(
     return 0;
   }
   if (opts.dryRun) {
-    const plan = planRun(ctx.app, { installment: opts.installment });
+    const plan = planRun(ctx, { installment: opts.installment });
     if (plan.note) out(`Dry run: ${plan.note}.`);
     for (const l of plan.lines) out(`would send installment ${l.installment} to ${l.email}`);
     out(`Dry run (${plan.mode}): ${plan.lines.length} message(s) would be sent; nothing was sent or recorded.`);

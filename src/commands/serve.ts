@@ -154,7 +154,7 @@ export async function startServing(
     clock: opts.clock,
   });
   housekeeping.start();
-  const scheduler = new Scheduler({ send: runtime.send, log, clock: opts.clock });
+  const scheduler = new Scheduler({ send: runtime.send, meta: app.store.meta, log, clock: opts.clock });
   // Not awaited: a catch-up send may take a while and the site should answer meanwhile.
   scheduler.start().catch((err: unknown) => log.error({ err }, 'scheduler failed to start'));
   let stopping: Promise<void> | undefined;

@@ -2,10 +2,11 @@
 // The CLI, the scheduler and the web's "next one now" all come through here.
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { App } from '../app.ts';
+import type { Config } from '../config.ts';
 import { UserError } from '../errors.ts';
 import type { Links } from '../links.ts';
 import type { EmailRenderer } from '../render/email.ts';
+import type { Store } from '../store/index.ts';
 import type { StoredInstallment } from '../store/installments.ts';
 import type { Run, RunCounts, RunKind } from '../store/runs.ts';
 import type { Subscriber } from '../store/subscribers.ts';
@@ -17,8 +18,15 @@ import type { NoticeSender } from './notices.ts';
 import { backoffMs, classify, type Failure } from './replies.ts';
 import { assertHeaderSafe, type MailTransport } from './transport.ts';
 
+/**
+ * The ledger a send works on: who reads, what they were sent, the runs and their lock, the
+ * installments (db only for transactions that span these).
+ */
+export type SendLedger = Pick<Store, 'db' | 'deliveries' | 'subscribers' | 'runs' | 'installments'>;
+
 export interface SendContext {
-  app: App;
+  store: SendLedger;
+  config: Config;
   transport: MailTransport;
   renderer: EmailRenderer;
   links: Links;
@@ -89,6 +97,9 @@ export class SenderBusyError extends UserError {}
 /** Well inside the store's LOCK_STALE_MS, after which a silent lock counts as a dead process's. */
 const HEARTBEAT_MS = 5_000;
 
+/** What an email needs of its reader: whom to address, and what their links are signed with. */
+type Reader = Pick<Subscriber, 'id' | 'feedToken' | 'email'>;
+
 interface Job {
   sub: Subscriber;
   inst: StoredInstallment;
@@ -121,7 +132,7 @@ function runFacts(ctx: SendContext): RunFacts {
   let second = -1;
   let formatted = '';
   return {
-    total: ctx.app.store.installments.count().total,
+    total: ctx.store.installments.count().total,
     nextDate: next ? next.toISOString() : null,
     date() {
       const now = Math.floor(Date.now() / 1000);
@@ -137,30 +148,35 @@ function runFacts(ctx: SendContext): RunFacts {
  * composes the MIME once per installment too, and each reader's bytes are the template
  * filled (installment-mail.ts).
  */
-async function deliverMessage(ctx: SendContext, facts: RunFacts, job: Job, test?: TestSend): Promise<string> {
+async function deliverMessage(
+  ctx: SendContext,
+  facts: RunFacts,
+  { sub, inst }: { sub: Reader; inst: StoredInstallment },
+  test?: TestSend,
+): Promise<string> {
   const { renderer, links } = ctx;
-  const nextDate = job.inst.number >= facts.total ? null : facts.nextDate;
-  const id = test ? ctx.ids.test(job.inst.number) : ctx.ids.installment(job.sub, job.inst.number);
+  const nextDate = inst.number >= facts.total ? null : facts.nextDate;
+  const id = test ? ctx.ids.test(inst.number) : ctx.ids.installment(sub, inst.number);
   const template =
     !test && ctx.transport.sendRaw && ctx.installmentMail
-      ? await ctx.installmentMail.template(job.inst, nextDate)
+      ? await ctx.installmentMail.template(inst, nextDate)
       : undefined;
   if (template) {
-    assertHeaderSafe('To', job.sub.email);
+    assertHeaderSafe('To', sub.email);
     const values = {
-      ...links.forReader(job.sub, template.slots),
-      to: job.sub.email,
+      ...links.forReader(sub, template.slots),
+      to: sub.email,
       messageId: id,
       date: facts.date(),
     } as ReaderValues;
-    await ctx.transport.sendRaw!(job.sub.email, template.fill(values), id);
+    await ctx.transport.sendRaw!(sub.email, template.fill(values), id);
     return id;
   }
-  const prepared = await renderer.installment(job.inst, { nextDate });
-  const values = links.forReader(job.sub, ['unsubscribeUrl', ...prepared.placeholders]);
+  const prepared = await renderer.installment(inst, { nextDate });
+  const values = links.forReader(sub, ['unsubscribeUrl', ...prepared.placeholders]);
   const mail = ctx.lists.address(
     prepared.fill(values),
-    test?.to ?? job.sub.email,
+    test?.to ?? sub.email,
     values.unsubscribeUrl!,
     id,
     'installment',
@@ -173,7 +189,7 @@ async function deliverMessage(ctx: SendContext, facts: RunFacts, job: Job, test?
  * Messages claimed and not yet settled at any moment: enough to keep every pooled SMTP
  * connection busy, and the most a crash can leave in `sending` (possible duplicates).
  */
-export const sendConcurrency = (config: App['config']): number => Math.max(2, config.mail.maxConnections * 2);
+export const sendConcurrency = (config: Config): number => Math.max(2, config.mail.maxConnections * 2);
 
 /** Pulls up to `n` jobs. */
 function take<T>(jobs: Iterator<T>, n: number): T[] {
@@ -187,6 +203,7 @@ function take<T>(jobs: Iterator<T>, n: number): T[] {
 }
 
 const STOPPED = 'stopped (shutdown); resume with: feuilleton send --resume';
+const NOTHING_MARKED = 'Nothing was marked failed or bounced: fix it, then: feuilleton send --resume';
 
 /** A permanent refusal held back from the reader's record until the streak it belongs to is judged. */
 interface Refusal {
@@ -216,7 +233,7 @@ class Runner {
    * leaves them `sending`, as a crash just after the SMTP reply always could.
    */
   private settled: Array<{ deliveryId: number; messageId: string; job: Job }> = [];
-  private readonly claimBatch: (jobs: Job[]) => Array<ReturnType<App['store']['deliveries']['claim']>>;
+  private readonly claimBatch: (jobs: Job[]) => Array<ReturnType<SendLedger['deliveries']['claim']>>;
   /** No more claims: from now on each accepted message is marked at once. */
   private closing = false;
   /** A bookkeeping failure inside a delivery: the run stops and rethrows it. */
@@ -238,8 +255,8 @@ class Runner {
     /** A job the ledger would not give (sent or failed already). */
     private readonly onSkipped?: (job: Job) => void,
   ) {
-    const { store } = ctx.app;
-    this.concurrency = sendConcurrency(ctx.app.config);
+    const { store } = ctx;
+    this.concurrency = sendConcurrency(ctx.config);
     this.facts = runFacts(ctx);
     // Claimed before the SMTP transaction: a crash from here on leaves a `sending` row.
     // The accepted messages' marks ride along; with no jobs it only marks them. The lock
@@ -356,7 +373,7 @@ class Runner {
       // Outside the try: a bookkeeping error must not pass for a mail error and send again.
       this.settled.push({ deliveryId, messageId, job });
       if (this.closing) this.flushSettled();
-      if (job.sub.hardBounces > 0) this.ctx.app.store.subscribers.clearBounces(job.sub.id);
+      if (job.sub.hardBounces > 0) this.ctx.store.subscribers.clearBounces(job.sub.id);
       // The relay takes mail: the refusals before this one were about those messages.
       if (!this.needsOperator) this.judgeStreak();
       this.counts.sent++;
@@ -367,7 +384,7 @@ class Runner {
 
   /** Settles a failed try; true when it is worth another after the backoff. */
   private async failed(err: unknown, job: Job, deliveryId: number, tries: number): Promise<boolean> {
-    const { store, config } = this.ctx.app;
+    const { store, config } = this.ctx;
     const { maxAttempts, backoffBaseMs, backoffMaxMs } = config.delivery;
     // A reader's own row that cannot become a message (an address with a line break in it)
     // fails that delivery alone: it is neither the relay's trouble nor worth a retry.
@@ -388,7 +405,9 @@ class Runner {
           `the mail server refused the session: ${failure.message}; fix mail settings, then: feuilleton send --resume`,
         );
       } else {
-        this.paused ??= `mail server unavailable after ${tries} attempts (${failure.message}); resume with: feuilleton send --resume`;
+        this.paused ??=
+          `mail server unavailable after ${tries} attempts (${failure.message}); ` +
+          'resume with: feuilleton send --resume';
       }
       return false;
     }
@@ -414,12 +433,14 @@ class Runner {
    * the queue, failed by nobody and bounced by nobody.
    */
   private refused(r: Refusal, installment: number): void {
-    const { store, config } = this.ctx.app;
+    const { store, config } = this.ctx;
     const { failure } = r;
     if (this.needsOperator || failure.policy) {
       store.deliveries.requeue(r.deliveryId, failure.message);
       this.pauseForOperator(
-        `the relay refused a message by policy (${failure.message}); this is a relay or account setting (sender not verified, relaying denied), not the reader's address. Nothing was marked failed or bounced: fix it, then: feuilleton send --resume`,
+        `the relay refused a message by policy (${failure.message}); this is a relay or account setting ` +
+          "(sender not verified, relaying denied), not the reader's address. " +
+          NOTHING_MARKED,
       );
       return;
     }
@@ -438,7 +459,9 @@ class Runner {
     if (this.streak.length >= config.delivery.breakerThreshold) {
       this.requeueStreak();
       this.pauseForOperator(
-        `the relay refused ${config.delivery.breakerThreshold} messages in a row alike (${failure.message}); that is a relay or account problem, not ${config.delivery.breakerThreshold} bad addresses. Nothing was marked failed or bounced: fix it, then: feuilleton send --resume`,
+        `the relay refused ${config.delivery.breakerThreshold} messages in a row alike (${failure.message}); ` +
+          `that is a relay or account problem, not ${config.delivery.breakerThreshold} bad addresses. ` +
+          NOTHING_MARKED,
       );
     }
     this.opts.onProgress?.(this.counts);
@@ -446,7 +469,7 @@ class Runner {
 
   /** The streak's deliveries back to the queue, failed by nobody and bounced by nobody. */
   private requeueStreak(): void {
-    const { store } = this.ctx.app;
+    const { store } = this.ctx;
     for (const held of this.streak) store.deliveries.requeueFailedRow(held.deliveryId, held.failure.message);
     this.counts.failed -= this.streak.length;
     this.streak = [];
@@ -455,7 +478,7 @@ class Runner {
   /** The streak was the readers' own refusals after all: count their hard bounces. */
   private judgeStreak(): void {
     if (this.streak.length === 0) return;
-    const { store, config } = this.ctx.app;
+    const { store, config } = this.ctx;
     for (const { sub, failure } of this.streak) {
       if (failure.hardBounce && store.subscribers.recordHardBounce(sub.id, config.delivery.bounceLimit)) {
         this.ctx.log?.({
@@ -477,8 +500,8 @@ class Runner {
 }
 
 /** Readers on the story's calendar: not paused, and not at their own pace. */
-function* broadcastJobs(app: App, inst: StoredInstallment, now: Date): Generator<Job> {
-  for (const sub of app.store.subscribers.iterate({ status: 'active', storyCalendarAt: now.toISOString() }))
+function* broadcastJobs(store: SendLedger, inst: StoredInstallment, now: Date): Generator<Job> {
+  for (const sub of store.subscribers.iterate({ status: 'active', storyCalendarAt: now.toISOString() }))
     yield { sub, inst };
 }
 
@@ -490,7 +513,7 @@ class CalendarRun {
   readonly finished: Subscriber[] = [];
 
   constructor(
-    private readonly config: App['config'],
+    private readonly config: Config,
     readonly now: Date,
   ) {
     this.at = now.toISOString();
@@ -508,11 +531,11 @@ class CalendarRun {
 }
 
 /** Freezes each installment once per run, before anyone is sent it. */
-function freezer(app: App): (inst: StoredInstallment) => StoredInstallment {
+function freezer(store: SendLedger): (inst: StoredInstallment) => StoredInstallment {
   const frozen = new Set<number>();
   return (inst) => {
     if (!frozen.has(inst.number)) {
-      app.store.installments.freeze(inst.number);
+      store.installments.freeze(inst.number);
       frozen.add(inst.number);
     }
     return inst;
@@ -521,7 +544,8 @@ function freezer(app: App): (inst: StoredInstallment) => StoredInstallment {
 
 /** What a run's job generators read: the run, the story's installments, the readers' calendars. */
 interface JobSource {
-  app: App;
+  store: SendLedger;
+  config: Config;
   runId: number;
   /** A resumed run skips readers it already sent to. */
   resuming: boolean;
@@ -530,15 +554,15 @@ interface JobSource {
   freeze: (inst: StoredInstallment) => StoredInstallment;
 }
 
-function* pacedJobs({ app, runId, resuming, installments, cal, freeze }: JobSource): Generator<Job> {
-  for (const sub of app.store.subscribers.iterate({
+function* pacedJobs({ store, runId, resuming, installments, cal, freeze }: JobSource): Generator<Job> {
+  for (const sub of store.subscribers.iterate({
     status: 'active',
     maxPosition: installments.length - 1,
     storyCalendarAt: cal.at,
   })) {
     // One installment per reader per run, also across a --resume of the same run (a new
     // run has no deliveries yet, so only a resumed one needs to ask).
-    if (resuming && app.store.deliveries.sentInRun(sub.id, runId)) continue;
+    if (resuming && store.deliveries.sentInRun(sub.id, runId)) continue;
     const inst = installments[sub.position];
     if (!inst) continue;
     yield { sub, inst: freeze(inst) };
@@ -550,8 +574,7 @@ function* pacedJobs({ app, runId, resuming, installments, cal, freeze }: JobSour
  * broadcast, the next published one they have not had). One per reader per due time: once
  * sent, their next_due_at moves past now and they leave the index range walked here.
  */
-function* dueJobs({ app, runId, resuming, installments, cal, freeze }: JobSource): Generator<Job> {
-  const { store, config } = app;
+function* dueJobs({ store, config, runId, resuming, installments, cal, freeze }: JobSource): Generator<Job> {
   const broadcast = config.mode === 'broadcast';
   for (const sub of store.subscribers.iterateDue(cal.at)) {
     const due = sub.nextDueAt!;
@@ -597,14 +620,14 @@ function broadcastTarget(all: StoredInstallment[], asked: number | undefined): S
  * `fn` gets a check that the lock is still ours: a process frozen past the lock's
  * staleness may find another sender has taken over.
  */
-async function withSendLock<T>(app: App, fn: (ownsLock: () => boolean) => Promise<T>): Promise<T> {
-  const { store } = app;
+async function withSendLock<T>(store: SendLedger, fn: (ownsLock: () => boolean) => Promise<T>): Promise<T> {
   const owner = randomUUID();
   const lock = store.runs.acquireLock(owner);
   if (!lock.ok) {
     const h = lock.holder;
     throw new SenderBusyError(
-      `another send is running (process ${h.pid} on ${h.host}, since ${h.since}); wait for it to finish and check "feuilleton status"`,
+      `another send is running (process ${h.pid} on ${h.host}, since ${h.since}); ` +
+        'wait for it to finish and check "feuilleton status"',
     );
   }
   const heartbeat = setInterval(() => store.runs.heartbeat(owner), HEARTBEAT_MS);
@@ -618,20 +641,21 @@ async function withSendLock<T>(app: App, fn: (ownsLock: () => boolean) => Promis
 }
 
 export async function sendRun(ctx: SendContext, opts: SendOptions = {}): Promise<SendSummary> {
-  const { app } = ctx;
-  const { store, config } = app;
+  const { store, config } = ctx;
   const mode = config.mode;
   if (mode === 'paced' && opts.installment !== undefined) {
     throw new UserError(
-      '--installment applies to broadcast mode; in paced mode each reader gets their own next installment (use --to ADDRESS --installment N for a test send)',
+      '--installment applies to broadcast mode; in paced mode each reader gets their own next installment ' +
+        '(use --to ADDRESS --installment N for a test send)',
     );
   }
-  return withSendLock(app, async (ownsLock) => {
-    const retrying = opts.retryFailed === undefined ? undefined : requeueFailedRun(app, opts.retryFailed);
+  return withSendLock(store, async (ownsLock) => {
+    const retrying = opts.retryFailed === undefined ? undefined : requeueFailedRun(store, opts.retryFailed);
     const unfinished = store.runs.unfinished();
     if (unfinished && !opts.resume && opts.retryFailed === undefined) {
       throw new UserError(
-        `run ${unfinished.id} (${unfinished.note ?? ''}) did not finish (${unfinished.status}); continue it with: feuilleton send --resume`,
+        `run ${unfinished.id} (${unfinished.note ?? ''}) did not finish (${unfinished.status}); ` +
+          'continue it with: feuilleton send --resume',
       );
     }
     if (!unfinished && opts.resume === true)
@@ -642,7 +666,9 @@ export async function sendRun(ctx: SendContext, opts: SendOptions = {}): Promise
       ctx.log?.({
         event: 'delivery.interrupted',
         level: 'warn',
-        message: `interrupted while sending: subscriber ${d.subscriberId}, installment ${d.installment} (${config.delivery.inFlightPolicy === 'resend' ? 're-sending: possible duplicate' : 'marked failed'})`,
+        message:
+          `interrupted while sending: subscriber ${d.subscriberId}, installment ${d.installment} ` +
+          `(${config.delivery.inFlightPolicy === 'resend' ? 're-sending: possible duplicate' : 'marked failed'})`,
         subscriber: d.subscriberId,
         installment: d.installment,
       });
@@ -716,19 +742,20 @@ export async function sendRun(ctx: SendContext, opts: SendOptions = {}): Promise
     );
     runner.counts.planned = Math.max(0, planned);
     const source: JobSource = {
-      app,
+      store,
+      config,
       runId: run.id,
       resuming: unfinished !== undefined,
       installments,
       cal,
-      freeze: freezer(app),
+      freeze: freezer(store),
     };
     const jobs = retrying
-      ? retryJobs(app, retrying)
+      ? retryJobs(store, retrying)
       : due
         ? dueJobs(source)
         : mode === 'broadcast'
-          ? broadcastJobs(app, installment!, cal.now)
+          ? broadcastJobs(store, installment!, cal.now)
           : (function* () {
               yield* pacedJobs(source);
               yield* dueJobs(source);
@@ -737,7 +764,8 @@ export async function sendRun(ctx: SendContext, opts: SendOptions = {}): Promise
     // The run is the new holder's now: its record is left for that process to finish.
     if (runner.lockLost)
       throw new SenderBusyError(
-        `stopped: another process took over the send lock while this one was stalled; it sent ${runner.counts.sent} message(s) and claimed no more (see "feuilleton status")`,
+        'stopped: another process took over the send lock while this one was stalled; ' +
+          `it sent ${runner.counts.sent} message(s) and claimed no more (see "feuilleton status")`,
       );
     // A due run looks only at its own readers; the story's run at every reader who has it all;
     // the broadcast of the last installment at every reader it reached.
@@ -746,7 +774,7 @@ export async function sendRun(ctx: SendContext, opts: SendOptions = {}): Promise
       : mode === 'paced' || due
         ? await sendTheEnd(ctx, total, due ? cal.finished : undefined)
         : installment?.number === total
-          ? await sendTheEnd(ctx, total, readersSent(app, total))
+          ? await sendTheEnd(ctx, total, readersSent(store, total))
           : 0;
 
     const counts = { ...runner.counts };
@@ -776,8 +804,7 @@ export async function sendRun(ctx: SendContext, opts: SendOptions = {}): Promise
  * `send --retry-failed`: once the operator has fixed what made a run's deliveries fail,
  * they go back to the queue and that run is resumed (the readers' place in it is kept).
  */
-function requeueFailedRun(app: App, which: number | true): { runId: number; rows: number } {
-  const { store } = app;
+function requeueFailedRun(store: SendLedger, which: number | true): { runId: number; rows: number } {
   const run = which === true ? store.runs.latestWithFailures() : store.runs.get(which);
   if (!run)
     throw new UserError(
@@ -803,8 +830,7 @@ function requeueFailedRun(app: App, which: number | true): { runId: number; rows
  * A retry sends what was queued again for that run and nothing else: readers who joined
  * since, or have moved on, are not sent an old installment by the way.
  */
-function* retryJobs(app: App, retry: { runId: number }): Generator<Job> {
-  const { store } = app;
+function* retryJobs(store: SendLedger, retry: { runId: number }): Generator<Job> {
   for (const { subscriberId, installment } of store.deliveries.queuedOfRun(retry.runId)) {
     const sub = store.subscribers.get(subscriberId);
     const inst = store.installments.get(installment);
@@ -831,7 +857,7 @@ function nothingToSend(mode: SendSummary['mode'], recovered: number, reason: str
  * queued in one transaction, then sent through the notices ledger before the run returns.
  */
 async function sendTheEnd(ctx: SendContext, total: number, readers?: Iterable<Subscriber>): Promise<number> {
-  const { store } = ctx.app;
+  const { store } = ctx;
   if (total === 0) return 0;
   let n = 0;
   const finish = store.db.transaction(
@@ -845,9 +871,9 @@ async function sendTheEnd(ctx: SendContext, total: number, readers?: Iterable<Su
 }
 
 /** Active readers the installment was sent to. */
-function* readersSent(app: App, installment: number): Generator<Subscriber> {
-  for (const sub of app.store.subscribers.iterate({ status: 'active' })) {
-    if (app.store.deliveries.get(sub.id, installment)?.status === 'sent') yield sub;
+function* readersSent(store: SendLedger, installment: number): Generator<Subscriber> {
+  for (const sub of store.subscribers.iterate({ status: 'active' })) {
+    if (store.deliveries.get(sub.id, installment)?.status === 'sent') yield sub;
   }
 }
 
@@ -857,7 +883,7 @@ export async function sendTest(
   to: string,
   number: number | undefined,
 ): Promise<{ installment: number; messageId: string }> {
-  const all = ctx.app.store.installments.all();
+  const all = ctx.store.installments.all();
   const inst =
     number === undefined ? (all.find((i) => !i.publishedAt) ?? all.at(-1)) : all.find((i) => i.number === number);
   if (!inst)
@@ -866,17 +892,21 @@ export async function sendTest(
         ? 'the story has no installments'
         : `installment ${number} does not exist; the story has ${all.length} installments`,
     );
-  const testSubscriber = { id: 0, feedToken: 'test-send', email: to } as Subscriber;
-  const id = await deliverMessage(ctx, runFacts(ctx), { sub: testSubscriber, inst }, { to });
+  // Links in a test send are signed for no reader (id 0): they work for nobody.
+  const id = await deliverMessage(
+    ctx,
+    runFacts(ctx),
+    { sub: { id: 0, feedToken: 'test-send', email: to }, inst },
+    { to },
+  );
   return { installment: inst.number, messageId: id };
 }
 
 /** `send --dry-run`: who would get what, computed without sending or recording anything. */
 export function planRun(
-  app: App,
+  { store, config }: Pick<SendContext, 'store' | 'config'>,
   opts: { installment?: number } = {},
 ): { mode: SendSummary['mode']; lines: Array<{ email: string; installment: number }>; note?: string } {
-  const { store, config } = app;
   if (config.mode === 'broadcast') {
     const unfinished = store.runs.unfinished();
     const asked =
@@ -917,27 +947,21 @@ export async function sendNext(
   ctx: SendContext,
   subscriberId: number,
 ): Promise<{ status: 'sent' | 'finished' | 'not-active' | 'failed'; installment?: number }> {
-  const { app } = ctx;
-  return withSendLock(app, async (ownsLock) => {
-    const sub = app.store.subscribers.get(subscriberId);
+  const { store } = ctx;
+  return withSendLock(store, async (ownsLock) => {
+    const sub = store.subscribers.get(subscriberId);
     if (!sub || sub.status !== 'active') return { status: 'not-active' };
-    const inst = app.store.installments.get(sub.position + 1);
+    const inst = store.installments.get(sub.position + 1);
     if (!inst) return { status: 'finished' };
-    app.store.installments.freeze(inst.number);
-    const run = app.store.runs.start(
+    store.installments.freeze(inst.number);
+    const run = store.runs.start(
       'on-demand',
       JSON.stringify({ mode: 'paced', installment: inst.number, subscriber: sub.id }),
       { ...zeroCounts(), planned: 1 },
     );
-    const runner = new Runner(
-      ctx,
-      run,
-      {},
-      (job) => app.store.subscribers.advance(job.sub.id, job.inst.number),
-      ownsLock,
-    );
+    const runner = new Runner(ctx, run, {}, (job) => store.subscribers.advance(job.sub.id, job.inst.number), ownsLock);
     await runner.drain([{ sub, inst }]);
-    app.store.runs.finish(
+    store.runs.finish(
       run.id,
       runner.paused ? 'paused' : 'finished',
       runner.counts,
@@ -958,7 +982,7 @@ export async function sendRest(
   ctx: SendContext,
   subscriberId: number,
 ): Promise<{ status: 'sent' | 'finished' | 'not-active'; from?: number }> {
-  const { store } = ctx.app;
+  const { store } = ctx;
   const total = store.installments.count().total;
   const outcome = store.db.transaction((): { status: 'sent' | 'finished' | 'not-active'; from?: number } => {
     const sub = store.subscribers.get(subscriberId);

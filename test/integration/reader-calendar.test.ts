@@ -63,7 +63,12 @@ function harness(settings: Record<string, unknown> = {}, paragraphs = 40): Harne
     calendars,
     choose,
     scheduler() {
-      const s = new Scheduler({ send: runtime.send, log: pino({ level: 'silent' }), clock: () => clock.now });
+      const s = new Scheduler({
+        send: runtime.send,
+        meta: runtime.app.store.meta,
+        log: pino({ level: 'silent' }),
+        clock: () => clock.now,
+      });
       schedulers.push(s);
       return s;
     },

@@ -76,7 +76,7 @@ function harness(settings: Record<string, unknown> = {}, paragraphs = 14): Harne
     log,
     clock,
     scheduler() {
-      const s = new Scheduler({ send: runtime.send, log, clock: () => clock.now });
+      const s = new Scheduler({ send: runtime.send, meta: runtime.app.store.meta, log, clock: () => clock.now });
       schedulers.push(s);
       return s;
     },
