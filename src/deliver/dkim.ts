@@ -11,7 +11,8 @@ import { ConfigError, type Config } from '../config.ts';
 /** Receivers ignore signatures made with shorter keys (RFC 8301). */
 export const MIN_BITS = 1024;
 export const RECOMMENDED_BITS = 2048;
-export const KEYGEN_COMMAND = `openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:${RECOMMENDED_BITS} -out dkim-private.pem`;
+export const KEYGEN_COMMAND =
+  `openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:${RECOMMENDED_BITS} ` + '-out dkim-private.pem';
 
 export interface DkimKey {
   domainName: string;
@@ -71,12 +72,16 @@ export function inspectDkimKey(config: Pick<Config, 'mail' | 'root'>): DkimInspe
   const problem = testSignature(key);
   if (problem)
     return refuse(
-      `fails a test signature: what it signs does not verify against its own public key (${problem}), so the file is damaged`,
+      'fails a test signature: what it signs does not verify against its own public key ' +
+        `(${problem}), so the file is damaged`,
     );
   return { key };
 }
 
-/** mail.dkim's key, refused as a ConfigError when it could not make signatures receivers verify; undefined when DKIM is not configured. */
+/**
+ * mail.dkim's key, refused as a ConfigError when it could not make signatures receivers
+ * verify; undefined when DKIM is not configured.
+ */
 export function loadDkimKey(config: Pick<Config, 'mail' | 'root' | 'file'>): DkimKey | undefined {
   const { key, problem } = inspectDkimKey(config);
   if (problem) throw new ConfigError(`${config.file ?? 'config'}: ${problem}`);

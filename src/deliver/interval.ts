@@ -43,5 +43,10 @@ export function tooSoonAfter(
   const min = minIntervalMs(opts.schedule);
   const since = now.getTime() - Date.parse(last.startedAt);
   if (since >= min) return null;
-  return `the last run (run ${last.id}) started at ${last.startedAt}, ${human(since)} ago, within the minimum interval of ${human(min)} between broadcast runs (schedule.minIntervalHours); another run now would send every reader a second installment at once. Wait, or send anyway with: feuilleton send --force`;
+  return (
+    `the last run (run ${last.id}) started at ${last.startedAt}, ${human(since)} ago, ` +
+    `within the minimum interval of ${human(min)} between broadcast runs (schedule.minIntervalHours); ` +
+    'another run now would send every reader a second installment at once. ' +
+    'Wait, or send anyway with: feuilleton send --force'
+  );
 }

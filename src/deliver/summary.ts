@@ -10,11 +10,13 @@ export function summaryLines(s: SendSummary): string[] {
       : 'paced installments';
   const lines = [
     `Run ${s.runId} (${what}): ${s.status}.`,
-    `  sent ${s.sent}, failed ${s.failed}, retried ${s.retried}, skipped ${s.skipped} (already sent or in progress), possible duplicates ${s.possibleDuplicates}`,
+    `  sent ${s.sent}, failed ${s.failed}, retried ${s.retried}, ` +
+      `skipped ${s.skipped} (already sent or in progress), possible duplicates ${s.possibleDuplicates}`,
   ];
   if (s.recovered)
     lines.push(
-      `  ${s.recovered} message(s) had been interrupted mid-send by a crash and were handled per delivery.inFlightPolicy`,
+      `  ${s.recovered} message(s) had been interrupted mid-send by a crash ` +
+        'and were handled per delivery.inFlightPolicy',
     );
   if (s.finishedReaders) lines.push(`  ${s.finishedReaders} reader(s) finished the story and got "The End"`);
   if (s.reason) lines.push(`  ${s.needsOperator ? 'needs you: ' : ''}${s.reason}`);

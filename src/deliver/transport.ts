@@ -92,7 +92,8 @@ function smtpTransport(config: Config, url: string): MailTransport {
     parsed = new URL(url);
   } catch {
     throw new ConfigError(
-      `${config.file ?? 'config'}: mail.smtpUrl (or FEUILLETON_SMTP_URL) is not a URL; use smtp://user:pass@host:587 or smtps://…`,
+      `${config.file ?? 'config'}: mail.smtpUrl (or FEUILLETON_SMTP_URL) is not a URL; ` +
+        'use smtp://user:pass@host:587 or smtps://…',
     );
   }
   if (parsed.protocol !== 'smtp:' && parsed.protocol !== 'smtps:') {
@@ -192,7 +193,11 @@ function outboxTransport(config: Config): MailTransport {
  */
 export function outboxRefusal(config: Config): string | undefined {
   if (config.mail.smtpUrl || !config.production || config.mail.outboxInProduction) return undefined;
-  return `no mail server in production (${config.productionReason}): mail would go to the local outbox and reach no reader; set FEUILLETON_SMTP_URL or mail.smtpUrl, or set mail.outboxInProduction: true if you mean it`;
+  return (
+    `no mail server in production (${config.productionReason}): ` +
+    'mail would go to the local outbox and reach no reader; set FEUILLETON_SMTP_URL or mail.smtpUrl, ' +
+    'or set mail.outboxInProduction: true if you mean it'
+  );
 }
 
 /** Refuses, before anything is sent or recorded, a transport that would lose mail or sign it badly. */
