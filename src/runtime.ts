@@ -11,6 +11,7 @@ import { sendNext, type SendContext } from './deliver/send.ts';
 import { createTransport, mailOptions, type MailTransport, type OutgoingMail } from './deliver/transport.ts';
 import { linksFor, type Links } from './links.ts';
 import { emailRendererFor, type EmailRenderer } from './render/email.ts';
+import { releaseMjml } from './render/mjml.ts';
 import { Subscriptions } from './subscribers/service.ts';
 
 export interface Runtime {
@@ -86,6 +87,7 @@ export function createRuntime(app: App, log: Logger): Runtime {
     notices,
     nextRunAt: nextScheduledRun(app.config),
     log: ({ level, message, ...fields }) => log[level](fields, message),
+    releaseCompiler: releaseMjml,
   };
   const subscriptions = new Subscriptions({
     store: app.store,

@@ -43,6 +43,8 @@ export interface SendContext {
   nextRunAt?: () => Date | null;
   /** What a run reports as it goes, for the logs: one event per refusal, bounce or recovery. */
   log?: (e: SendEvent) => void;
+  /** Frees the template compiler (MJML) once a run has composed every email it will send. */
+  releaseCompiler?: () => void;
 }
 
 /** A delivery event worth a log line, with the fields log search needs. */
@@ -127,6 +129,10 @@ interface RunFacts {
   date(): string;
 }
 
+/** The "next installment" date an installment's email shows: none in the last one. */
+const nextDateOf = (facts: RunFacts, inst: StoredInstallment): string | null =>
+  inst.number >= facts.total ? null : facts.nextDate;
+
 function runFacts(ctx: SendContext): RunFacts {
   const next = ctx.nextRunAt?.() ?? null;
   let second = -1;
@@ -155,7 +161,7 @@ async function deliverMessage(
   test?: TestSend,
 ): Promise<string> {
   const { renderer, links } = ctx;
-  const nextDate = inst.number >= facts.total ? null : facts.nextDate;
+  const nextDate = nextDateOf(facts, inst);
   const id = test ? ctx.ids.test(inst.number) : ctx.ids.installment(sub, inst.number);
   const template =
     !test && ctx.transport.sendRaw && ctx.installmentMail
@@ -254,10 +260,11 @@ class Runner {
     ownsLock: () => boolean,
     /** A job the ledger would not give (sent or failed already). */
     private readonly onSkipped?: (job: Job) => void,
+    facts: RunFacts = runFacts(ctx),
   ) {
     const { store } = ctx;
     this.concurrency = sendConcurrency(ctx.config);
-    this.facts = runFacts(ctx);
+    this.facts = facts;
     // Claimed before the SMTP transaction: a crash from here on leaves a `sending` row.
     // The accepted messages' marks ride along; with no jobs it only marks them. The lock
     // is checked in the same transaction, so a sender that lost it claims nothing more.
@@ -499,6 +506,18 @@ class Runner {
   }
 }
 
+/**
+ * A broadcast sends one email to everyone, and "The End" after the last installment:
+ * both composed before the first message, so the compiler's memory is given back before
+ * the run's own is at its largest, rather than on top of it.
+ */
+async function composeBroadcast(ctx: SendContext, facts: RunFacts, inst: StoredInstallment): Promise<void> {
+  if (!ctx.transport.sendRaw || !ctx.installmentMail) return;
+  await ctx.installmentMail.template(inst, nextDateOf(facts, inst));
+  if (inst.number >= facts.total) await ctx.renderer.theEnd();
+  ctx.releaseCompiler?.();
+}
+
 /** Readers on the story's calendar: not paused, and not at their own pace. */
 function* broadcastJobs(store: SendLedger, inst: StoredInstallment, now: Date): Generator<Job> {
   for (const sub of store.subscribers.iterate({ status: 'active', storyCalendarAt: now.toISOString() }))
@@ -725,6 +744,8 @@ export async function sendRun(ctx: SendContext, opts: SendOptions = {}): Promise
     }
 
     const total = installments.length;
+    const facts = runFacts(ctx);
+    if (installment && !due && !retrying) await composeBroadcast(ctx, facts, installment);
     const runner = new Runner(
       ctx,
       run,
@@ -739,6 +760,7 @@ export async function sendRun(ctx: SendContext, opts: SendOptions = {}): Promise
       (job) => {
         if (job.due) store.subscribers.moveDue(job.sub.id, job.sub.nextDueAt!, cal.nextFor(job.sub));
       },
+      facts,
     );
     runner.counts.planned = Math.max(0, planned);
     const source: JobSource = {

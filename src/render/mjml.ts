@@ -92,5 +92,17 @@ export function compileMjml(source: string, filePath: string): Promise<string> {
   });
 }
 
+/**
+ * Ends the worker now rather than after its idle time, once nothing more will be compiled
+ * for a while: a send that has composed its emails frees that memory before it starts
+ * sending, instead of holding both at its peak. A compile asked for later starts a new one.
+ */
+export function releaseMjml(): void {
+  const c = current;
+  if (!c || c.pending.size) return;
+  retire(c);
+  void c.worker.terminate();
+}
+
 /** Whether the compiler is loaded now: it should not be, a moment after the last compile. */
 export const mjmlWorkerRunning = (): boolean => current !== undefined;

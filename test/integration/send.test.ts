@@ -17,6 +17,7 @@ import { HeaderInjectionError, type MailTransport } from '../../src/deliver/tran
 import { UserError } from '../../src/errors.ts';
 import { createLogger } from '../../src/log.ts';
 import { installmentText, normalizeForCompare } from '../helpers/story-text.ts';
+import { mjmlWorkerRunning } from '../../src/render/mjml.ts';
 import { createRuntime, type Runtime } from '../../src/runtime.ts';
 import type { StoredInstallment } from '../../src/store/installments.ts';
 import type { Subscriber } from '../../src/store/subscribers.ts';
@@ -328,6 +329,19 @@ describe('feuilleton send over SMTP', () => {
     assert.ok(seen.length > readers.length, 'retries went through the transport too');
     assert.ok(Math.max(...seen) <= sendConcurrency(env.app.config), `rows in sending at each send: ${seen.join(' ')}`);
     assert.equal(env.app.store.deliveries.countByStatus().sending, 0);
+  });
+
+  it('a broadcast gives back the MJML compiler before its first message, The End included', async () => {
+    // One installment: the run is the story's last, so "The End" follows it.
+    const env = await setup({ story: 'Title: Short\nBy Someone\n\nOne paragraph, the whole story.\n' });
+    const readers = env.subscribe(...emails('reader', 6));
+    const running: boolean[] = [];
+    env.ctx.transport = beforeEachSend(env.ctx.transport, () => running.push(mjmlWorkerRunning()));
+    const summary = await sendRun(env.ctx);
+    assert.deepEqual([summary.status, summary.sent, summary.finishedReaders], ['finished', 6, 6]);
+    assert.deepEqual(running, Array(readers.length).fill(false), 'no compiler was loaded while sending');
+    const ends = env.sink.received.filter((r) => /^Message-ID:\s*<the-end\./im.test(r.raw.toString('latin1')));
+    assert.equal(ends.length, 6, 'every reader got The End, composed before the run began');
   });
 
   it('a shutdown during a long backoff stops the run at once: sent marked, the waiting one queued for --resume', async () => {
