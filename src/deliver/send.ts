@@ -507,14 +507,16 @@ class Runner {
 }
 
 /**
- * A broadcast sends one email to everyone, and "The End" after the last installment:
- * both composed before the first message, so the compiler's memory is given back before
- * the run's own is at its largest, rather than on top of it.
+ * Composes, before the first message, every email the run will send: a broadcast's one
+ * installment, the installments paced readers stand at, and "The End" where a reader can
+ * reach it. Then the compiler's memory is given back before the run's own is at its
+ * largest, rather than on top of it. An email left out is still composed when first needed.
  */
-async function composeBroadcast(ctx: SendContext, facts: RunFacts, inst: StoredInstallment): Promise<void> {
+async function composeAhead(ctx: SendContext, facts: RunFacts, insts: StoredInstallment[], theEnd: boolean) {
   if (!ctx.transport.sendRaw || !ctx.installmentMail) return;
-  await ctx.installmentMail.template(inst, nextDateOf(facts, inst));
-  if (inst.number >= facts.total) await ctx.renderer.theEnd();
+  const mail = ctx.installmentMail;
+  await Promise.all(insts.map((inst) => mail.template(inst, nextDateOf(facts, inst))));
+  if (theEnd) await ctx.renderer.theEnd();
   ctx.releaseCompiler?.();
 }
 
@@ -745,7 +747,19 @@ export async function sendRun(ctx: SendContext, opts: SendOptions = {}): Promise
 
     const total = installments.length;
     const facts = runFacts(ctx);
-    if (installment && !due && !retrying) await composeBroadcast(ctx, facts, installment);
+    if (!due && !retrying) {
+      if (installment) await composeAhead(ctx, facts, [installment], installment.number >= total);
+      else {
+        const at = store.subscribers.progress(cal.at).byPosition.map((p) => p.position);
+        const insts = at.flatMap((position) => installments[position] ?? []);
+        await composeAhead(
+          ctx,
+          facts,
+          insts,
+          at.some((position) => position >= total - 1),
+        );
+      }
+    }
     const runner = new Runner(
       ctx,
       run,

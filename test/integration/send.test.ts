@@ -344,6 +344,23 @@ describe('feuilleton send over SMTP', () => {
     assert.equal(ends.length, 6, 'every reader got The End, composed before the run began');
   });
 
+  it('a paced run composes every installment its readers stand at before its first message', async () => {
+    const env = await setup({ mode: 'paced' });
+    const readers = env.subscribe(...emails('reader', 9));
+    const total = env.app.store.installments.count().total;
+    // Readers at the first, the second and the last installment.
+    readers.forEach((r, i) => env.app.store.subscribers.advance(r.id, [0, 1, total - 1][i % 3]!));
+    const running: boolean[] = [];
+    env.ctx.transport = beforeEachSend(env.ctx.transport, () => running.push(mjmlWorkerRunning()));
+    const summary = await sendRun(env.ctx);
+    assert.deepEqual([summary.status, summary.sent, summary.finishedReaders], ['finished', 9, 3]);
+    assert.deepEqual(running, Array(readers.length).fill(false), 'no compiler was loaded while sending');
+    assert.deepEqual(
+      [...new Set(env.sink.received.map(installmentOf).filter((n) => n !== undefined))].sort((a, b) => a - b),
+      [1, 2, total],
+    );
+  });
+
   it('a shutdown during a long backoff stops the run at once: sent marked, the waiting one queued for --resume', async () => {
     const env = await setup({ delivery: { maxAttempts: 5, backoffBaseMs: 60_000, backoffMaxMs: 60_000 } });
     const [grey, plain] = env.subscribe('grey@example.com', 'plain@example.com');
