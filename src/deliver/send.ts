@@ -192,7 +192,7 @@ async function deliverMessage(
 }
 
 /**
- * Messages claimed and not yet settled at any moment: enough to keep every pooled SMTP
+ * Messages claimed and not yet sent or failed at any moment: enough to keep every pooled SMTP
  * connection busy, and the most a crash can leave in `sending` (possible duplicates).
  */
 export const sendConcurrency = (config: Config): number => Math.max(2, config.mail.maxConnections * 2);
@@ -226,7 +226,7 @@ class Runner {
   /** Another process took the send lock (this one was frozen past its staleness): claim nothing more. */
   lockLost = false;
   private readonly inFlight = new Set<Promise<void>>();
-  /** Wakes the dispatcher: a message settled or started a backoff. */
+  /** Wakes the dispatcher: a message was sent or failed, or started a backoff. */
   private slotFreed: (() => void) | undefined;
   /** Messages in flight that are waiting out a backoff, not using a connection. */
   private backingOff = 0;
@@ -238,7 +238,7 @@ class Runner {
    * the rows in `sending` still never outnumber the slots. A crash before that commit
    * leaves them `sending`, as a crash just after the SMTP reply always could.
    */
-  private settled: Array<{ deliveryId: number; messageId: string; job: Job }> = [];
+  private accepted: Array<{ deliveryId: number; messageId: string; job: Job }> = [];
   private readonly claimBatch: (jobs: Job[]) => Array<ReturnType<SendLedger['deliveries']['claim']>>;
   /** No more claims: from now on each accepted message is marked at once. */
   private closing = false;
@@ -269,7 +269,7 @@ class Runner {
     // The accepted messages' marks ride along; with no jobs it only marks them. The lock
     // is checked in the same transaction, so a sender that lost it claims nothing more.
     const claim = store.db.transaction((jobs: Job[]) => {
-      for (const { deliveryId, messageId, job } of this.settled) {
+      for (const { deliveryId, messageId, job } of this.accepted) {
         store.deliveries.markSent(deliveryId, messageId);
         onSent(job);
       }
@@ -282,12 +282,12 @@ class Runner {
     // Emptied only once the transaction has committed: a rolled-back one keeps its marks.
     this.claimBatch = (jobs) => {
       const claimed = claim(jobs);
-      this.settled = [];
+      this.accepted = [];
       return claimed;
     };
   }
 
-  private flushSettled(): void {
+  private flushAccepted(): void {
     this.claimBatch([]);
   }
 
@@ -296,7 +296,7 @@ class Runner {
       await this.dispatch(jobs);
     } finally {
       this.closing = true;
-      this.flushSettled();
+      this.flushAccepted();
       await Promise.allSettled(this.inFlight);
     }
     // A streak the run ends on is judged only when the run finished: stopped early (a
@@ -326,7 +326,7 @@ class Runner {
       const room = this.concurrency - this.inFlight.size;
       const allowed =
         this.opts.limit === undefined ? Infinity : this.opts.limit - this.counts.sent - this.inFlight.size;
-      // Under --limit, messages in flight may still fail: the limit is reached only once they have settled.
+      // Under --limit, messages in flight may still fail: the limit is reached only once they are sent or failed.
       if (room <= 0 || this.inFlight.size - this.backingOff > refillAt || (allowed <= 0 && this.inFlight.size > 0)) {
         await new Promise<void>((resolve) => (this.slotFreed = resolve));
         continue;
@@ -378,8 +378,8 @@ class Runner {
         return;
       }
       // Outside the try: a bookkeeping error must not pass for a mail error and send again.
-      this.settled.push({ deliveryId, messageId, job });
-      if (this.closing) this.flushSettled();
+      this.accepted.push({ deliveryId, messageId, job });
+      if (this.closing) this.flushAccepted();
       if (job.sub.hardBounces > 0) this.ctx.store.subscribers.clearBounces(job.sub.id);
       // The relay takes mail: the refusals before this one were about those messages.
       if (!this.needsOperator) this.judgeStreak();
@@ -731,8 +731,8 @@ export async function sendRun(ctx: SendContext, opts: SendOptions = {}): Promise
       ? retrying.rows
       : due
         ? store.subscribers.countDue(cal.at)
-        : mode === 'broadcast'
-          ? store.subscribers.countByStatus().active - store.deliveries.countSent(installment!.number)
+        : installment
+          ? store.subscribers.countByStatus().active - store.deliveries.countSent(installment.number)
           : store.subscribers.countByStatus().active;
     if (unfinished) {
       run = unfinished;
@@ -790,8 +790,8 @@ export async function sendRun(ctx: SendContext, opts: SendOptions = {}): Promise
       ? retryJobs(store, retrying)
       : due
         ? dueJobs(source)
-        : mode === 'broadcast'
-          ? broadcastJobs(store, installment!, cal.now)
+        : installment
+          ? broadcastJobs(store, installment, cal.now)
           : (function* () {
               yield* pacedJobs(source);
               yield* dueJobs(source);
