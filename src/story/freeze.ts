@@ -1,6 +1,6 @@
 // Keeps the stored installments in step with the story file without ever changing what
 // readers already have: frozen installments stay as they were, only the rest is re-split.
-import { hashBlocks, splitStory } from './split.ts';
+import { hashBlocks, splitStory, type SplitOptions } from './split.ts';
 import type { Block, Installment, StoredInstallment } from './types.ts';
 
 /** What keeping the installments in step needs of the store. */
@@ -10,11 +10,8 @@ export interface InstallmentLedger {
   replaceUnfrozen(next: Installment[]): void;
 }
 
-export interface SplitOptions {
-  targetWords: number;
-  wordsPerMinute: number;
-  partTitle: string;
-}
+/** How the unfrozen rest is split: numbering and offsets follow from what is frozen. */
+export type SyncOptions = Omit<SplitOptions, 'startNumber' | 'offset'>;
 
 export interface SyncResult {
   installments: StoredInstallment[];
@@ -50,7 +47,7 @@ function remainderStart(blocks: Block[], frozen: StoredInstallment[], warnings: 
   return cursor;
 }
 
-export function syncInstallments(blocks: Block[], store: InstallmentLedger, opts: SplitOptions): SyncResult {
+export function syncInstallments(blocks: Block[], store: InstallmentLedger, opts: SyncOptions): SyncResult {
   const frozen = store.frozen();
   const warnings: string[] = [];
   const start = remainderStart(blocks, frozen, warnings);
