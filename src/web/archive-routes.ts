@@ -43,7 +43,6 @@ export function archiveRoutes(deps: ArchiveDeps) {
   const { app, links } = deps;
   const feeds = feedCache(app);
   const epub = epubCache(deps);
-  const publicPages = new PageCache(() => app.store.installments.publishedState().key);
 
   /** What this request may read; null for a reader token that is not valid. */
   const readableFor = (query: unknown): Readable | null => {
@@ -69,16 +68,16 @@ export function archiveRoutes(deps: ArchiveDeps) {
       : reply.header('cache-control', 'no-store').header('x-robots-tag', 'noindex, nofollow');
 
   return (server: FastifyInstance) => {
+    const publicPages = new PageCache(() => app.store.installments.publishedState().key, server.visitorCsrf);
+
     server.get<{ Params: { n: string } }>('/installments/:n', (req, reply) => {
       if (!INSTALLMENT_NUMBER.test(req.params.n)) return reply.callNotFound();
       const number = Number(req.params.n);
       if ((req.query as { reader?: unknown }).reader === undefined) {
-        const page = publicPages.get(
-          `/installments/${number}`,
-          () => reply.generateCsrf(),
-          (csrf) => installmentPage(deps, readableFor({})!, number, csrf),
+        const sent = publicPages.send(req, reply, `/installments/${number}`, (csrf) =>
+          installmentPage(deps, readableFor({})!, number, csrf),
         );
-        return page === null ? reply.callNotFound() : sendHtml(reply, 200, page);
+        return sent ?? reply.callNotFound();
       }
       const readable = readableFor(req.query);
       const page = readable && installmentPage(deps, readable, number, null);

@@ -4,7 +4,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { App } from '../app.ts';
 import { FEED_CONTENT_TYPES, feedCache, type FeedDocument, type FeedFormat } from '../publish/feeds.ts';
 import type { Pages } from '../pages/pages.ts';
-import { sendHtml } from './reply.ts';
+import { noneMatch, sendHtml } from './reply.ts';
 
 const PUBLIC_FEEDS: Array<[string, FeedFormat]> = [
   ['/feed.xml', 'rss'],
@@ -21,13 +21,8 @@ const PRIVATE_FILE = /^([A-Za-z0-9_-]{1,64})(\.atom)?\.xml$/;
 
 /** RFC 9110 §13.1: If-None-Match (weak comparison) wins; If-Modified-Since only without it. */
 function notModified(req: FastifyRequest, doc: FeedDocument): boolean {
-  const ifNoneMatch = req.headers['if-none-match'];
-  if (ifNoneMatch !== undefined) {
-    return ifNoneMatch.split(',').some((tag) => {
-      const t = tag.trim();
-      return t === '*' || t.replace(/^W\//, '') === doc.etag;
-    });
-  }
+  const matched = noneMatch(req, doc.etag);
+  if (matched !== undefined) return matched;
   const since = Date.parse(req.headers['if-modified-since'] ?? '');
   // HTTP dates have whole seconds; the stored date has milliseconds.
   return (

@@ -9,6 +9,14 @@ import type { Logger } from 'pino';
 import type { Config } from '../config.ts';
 import type { Pages } from '../pages/pages.ts';
 import { sendHtml } from './reply.ts';
+import { CSRF_COOKIE, VisitorCsrf } from './visitor-csrf.ts';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Form tokens for the pages routes serve (POSTs are checked by server.csrfProtection). */
+    visitorCsrf: VisitorCsrf;
+  }
+}
 
 export type RouteModule = (server: FastifyInstance) => void | Promise<void>;
 
@@ -24,12 +32,12 @@ export interface ServerOptions {
 export const CONTENT_SECURITY_POLICY =
   "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; frame-src 'self'; frame-ancestors 'self'; base-uri 'none'";
 
-const SECURITY_HEADERS: Record<string, string> = {
-  'content-security-policy': CONTENT_SECURITY_POLICY,
-  'x-content-type-options': 'nosniff',
-  'referrer-policy': 'no-referrer',
-  'x-frame-options': 'SAMEORIGIN',
-};
+const SECURITY_HEADERS: Array<[string, string]> = [
+  ['content-security-policy', CONTENT_SECURITY_POLICY],
+  ['x-content-type-options', 'nosniff'],
+  ['referrer-policy', 'no-referrer'],
+  ['x-frame-options', 'SAMEORIGIN'],
+];
 
 export async function createServer(opts: ServerOptions): Promise<FastifyInstance> {
   const { config, pages } = opts;
@@ -46,15 +54,20 @@ export async function createServer(opts: ServerOptions): Promise<FastifyInstance
     done(null, { raw: body }),
   );
   await server.register(cookie);
-  await server.register(csrf, {
-    sessionPlugin: '@fastify/cookie',
-    cookieOpts: { path: '/', sameSite: 'strict', httpOnly: true, secure: config.baseUrl.startsWith('https:') },
-  });
+  const cookieOpts = {
+    path: '/',
+    sameSite: 'strict',
+    httpOnly: true,
+    secure: config.baseUrl.startsWith('https:'),
+  } as const;
+  await server.register(csrf, { sessionPlugin: '@fastify/cookie', cookieKey: CSRF_COOKIE, cookieOpts });
+  server.decorate('visitorCsrf', new VisitorCsrf(server, cookieOpts));
   await server.register(rateLimit, { global: false });
 
-  server.addHook('onSend', async (_req, reply, payload) => {
-    for (const [k, v] of Object.entries(SECURITY_HEADERS)) if (!reply.hasHeader(k)) reply.header(k, v);
-    return payload;
+  // A callback, not an async hook: no promise to make and settle for every reply.
+  server.addHook('onSend', (_req, reply, payload, done) => {
+    for (const [k, v] of SECURITY_HEADERS) if (!reply.hasHeader(k)) reply.header(k, v);
+    done(null, payload);
   });
 
   for (const route of opts.routes) await route(server);

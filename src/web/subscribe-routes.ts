@@ -27,8 +27,6 @@ export function subscribeRoutes(deps: { app: App; pages: Pages; subscriptions: S
   // The feed cache holds the published list until something is published: no story text is read per request.
   const home = (reply: FastifyReply, status: number, form: { formError?: string; email?: string } = {}) =>
     sendHtml(reply, status, homePage({ app, pages, links }, feedCache(app).published(), reply.generateCsrf(), form));
-  // The plain home page, as most visitors get it, is rendered once per published state.
-  const homeCache = new PageCache(() => app.store.installments.publishedState().key);
 
   /** Broadcast with every installment out: a new subscriber has nothing more to wait for. */
   const complete = (): boolean => {
@@ -37,16 +35,10 @@ export function subscribeRoutes(deps: { app: App; pages: Pages; subscriptions: S
   };
 
   return (server: FastifyInstance) => {
-    server.get('/', (_req, reply) =>
-      sendHtml(
-        reply,
-        200,
-        homeCache.get(
-          '/',
-          () => reply.generateCsrf(),
-          (csrf) => homePage({ app, pages, links }, feedCache(app).published(), csrf),
-        )!,
-      ),
+    // The plain home page, as most visitors get it, is rendered once per published state.
+    const homeCache = new PageCache(() => app.store.installments.publishedState().key, server.visitorCsrf);
+    server.get('/', (req, reply) =>
+      homeCache.send(req, reply, '/', (csrf) => homePage({ app, pages, links }, feedCache(app).published(), csrf))!,
     );
 
     server.post(
