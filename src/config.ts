@@ -292,7 +292,16 @@ const schema = z.strictObject({
 
 type Raw = z.infer<typeof schema>;
 
-export interface Config extends Omit<Raw, 'split' | 'production' | 'baseUrl'> {
+/** Settings are read, never written, once loaded: a changed setting is a new Config. */
+type DeepReadonly<T> = T extends (infer U)[]
+  ? readonly DeepReadonly<U>[]
+  : T extends object
+    ? { readonly [K in keyof T]: DeepReadonly<T[K]> }
+    : T;
+
+export type Config = DeepReadonly<LoadedConfig>;
+
+interface LoadedConfig extends Omit<Raw, 'split' | 'production' | 'baseUrl'> {
   baseUrl: string;
   /** baseUrl was not set: it is the server's address, so `serve` rebuilds it from the port it listens on. */
   baseUrlFollowsServer: boolean;

@@ -39,9 +39,13 @@ const SECURITY_HEADERS: Array<[string, string]> = [
   ['x-frame-options', 'SAMEORIGIN'],
 ];
 
+/** fastify wants its own copy of the proxy list (config is read-only). */
+const trustProxy = (t: Config['server']['trustProxy']): string | false | string[] =>
+  typeof t === 'object' ? [...t] : t;
+
 export async function createServer(opts: ServerOptions): Promise<FastifyInstance> {
   const { config, pages } = opts;
-  const common = { bodyLimit: config.subscribe.maxBodyBytes, trustProxy: config.server.trustProxy };
+  const common = { bodyLimit: config.subscribe.maxBodyBytes, trustProxy: trustProxy(config.server.trustProxy) };
   // pino's Logger is a FastifyBaseLogger; the cast only drops the narrower generic.
   const server = (opts.logger
     ? Fastify({ ...common, loggerInstance: opts.logger })

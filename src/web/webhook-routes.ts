@@ -33,7 +33,7 @@ export function webhookRoutes(deps: { webhooks: Config['webhooks']; feedback: Fe
     return answer(reply, 200, 'ok');
   }
 
-  function sesRoute(scope: FastifyInstance, topicArns: string[]): void {
+  function sesRoute(scope: FastifyInstance, topicArns: readonly string[]): void {
     const verifier = new SnsVerifier(fetchText);
     scope.post('/webhooks/ses', { bodyLimit: BODY_LIMIT }, async (req, reply) => {
       const env = parseEnvelope(req.body);

@@ -11,7 +11,7 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { afterEach, describe, test } from 'node:test';
 import { pino, type Logger } from 'pino';
 import type { App } from '../../src/app.ts';
-import { ConfigError, loadConfig, PACKAGE_ROOT } from '../../src/config.ts';
+import { ConfigError, loadConfig, PACKAGE_ROOT, type Config } from '../../src/config.ts';
 import { statusData, statusReport } from '../../src/commands/status.ts';
 import { SenderBusyError, sendRun } from '../../src/deliver/send.ts';
 import { listOutbox } from '../../src/deliver/transport.ts';
@@ -33,7 +33,7 @@ interface Harness {
   logs: string[];
   log: Logger;
   clock: { now: Date };
-  scheduler(): Scheduler;
+  scheduler(config?: Config): Scheduler;
   subscribe(email: string): number;
   mail(): Mail[];
 }
@@ -75,8 +75,9 @@ function harness(settings: Record<string, unknown> = {}, paragraphs = 14): Harne
     logs,
     log,
     clock,
-    scheduler() {
-      const s = new Scheduler({ send: runtime.send, meta: runtime.app.store.meta, log, clock: () => clock.now });
+    scheduler(config = app.config) {
+      const send = { ...runtime.send, config };
+      const s = new Scheduler({ send, meta: runtime.app.store.meta, log, clock: () => clock.now });
       schedulers.push(s);
       return s;
     },
@@ -367,9 +368,8 @@ describe('missed runs', () => {
     await a.stop();
 
     // Restarted with the schedule switched off in the config.
-    h.app.config.schedule.enabled = false;
     h.clock.now = new Date('2026-11-19T08:00:00Z');
-    const b = h.scheduler();
+    const b = h.scheduler({ ...h.app.config, schedule: { ...h.app.config.schedule, enabled: false } });
     assert.equal(await b.start(), undefined);
     assert.equal(b.task.getStatus(), 'stopped');
     assert.deepEqual(h.mail(), []);
