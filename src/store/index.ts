@@ -26,7 +26,7 @@ export class Store {
     this.tokens = new TokenStore(db);
     this.notices = new NoticeStore(db);
     this.deliveries = new DeliveryStore(db);
-    this.runs = new RunStore(db);
+    this.runs = new RunStore(db, this.meta);
     this.feedback = new FeedbackStore(db);
   }
 

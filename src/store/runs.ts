@@ -1,5 +1,6 @@
 import { hostname } from 'node:os';
 import { nowIso, type DB } from './db.ts';
+import type { MetaStore } from './meta.ts';
 import { processAlive } from './process.ts';
 
 export type RunKind = 'manual' | 'scheduled' | 'catch-up' | 'on-demand';
@@ -79,12 +80,14 @@ export class RunStore {
   private readonly withFailures;
   private readonly latestStmt;
   private readonly unfinishedStmt;
-  private readonly lockRow;
-  private readonly setLock;
   private readonly beat;
   private readonly release;
 
-  constructor(private readonly db: DB) {
+  constructor(
+    private readonly db: DB,
+    /** The lock is a meta row: read and written as any other, taken and released on conditions of its own. */
+    private readonly meta: Pick<MetaStore, 'get' | 'set'>,
+  ) {
     this.latestStory = db.prepare<[], Row>(
       `SELECT * FROM runs WHERE kind != 'on-demand' AND json_extract(note, '$.due') IS NULL ORDER BY id DESC LIMIT 1`,
     );
@@ -112,10 +115,6 @@ export class RunStore {
     this.latestStmt = db.prepare<[], Row>(`SELECT * FROM runs WHERE kind != 'on-demand' ORDER BY id DESC LIMIT 1`);
     this.unfinishedStmt = db.prepare<[], Row>(
       `SELECT * FROM runs WHERE status IN ('paused', 'running') AND kind != 'on-demand' ORDER BY id DESC LIMIT 1`,
-    );
-    this.lockRow = db.prepare<[string], string>('SELECT value FROM meta WHERE key = ?').pluck();
-    this.setLock = db.prepare<[string, string]>(
-      'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
     );
     this.beat = db.prepare<[number, string, string]>(
       `UPDATE meta SET value = json_set(value, '$.heartbeat', ?) WHERE key = ? AND json_extract(value, '$.owner') = ?`,
@@ -187,13 +186,13 @@ export class RunStore {
    */
   acquireLock(owner: string, staleMs = LOCK_STALE_MS): { ok: true } | { ok: false; holder: LockHolder } {
     const take = this.db.transaction((): { ok: true } | { ok: false; holder: LockHolder } => {
-      const value = this.lockRow.get(LOCK_KEY);
+      const value = this.meta.get(LOCK_KEY);
       if (value) {
         const holder = JSON.parse(value) as LockHolder;
         if (holder.owner !== owner && !isDead(holder, staleMs)) return { ok: false, holder };
       }
       const mine: LockHolder = { owner, pid: process.pid, host: hostname(), since: nowIso(), heartbeat: Date.now() };
-      this.setLock.run(LOCK_KEY, JSON.stringify(mine));
+      this.meta.set(LOCK_KEY, JSON.stringify(mine));
       return { ok: true };
     });
     return take.immediate();
@@ -214,7 +213,7 @@ export class RunStore {
 
   /** Who holds the lock; `dead` when a crashed holder left it behind (the next sender takes it over). */
   lockHolder(staleMs = LOCK_STALE_MS): (LockHolder & { dead: boolean }) | undefined {
-    const value = this.lockRow.get(LOCK_KEY);
+    const value = this.meta.get(LOCK_KEY);
     if (!value) return undefined;
     const holder = JSON.parse(value) as LockHolder;
     return { ...holder, dead: isDead(holder, staleMs) };
