@@ -58,7 +58,8 @@ export function feedRoutes(deps: { app: App; pages: Pages }) {
             pageTitle: 'Feed ended',
             heading: 'This feed has ended',
             paragraphs: [
-              `This private feed of ${app.info.title} belonged to a subscription that has ended. The public feeds are linked below.`,
+              `This private feed of ${app.info.title} belonged to a subscription that has ended. ` +
+                'The public feeds are linked below.',
             ],
           }),
         );

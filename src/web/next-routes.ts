@@ -73,7 +73,8 @@ export function nextRoutes(deps: { app: App; pages: Pages; subscriptions: Subscr
         reply,
         200,
         'On its way',
-        `The rest of ${app.info.title}, from installment ${r.from}, is on its way to ${sub.email}: one email with the whole story to read online and as an EPUB.`,
+        `The rest of ${app.info.title}, from installment ${r.from}, is on its way to ${sub.email}: ` +
+          'one email with the whole story to read online and as an EPUB.',
       );
     });
 

@@ -87,7 +87,8 @@ export function outboxRoutes(deps: { dir: string; pages: Pages; access: Config['
       return reply
         .header(
           'content-security-policy',
-          "sandbox allow-popups allow-popups-to-escape-sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data:",
+          'sandbox allow-popups allow-popups-to-escape-sandbox; ' +
+            "default-src 'none'; style-src 'unsafe-inline'; img-src data:",
         )
         .type('text/html; charset=utf-8')
         .send(message.html);

@@ -82,7 +82,8 @@ export function calendarPage(
   const summary = view.pausedUntil
     ? `Paused: nothing is sent until ${pauseEnd}.`
     : nextAt
-      ? `Your next installment: ${zoneDate({ dateStyle: 'full', timeStyle: 'short' }).format(new Date(nextAt))} (${view.timezone}).`
+      ? `Your next installment: ${zoneDate({ dateStyle: 'full', timeStyle: 'short' }).format(new Date(nextAt))} ` +
+        `(${view.timezone}).`
       : paced
         ? 'You get one installment at each of the story’s scheduled runs.'
         : 'You get each new installment when it is published.';

@@ -30,7 +30,8 @@ export interface ServerOptions {
 // Pages use one inline <style> and no scripts; forms post only to us; tokens in URLs must
 // not leak to other sites through Referer.
 export const CONTENT_SECURITY_POLICY =
-  "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; frame-src 'self'; frame-ancestors 'self'; base-uri 'none'";
+  "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; " +
+  "frame-src 'self'; frame-ancestors 'self'; base-uri 'none'";
 
 const SECURITY_HEADERS: Array<[string, string]> = [
   ['content-security-policy', CONTENT_SECURITY_POLICY],

@@ -13,6 +13,8 @@ import { sendHtml, tokenOf } from './reply.ts';
 
 type Form = Record<string, unknown>;
 
+const ON_ITS_WAY = 'If that address can subscribe, a confirmation email is on its way.';
+
 const CONFIRM_FAILURES = {
   unknown: 'This confirmation link is not valid. Check that you copied the whole link, or subscribe again.',
   used: 'This confirmation link has already been used. If you are not subscribed, subscribe again to get a new link.',
@@ -63,7 +65,9 @@ export function subscribeRoutes(deps: { app: App; pages: Pages; subscriptions: S
           return reply.redirect('/subscribe/check-inbox', 303);
         if (app.info.adult && form.adult !== 'yes') {
           return home(reply, 400, {
-            formError: `This story is rated ${app.info.rating ?? 'for adults'}: please confirm you are an adult to subscribe.`,
+            formError:
+              `This story is rated ${app.info.rating ?? 'for adults'}: ` +
+              'please confirm you are an adult to subscribe.',
             email: typeof form.email === 'string' ? form.email : '',
           });
         }
@@ -90,8 +94,8 @@ export function subscribeRoutes(deps: { app: App; pages: Pages; subscriptions: S
           heading: 'Check your inbox',
           paragraphs: [
             complete()
-              ? 'If that address can subscribe, a confirmation email is on its way. Click the link in it to confirm your subscription.'
-              : 'If that address can subscribe, a confirmation email is on its way. Click the link in it to start receiving installments.',
+              ? `${ON_ITS_WAY} Click the link in it to confirm your subscription.`
+              : `${ON_ITS_WAY} Click the link in it to start receiving installments.`,
             'Nothing arrived after a few minutes? Look in your spam folder, or subscribe again a little later.',
           ],
         }),
@@ -131,10 +135,14 @@ export function subscribeRoutes(deps: { app: App; pages: Pages; subscriptions: S
       if (!outcome.ok) return unusableConfirm(reply, outcome.reason);
       const next =
         config.mode === 'paced'
-          ? 'Installment 1 is on its way to your inbox; the next ones follow on the schedule, and each email lets you ask for the next one sooner.'
+          ? 'Installment 1 is on its way to your inbox; the next ones follow on the schedule, ' +
+            'and each email lets you ask for the next one sooner.'
           : complete()
-            ? 'The story is complete: every installment is already out. Read the whole story on this site or download it as an EPUB; if the author adds to it, new installments will come by email.'
-            : 'New installments will arrive in your inbox as they are published. Earlier ones can be read on this site.';
+            ? 'The story is complete: every installment is already out. ' +
+              'Read the whole story on this site or download it as an EPUB; ' +
+              'if the author adds to it, new installments will come by email.'
+            : 'New installments will arrive in your inbox as they are published. ' +
+              'Earlier ones can be read on this site.';
       const thanks = [`Thank you: ${outcome.subscriber.email} is now subscribed to ${app.info.title}.`, next];
       // While there is something left to deliver, the reader chooses when, right here.
       if (!complete())
@@ -166,7 +174,8 @@ export function subscribeRoutes(deps: { app: App; pages: Pages; subscriptions: S
           pageTitle: 'Unsubscribe',
           heading: 'This link cannot be used',
           paragraphs: [
-            'This unsubscribe link is not valid. Use the link from your most recent email, or reply to it and ask to be removed.',
+            'This unsubscribe link is not valid. ' +
+              'Use the link from your most recent email, or reply to it and ask to be removed.',
           ],
         }),
       );
