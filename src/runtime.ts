@@ -6,7 +6,7 @@ import type { App } from './app.ts';
 import { ListMail, MessageIds, senderDomain } from './deliver/headers.ts';
 import { InstallmentMail } from './deliver/installment-mail.ts';
 import { NoticeMail } from './deliver/notice-mail.ts';
-import { NoticeSender } from './deliver/notices.ts';
+import { NoticeSender, type NoticeSenderDeps } from './deliver/notices.ts';
 import { sendNext, type SendContext } from './deliver/send.ts';
 import { createTransport, mailOptions, type MailTransport, type OutgoingMail } from './deliver/transport.ts';
 import { linksFor, type Links } from './links.ts';
@@ -22,6 +22,8 @@ export interface Runtime {
   ids: MessageIds;
   /** Confirmation, welcome and "The End" emails: queued in the db, sent by this. */
   notices: NoticeSender;
+  /** What `notices` was built from, for a sender wired the same with a part replaced. */
+  noticeDeps: NoticeSenderDeps;
   subscriptions: Subscriptions;
   send: SendContext;
   close(): void;
@@ -55,7 +57,7 @@ export function createRuntime(app: App, log: Logger): Runtime {
     domain: senderDomain(app.config),
   });
   const options = (mail: OutgoingMail) => mailOptions(app.config, mail);
-  const notices = new NoticeSender({
+  const noticeDeps: NoticeSenderDeps = {
     notices: app.store.notices,
     subscribers: app.store.subscribers,
     renderer,
@@ -69,7 +71,8 @@ export function createRuntime(app: App, log: Logger): Runtime {
     }),
     config: app.config,
     log,
-  });
+  };
+  const notices = new NoticeSender(noticeDeps);
   const installmentMail = new InstallmentMail({
     renderer,
     address: (filled, to, unsubscribeUrl, id) => lists.address(filled, to, unsubscribeUrl, id, 'installment'),
@@ -111,6 +114,7 @@ export function createRuntime(app: App, log: Logger): Runtime {
     renderer,
     ids,
     notices,
+    noticeDeps,
     subscriptions,
     send,
     close() {

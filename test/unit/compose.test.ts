@@ -2,40 +2,17 @@
 // for that reader on its own (same date and boundary), whatever the values do to line
 // wrapping: long links, international domains, scripts sent as base64, paced "next" links.
 import assert from 'node:assert/strict';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import MailComposer from 'nodemailer/lib/mail-composer/index.js';
 import { dateHeader, type ReaderValues } from '../../src/deliver/installment-mail.ts';
 import { mailOptions } from '../../src/deliver/transport.ts';
-import { createLogger } from '../../src/log.ts';
-import { createRuntime, type Runtime } from '../../src/runtime.ts';
-import { makeProject, type Project } from '../helpers/project.ts';
+import type { Runtime } from '../../src/runtime.ts';
+import { composeSites, HARD_READERS } from '../helpers/compose-site.ts';
 
-const silent = createLogger({ level: 'silent', pretty: false });
-const open: Array<{ project: Project; runtime: Runtime }> = [];
-after(() => {
-  for (const o of open) {
-    o.runtime.close();
-    o.project.cleanup();
-  }
-});
+const newSite = composeSites();
 
-function site(settings: Record<string, unknown>, story?: string): Runtime {
-  const project = makeProject({
-    story,
-    settings: { mail: { smtpUrl: 'smtp://127.0.0.1:9', from: 'Die Laterne <serial@example.org>' }, ...settings },
-  });
-  const runtime = createRuntime(project.open(), silent);
-  open.push({ project, runtime });
-  return runtime;
-}
-
-const READERS = [
-  'a@example.com',
-  'Reader.With.A.Rather.Long.Local.Part+serial-subscription@subdomain.of.an.example-domain.org',
-  'leser@bücher.example',
-  'x@例え.jp',
-  'z@xn--mnchen-3ya.example',
-];
+const site = (settings: Record<string, unknown>, story?: string): Runtime => newSite(settings, { story });
+const READERS = HARD_READERS;
 
 async function check(runtime: Runtime, readers: string[]): Promise<number> {
   const { app, links, ids, renderer } = runtime;

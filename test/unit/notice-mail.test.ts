@@ -4,50 +4,27 @@
 // links and international addresses.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import MailComposer from 'nodemailer/lib/mail-composer/index.js';
 import type { ComposedMessage } from '../../src/deliver/compose.ts';
 import { NoticeMail } from '../../src/deliver/notice-mail.ts';
 import { NoticeSender } from '../../src/deliver/notices.ts';
 import { mailOptions, type MailTransport, type OutgoingMail } from '../../src/deliver/transport.ts';
-import { createLogger } from '../../src/log.ts';
 import type { PreparedEmail } from '../../src/render/email.ts';
-import { createRuntime, type Runtime } from '../../src/runtime.ts';
+import type { Runtime } from '../../src/runtime.ts';
 import type { NoticeKind } from '../../src/store/notices.ts';
 import type { Subscriber } from '../../src/store/subscribers.ts';
-import { makeProject, type Project } from '../helpers/project.ts';
-
-const silent = createLogger({ level: 'silent', pretty: false });
-const open: Array<{ project: Project; runtime: Runtime }> = [];
-after(() => {
-  for (const o of open) {
-    o.runtime.close();
-    o.project.cleanup();
-  }
-});
+import { composeSites, HARD_READERS, silent } from '../helpers/compose-site.ts';
 
 const LONG_BASE =
   'https://serial.example.org/a/rather/long/path/so/that/every/link/wraps/across/quoted-printable/lines';
 
-function site(settings: Record<string, unknown>): Runtime {
-  const project = makeProject({
-    settings: {
-      baseUrl: 'https://serial.example.org',
-      mail: { smtpUrl: 'smtp://127.0.0.1:9', from: 'Die Laterne <serial@example.org>', feedbackId: true },
-      ...settings,
-    },
-  });
-  const runtime = createRuntime(project.open(), silent);
-  open.push({ project, runtime });
-  return runtime;
-}
+const newSite = composeSites();
+const site = (settings: Record<string, unknown>): Runtime =>
+  newSite({ baseUrl: 'https://serial.example.org', ...settings }, { mail: { feedbackId: true } });
 
 const READERS = [
-  'a@example.com',
-  'Reader.With.A.Rather.Long.Local.Part+serial-subscription@subdomain.of.an.example-domain.org',
-  'leser@bücher.example',
-  'x@例え.jp',
-  'z@xn--mnchen-3ya.example',
+  ...HARD_READERS,
   ...Array.from({ length: 40 }, (_, i) => `reader${'x'.repeat(i * 2)}${i}@example${i % 7}.org`),
 ];
 
@@ -72,11 +49,7 @@ function sender(runtime: Runtime, raw: boolean) {
         }
       : undefined,
   };
-  const { app, links, ids, renderer } = runtime;
-  const noticeMail = new NoticeMail({
-    address: (filled, to, unsubscribeUrl, id, kind) => runtime.send.lists.address(filled, to, unsubscribeUrl, id, kind),
-    options: (mail) => mailOptions(app.config, mail),
-  });
+  const noticeMail = runtime.noticeDeps.noticeMail!;
   // Every template handed out, per kind: one each is the point.
   const templates = new Map<NoticeKind, Set<ComposedMessage | undefined>>();
   const counting: Pick<NoticeMail, 'template'> = {
@@ -86,18 +59,7 @@ function sender(runtime: Runtime, raw: boolean) {
       return t;
     },
   };
-  const notices = new NoticeSender({
-    notices: app.store.notices,
-    subscribers: app.store.subscribers,
-    renderer,
-    transport,
-    links,
-    ids,
-    address: (filled, to, unsubscribeUrl, id, kind) => runtime.send.lists.address(filled, to, unsubscribeUrl, id, kind),
-    noticeMail: counting,
-    config: app.config,
-    log: silent,
-  });
+  const notices = new NoticeSender({ ...runtime.noticeDeps, transport, noticeMail: counting, log: silent });
   return { notices, sent, templates };
 }
 
