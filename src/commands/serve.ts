@@ -13,6 +13,7 @@ import { startWarnings } from './check.ts';
 import { Feedback } from '../subscribers/feedback.ts';
 import { Housekeeping } from '../subscribers/housekeeping.ts';
 import { Pages } from '../pages/pages.ts';
+import { FeedCache } from '../publish/feeds.ts';
 import { archiveRoutes } from '../web/archive-routes.ts';
 import { feedRoutes } from '../web/feed-routes.ts';
 import { healthRoutes } from '../web/health-routes.ts';
@@ -27,6 +28,8 @@ import { webhookRoutes } from '../web/webhook-routes.ts';
 export interface Serving {
   server: FastifyInstance;
   runtime: Runtime;
+  /** The published installments and their feeds, built once per publication for every route. */
+  feeds: FeedCache;
   scheduler: Scheduler;
   url: string;
   stop(): Promise<void>;
@@ -104,6 +107,7 @@ export async function startServing(
   const runtime = createRuntime(app, log);
   for (const w of startWarnings(app.config)) log.warn(w);
   const { subscriptions, transport } = runtime;
+  const feeds = new FeedCache(app);
   // Only the server renders pages: other commands never load the page templates.
   const pages = new Pages(app.config.paths.templates, {
     info: app.info,
@@ -116,11 +120,11 @@ export async function startServing(
     logger: log,
     routes: [
       healthRoutes(app.store, { clock: opts.clock }),
-      subscribeRoutes({ app, pages, subscriptions }),
+      subscribeRoutes({ app, pages, subscriptions, feeds }),
       nextRoutes({ app, pages, subscriptions, send: runtime.send }),
       preferencesRoutes({ app, pages, links: runtime.links, clock: opts.clock }),
-      feedRoutes({ app, pages }),
-      archiveRoutes({ app, pages, links: runtime.links }),
+      feedRoutes({ app, pages, feeds }),
+      archiveRoutes({ app, pages, links: runtime.links, feeds }),
       ...(transport.kind === 'outbox'
         ? [outboxRoutes({ dir: app.config.paths.outbox, pages, access: app.config.server.outboxPage })]
         : []),
@@ -161,6 +165,7 @@ export async function startServing(
   return {
     server,
     runtime,
+    feeds,
     scheduler,
     url,
     stop: () =>

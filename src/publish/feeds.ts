@@ -342,12 +342,3 @@ export class FeedCache {
     return this.snapshot;
   }
 }
-
-const caches = new WeakMap<App, FeedCache>();
-
-/** One cache per open app, shared by the feed and archive routes. */
-export function feedCache(app: App): FeedCache {
-  let cache = caches.get(app);
-  if (!cache) caches.set(app, (cache = new FeedCache(app)));
-  return cache;
-}

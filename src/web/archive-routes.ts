@@ -9,7 +9,7 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { Links } from '../links.ts';
 import { buildEpub, EPUB_CONTENT_TYPE } from '../publish/epub.ts';
-import { feedCache } from '../publish/feeds.ts';
+import type { FeedCache } from '../publish/feeds.ts';
 import { installmentPage, whole, wholeStoryPage, type ArchiveDeps, type Readable } from '../pages/site.ts';
 import type { StoredInstallment } from '../store/installments.ts';
 import { PageCache } from './page-cache.ts';
@@ -39,9 +39,8 @@ const epubFileName = (title: string): string =>
       .toLowerCase() || 'story'
   }.epub`;
 
-export function archiveRoutes(deps: ArchiveDeps) {
-  const { app, links } = deps;
-  const feeds = feedCache(app);
+export function archiveRoutes(deps: ArchiveDeps & { feeds: FeedCache }) {
+  const { app, links, feeds } = deps;
   const epub = epubCache(deps);
 
   /** What this request may read; null for a reader token that is not valid. */

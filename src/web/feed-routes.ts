@@ -2,7 +2,7 @@
 // mostly get a 304: feed readers poll every few minutes, forever.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { App } from '../app.ts';
-import { FEED_CONTENT_TYPES, feedCache, type FeedDocument, type FeedFormat } from '../publish/feeds.ts';
+import { FEED_CONTENT_TYPES, type FeedCache, type FeedDocument, type FeedFormat } from '../publish/feeds.ts';
 import type { Pages } from '../pages/pages.ts';
 import { noneMatch, sendHtml } from './reply.ts';
 
@@ -37,9 +37,8 @@ function sendFeed(req: FastifyRequest, reply: FastifyReply, doc: FeedDocument, c
   return reply.type(FEED_CONTENT_TYPES[doc.format]).send(doc.body());
 }
 
-export function feedRoutes(deps: { app: App; pages: Pages }) {
-  const { app, pages } = deps;
-  const feeds = feedCache(app);
+export function feedRoutes(deps: { app: App; pages: Pages; feeds: FeedCache }) {
+  const { app, pages, feeds } = deps;
 
   return (server: FastifyInstance) => {
     for (const [path, format] of PUBLIC_FEEDS)

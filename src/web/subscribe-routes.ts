@@ -2,7 +2,7 @@
 // a page on GET: mail scanners prefetch them, so every change needs a POST.
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { App } from '../app.ts';
-import { feedCache } from '../publish/feeds.ts';
+import type { FeedCache } from '../publish/feeds.ts';
 import { InvalidEmailError } from '../subscribers/address.ts';
 import type { Subscriptions } from '../subscribers/service.ts';
 import { homePage } from '../pages/site.ts';
@@ -21,14 +21,14 @@ const CONFIRM_FAILURES = {
   expired: 'This confirmation link has expired. Subscribe again and we will send you a fresh one.',
 } as const;
 
-export function subscribeRoutes(deps: { app: App; pages: Pages; subscriptions: Subscriptions }) {
-  const { app, pages, subscriptions } = deps;
+export function subscribeRoutes(deps: { app: App; pages: Pages; subscriptions: Subscriptions; feeds: FeedCache }) {
+  const { app, pages, subscriptions, feeds } = deps;
   const { links } = pages.common;
   const { config } = app;
 
   // The feed cache holds the published list until something is published: no story text is read per request.
   const home = (reply: FastifyReply, status: number, form: { formError?: string; email?: string } = {}) =>
-    sendHtml(reply, status, homePage({ app, pages, links }, feedCache(app).published(), reply.generateCsrf(), form));
+    sendHtml(reply, status, homePage({ app, pages, links }, feeds.published(), reply.generateCsrf(), form));
 
   /** Broadcast with every installment out: a new subscriber has nothing more to wait for. */
   const complete = (): boolean => {
@@ -40,7 +40,7 @@ export function subscribeRoutes(deps: { app: App; pages: Pages; subscriptions: S
     // The plain home page, as most visitors get it, is rendered once per published state.
     const homeCache = new PageCache(() => app.store.installments.publishedState().key, server.visitorCsrf);
     server.get('/', (req, reply) =>
-      homeCache.send(req, reply, '/', (csrf) => homePage({ app, pages, links }, feedCache(app).published(), csrf))!,
+      homeCache.send(req, reply, '/', (csrf) => homePage({ app, pages, links }, feeds.published(), csrf))!,
     );
 
     server.post(

@@ -8,7 +8,6 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { exportStatic } from '../../src/publish/export.ts';
-import { feedCache } from '../../src/publish/feeds.ts';
 import { Links } from '../../src/links.ts';
 import { escapeHtml, ratingNotice } from '../../src/render/fragment.ts';
 import { normalizeForCompare } from '../helpers/story-text.ts';
@@ -227,7 +226,7 @@ describe('feeds and installment pages', () => {
     const before = await site.get('/atom.xml');
     const oldEtag = before.headers.get('etag')!;
     // The bytes are built once per publication, not per request: the served document is the same object.
-    const cache = feedCache(site.app);
+    const cache = site.serving.feeds;
     const built = cache.feed('atom');
     await site.get('/atom.xml');
     assert.equal(cache.feed('atom'), built);
