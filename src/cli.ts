@@ -137,9 +137,9 @@ program
     withApp(async (app) => {
       // A send is a long, steady stream of short-lived messages in a process of its own, and
       // V8 lets a young process's old generation grow past 200 MB at 100,000 readers before
-      // its first full collection. A full collection every second holds the peak near 155 MB
-      // (bench/send.ts) for a few milliseconds a second, where V8's size-optimising flags,
-      // which reach 140 MB, cost a quarter of the send rate.
+      // its first full collection. A full collection every second holds it near 160 MB
+      // (bench/send.ts) for about 17 ms a second, where V8's size-optimising flags, which
+      // reach 140 MB, cost a quarter of the send rate.
       const collect = fullCollections(COLLECT_EVERY_MS);
       const [{ createLogger }, { createRuntime }, { startWarnings }, { sendCommand }] = await Promise.all([
         import('./log.ts'),
