@@ -62,7 +62,6 @@ export function createRuntime(app: App, log: Logger): Runtime {
     subscribers: app.store.subscribers,
     renderer,
     transport,
-    links,
     ids,
     address: (filled, to, unsubscribeUrl, id, kind) => lists.address(filled, to, unsubscribeUrl, id, kind),
     noticeMail: new NoticeMail({
@@ -83,7 +82,6 @@ export function createRuntime(app: App, log: Logger): Runtime {
     config: app.config,
     transport,
     renderer,
-    links,
     ids,
     lists,
     installmentMail,

@@ -55,7 +55,7 @@ export async function preview(
   const runsAhead = Math.max(0, inst.number - (all.find((i) => !i.publishedAt)?.number ?? inst.number));
   const nextDate = hasNext ? (upcomingRuns(app.config, runsAhead + 2)[runsAhead + 1]?.toISOString() ?? null) : null;
   const prepared = await renderer.installment(inst, { nextDate });
-  const email = prepared.fill(links.forReader(DEMO_SUBSCRIBER, prepared.placeholders));
+  const { email } = prepared.fillFor(DEMO_SUBSCRIBER);
 
   const dir = opts.outDir ?? path.join(app.config.paths.data, 'preview');
   await mkdir(dir, { recursive: true });

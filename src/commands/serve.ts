@@ -121,7 +121,7 @@ export async function startServing(
     routes: [
       healthRoutes(app.store, { clock: opts.clock }),
       subscribeRoutes({ app, pages, subscriptions, feeds }),
-      nextRoutes({ app, pages, subscriptions, send: runtime.send }),
+      nextRoutes({ app, pages, subscriptions, send: runtime.send, links: runtime.links }),
       preferencesRoutes({ app, pages, links: runtime.links, clock: opts.clock }),
       feedRoutes({ app, pages, feeds }),
       archiveRoutes({ app, pages, links: runtime.links, feeds }),

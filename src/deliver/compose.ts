@@ -17,7 +17,8 @@ import { encode as qpEncode, wrap as qpWrap } from 'nodemailer/lib/qp/index.js';
 import type { SendMailOptions } from 'nodemailer';
 import type { FilledEmail, PreparedEmail } from '../render/email.ts';
 import { escapeHtml } from '../render/fragment.ts';
-import type { OutgoingMail } from './transport.ts';
+import type { LinkSubject } from '../links.ts';
+import { assertHeaderSafe, type OutgoingMail } from './transport.ts';
 
 /** A reader's values, by slot name. */
 export type SlotValues = Record<string, string>;
@@ -162,6 +163,37 @@ export class ComposedMessage {
 /** The values every addressed email holds besides its placeholders: the slots `composeAddressed` adds. */
 export type AddressValues = SlotValues & { to: string; messageId: string; date: string; unsubscribeUrl: string };
 
+/** A prepared email composed once with slots for its address: each reader's bytes from their values. */
+export class AddressedTemplate {
+  constructor(
+    private readonly message: ComposedMessage,
+    private readonly prepared: Pick<PreparedEmail, 'valuesFor'>,
+  ) {}
+
+  /** What a reader's copy differs by: their address and links, the message's id and date. */
+  get slots(): ReadonlySet<string> {
+    return this.message.slots;
+  }
+
+  /**
+   * `reader`'s copy, with this message's id and Date header (`dateHeader`): their links
+   * from the prepared email, as its own `fillFor` makes them. `own` as there.
+   */
+  fillFor(
+    reader: LinkSubject & { email: string },
+    header: { messageId: string; date: string },
+    own: Record<string, string> = {},
+  ): Buffer {
+    assertHeaderSafe('To', reader.email);
+    return this.message.fill({
+      ...this.prepared.valuesFor(reader, this.message.slots),
+      ...own,
+      to: reader.email,
+      ...header,
+    });
+  }
+}
+
 /**
  * Composes a prepared email once for all its readers: a slot for each of its placeholders
  * and for the reader's To, Message-ID, Date and unsubscribe link. `address` addresses the
@@ -170,10 +202,10 @@ export type AddressValues = SlotValues & { to: string; messageId: string; date: 
  * part escaped as the prepared email's own `fill` escapes them.
  */
 export async function composeAddressed(
-  prepared: Pick<PreparedEmail, 'placeholders' | 'fill'>,
+  prepared: Pick<PreparedEmail, 'placeholders' | 'fill' | 'valuesFor'>,
   address: (filled: FilledEmail, token: AddressValues) => OutgoingMail,
   options: (mail: OutgoingMail) => SendMailOptions,
-): Promise<ComposedMessage | undefined> {
+): Promise<AddressedTemplate | undefined> {
   const names = new Set(['to', 'messageId', 'date', 'unsubscribeUrl', ...prepared.placeholders]);
   // nodemailer drops a To that is not an address: that token is one.
   const values: Slot[] = [...names].map((slot) => ({
@@ -190,7 +222,9 @@ export async function composeAddressed(
       .filter(([, value]) => values.some((s) => value.includes(s.token)))
       .map(([key, placeholder]) => ({ key, placeholder })),
   ];
-  return ComposedMessage.compose({ ...options(mail), date: token.date }, { headers, values }, escapeHtml);
+  const composed = { ...options(mail), date: token.date };
+  const message = await ComposedMessage.compose(composed, { headers, values }, escapeHtml);
+  return message && new AddressedTemplate(message, prepared);
 }
 
 function leaves(node: MimeNode): MimeNode[] {

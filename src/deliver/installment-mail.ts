@@ -3,19 +3,8 @@
 import type { SendMailOptions } from 'nodemailer';
 import type { EmailRenderer, FilledEmail } from '../render/email.ts';
 import type { StoredInstallment } from '../store/installments.ts';
-import { composeAddressed, type ComposedMessage, type SlotValues } from './compose.ts';
+import { composeAddressed, type AddressedTemplate } from './compose.ts';
 import type { OutgoingMail } from './transport.ts';
-
-/** What differs from one reader to the next: the slots of an installment's template. */
-export type ReaderValues = SlotValues & {
-  to: string;
-  messageId: string;
-  /** The Date header's value, formatted as nodemailer formats a date (dateHeader). */
-  date: string;
-  unsubscribeUrl: string;
-  feedUrl: string;
-  nextUrl?: string;
-};
 
 export interface InstallmentMailDeps {
   renderer: Pick<EmailRenderer, 'installment'>;
@@ -30,12 +19,12 @@ export const dateHeader = (at: Date): string => at.toUTCString().replace(/GMT/, 
 
 export class InstallmentMail {
   /** One template per installment text and "next" date: a run sends one or (paced) a few. */
-  private readonly templates = new Map<string, Promise<ComposedMessage | undefined>>();
+  private readonly templates = new Map<string, Promise<AddressedTemplate | undefined>>();
 
   constructor(private readonly deps: InstallmentMailDeps) {}
 
   /** The composed template, or undefined when this email has to be composed per reader. */
-  template(inst: StoredInstallment, nextDate: string | null): Promise<ComposedMessage | undefined> {
+  template(inst: StoredInstallment, nextDate: string | null): Promise<AddressedTemplate | undefined> {
     const key = `${inst.number}|${inst.hash}|${nextDate ?? ''}`;
     let t = this.templates.get(key);
     if (!t) {
@@ -47,7 +36,7 @@ export class InstallmentMail {
     return t;
   }
 
-  private async compose(inst: StoredInstallment, nextDate: string | null): Promise<ComposedMessage | undefined> {
+  private async compose(inst: StoredInstallment, nextDate: string | null): Promise<AddressedTemplate | undefined> {
     const prepared = await this.deps.renderer.installment(inst, { nextDate });
     return composeAddressed(
       prepared,

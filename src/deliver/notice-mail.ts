@@ -4,7 +4,7 @@
 import type { SendMailOptions } from 'nodemailer';
 import type { FilledEmail, PreparedEmail } from '../render/email.ts';
 import type { NoticeKind } from '../store/notices.ts';
-import { composeAddressed, type ComposedMessage } from './compose.ts';
+import { composeAddressed, type AddressedTemplate } from './compose.ts';
 import type { OutgoingMail } from './transport.ts';
 
 export interface NoticeMailDeps {
@@ -19,12 +19,12 @@ export class NoticeMail {
    * One template per prepared email: the renderer prepares a kind again when what it says
    * changes (the story completed), and the old template goes with the old email.
    */
-  private readonly templates = new WeakMap<PreparedEmail, Promise<ComposedMessage | undefined>>();
+  private readonly templates = new WeakMap<PreparedEmail, Promise<AddressedTemplate | undefined>>();
 
   constructor(private readonly deps: NoticeMailDeps) {}
 
   /** The composed template, or undefined when this email has to be composed per reader. */
-  template(prepared: PreparedEmail, kind: NoticeKind): Promise<ComposedMessage | undefined> {
+  template(prepared: PreparedEmail, kind: NoticeKind): Promise<AddressedTemplate | undefined> {
     let t = this.templates.get(prepared);
     if (!t) {
       t = composeAddressed(

@@ -4,7 +4,6 @@
 // temporary failures with backoff until the notice is no longer worth sending.
 import { randomBytes } from 'node:crypto';
 import type { Config } from '../config.ts';
-import type { Links } from '../links.ts';
 import type { EmailRenderer, FilledEmail, PreparedEmail } from '../render/email.ts';
 import type { Notice, NoticeKind, NoticeStore } from '../store/notices.ts';
 import type { Subscriber, SubscriberStore } from '../store/subscribers.ts';
@@ -12,7 +11,7 @@ import type { MessageIds } from './headers.ts';
 import { dateHeader } from './installment-mail.ts';
 import type { NoticeMail } from './notice-mail.ts';
 import { backoffMs, classify } from './replies.ts';
-import { assertHeaderSafe, type MailTransport, type OutgoingMail } from './transport.ts';
+import type { MailTransport, OutgoingMail } from './transport.ts';
 
 /** A sender that died holding notices gives them back after this long. */
 const LEASE_MS = 120_000;
@@ -28,7 +27,6 @@ export interface NoticeSenderDeps {
   subscribers: Pick<SubscriberStore, 'get'>;
   renderer: Pick<EmailRenderer, 'confirm' | 'welcome' | 'theEnd'>;
   transport: Pick<MailTransport, 'send' | 'sendRaw'>;
-  links: Pick<Links, 'forReader'>;
   ids: Pick<MessageIds, 'notice'>;
   /** Addresses a filled email to one reader with the list's headers. */
   address(filled: FilledEmail, to: string, unsubscribeUrl: string, messageId: string, kind: NoticeKind): OutgoingMail;
@@ -178,7 +176,7 @@ export class NoticeSender {
    * reader's bytes are the template filled (notice-mail.ts); else nodemailer composes it.
    */
   private async send(n: Notice, sub: Subscriber): Promise<void> {
-    const { renderer, links, transport, noticeMail } = this.deps;
+    const { renderer, transport, noticeMail } = this.deps;
     const prepared: PreparedEmail = await (n.kind === 'confirm'
       ? renderer.confirm()
       : n.kind === 'welcome'
@@ -186,17 +184,14 @@ export class NoticeSender {
         : renderer.theEnd());
     const template = transport.sendRaw && noticeMail ? await noticeMail.template(prepared, n.kind) : undefined;
     // The confirmation link is this notice's own; the rest are the reader's.
-    const values: Record<string, string> = {
-      ...links.forReader(sub, template?.slots ?? ['unsubscribeUrl', ...prepared.placeholders]),
-      confirmUrl: n.confirmUrl ?? '',
-    };
+    const own = { confirmUrl: n.confirmUrl ?? '' };
     if (template) {
-      assertHeaderSafe('To', sub.email);
-      const raw = template.fill({ ...values, to: sub.email, messageId: n.messageId, date: dateHeader(new Date()) });
+      const raw = template.fillFor(sub, { messageId: n.messageId, date: dateHeader(new Date()) }, own);
       await transport.sendRaw!(sub.email, raw, n.messageId);
       return;
     }
-    const mail = this.deps.address(prepared.fill(values), sub.email, values.unsubscribeUrl!, n.messageId, n.kind);
+    const { email, unsubscribeUrl } = prepared.fillFor(sub, own);
+    const mail = this.deps.address(email, sub.email, unsubscribeUrl, n.messageId, n.kind);
     await transport.send(mail);
   }
 

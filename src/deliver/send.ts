@@ -4,7 +4,6 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Config } from '../config.ts';
 import { UserError } from '../errors.ts';
-import type { Links } from '../links.ts';
 import type { EmailRenderer } from '../render/email.ts';
 import type { Store } from '../store/index.ts';
 import type { StoredInstallment } from '../store/installments.ts';
@@ -13,10 +12,10 @@ import type { Subscriber } from '../store/subscribers.ts';
 import { defaultDue, effectiveCalendar, nextDue } from '../subscribers/calendars.ts';
 import type { ListMail, MessageIds } from './headers.ts';
 import { tooSoonAfter } from './interval.ts';
-import { dateHeader, type InstallmentMail, type ReaderValues } from './installment-mail.ts';
+import { dateHeader, type InstallmentMail } from './installment-mail.ts';
 import type { NoticeSender } from './notices.ts';
 import { backoffMs, classify, type Failure } from './replies.ts';
-import { assertHeaderSafe, type MailTransport } from './transport.ts';
+import type { MailTransport } from './transport.ts';
 
 /**
  * The ledger a send works on: who reads, what they were sent, the runs and their lock, the
@@ -29,7 +28,6 @@ export interface SendContext {
   config: Config;
   transport: MailTransport;
   renderer: EmailRenderer;
-  links: Links;
   ids: MessageIds;
   /** Addresses a filled email to one reader with the list's headers. */
   lists: Pick<ListMail, 'address'>;
@@ -160,7 +158,6 @@ async function deliverMessage(
   { sub, inst }: { sub: Reader; inst: StoredInstallment },
   test?: TestSend,
 ): Promise<string> {
-  const { renderer, links } = ctx;
   const nextDate = nextDateOf(facts, inst);
   const id = test ? ctx.ids.test(inst.number) : ctx.ids.installment(sub, inst.number);
   const template =
@@ -168,25 +165,12 @@ async function deliverMessage(
       ? await ctx.installmentMail.template(inst, nextDate)
       : undefined;
   if (template) {
-    assertHeaderSafe('To', sub.email);
-    const values = {
-      ...links.forReader(sub, template.slots),
-      to: sub.email,
-      messageId: id,
-      date: facts.date(),
-    } as ReaderValues;
-    await ctx.transport.sendRaw!(sub.email, template.fill(values), id);
+    await ctx.transport.sendRaw!(sub.email, template.fillFor(sub, { messageId: id, date: facts.date() }), id);
     return id;
   }
-  const prepared = await renderer.installment(inst, { nextDate });
-  const values = links.forReader(sub, ['unsubscribeUrl', ...prepared.placeholders]);
-  const mail = ctx.lists.address(
-    prepared.fill(values),
-    test?.to ?? sub.email,
-    values.unsubscribeUrl!,
-    id,
-    'installment',
-  );
+  const prepared = await ctx.renderer.installment(inst, { nextDate });
+  const { email, unsubscribeUrl } = prepared.fillFor(sub);
+  const mail = ctx.lists.address(email, test?.to ?? sub.email, unsubscribeUrl, id, 'installment');
   const result = await ctx.transport.send(test ? { ...mail, subject: `[TEST] ${mail.subject}` } : mail);
   return result.messageId;
 }

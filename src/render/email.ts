@@ -11,7 +11,7 @@ import { compile, type FormatCallback } from 'html-to-text';
 import type { App } from '../app.ts';
 import type { Config } from '../config.ts';
 import { UserError } from '../errors.ts';
-import type { Links } from '../links.ts';
+import type { LinkSubject, Links } from '../links.ts';
 import type { StoredInstallment } from '../store/installments.ts';
 import type { StoryInfo } from '../story/info.ts';
 import type { Block } from '../story/types.ts';
@@ -47,6 +47,17 @@ export interface PreparedEmail {
   readonly placeholders: readonly string[];
   /** Substitutes values (HTML-escaped in html, as-is in text); throws on a missing value or one with CR/LF. */
   fill(values: Record<string, string>): FilledEmail;
+  /**
+   * `reader`'s values for `names` (by default this email's placeholders and the unsubscribe
+   * link its List-Unsubscribe header carries): their links, signed. The one place an
+   * email's per-reader values are made, whether it is filled here or composed once.
+   */
+  valuesFor(reader: LinkSubject, names?: Iterable<string>): Record<string, string>;
+  /**
+   * The email as `reader` gets it, with the unsubscribe link for its headers. `own` holds
+   * values that belong to this one email rather than to the reader (a confirmation link).
+   */
+  fillFor(reader: LinkSubject, own?: Record<string, string>): { email: FilledEmail; unsubscribeUrl: string };
 }
 
 const PREHEADER_CHARS = 100;
@@ -114,6 +125,7 @@ class Prepared implements PreparedEmail {
     readonly subject: string,
     private readonly html: Parts,
     private readonly text: Parts,
+    private readonly links: Pick<Links, 'forReader'>,
   ) {
     this.placeholders = [...new Set([...placeholderNames(html), ...placeholderNames(text)])];
     this.textEncoding = preferredTextEncoding(text.filter((_, i) => i % 2 === 0).join(''));
@@ -136,6 +148,15 @@ class Prepared implements PreparedEmail {
       text: join(this.text, raw),
       textEncoding: this.textEncoding,
     };
+  }
+
+  valuesFor(reader: LinkSubject, names: Iterable<string> = ['unsubscribeUrl', ...this.placeholders]) {
+    return this.links.forReader(reader, names);
+  }
+
+  fillFor(reader: LinkSubject, own: Record<string, string> = {}) {
+    const values = { ...this.valuesFor(reader), ...own };
+    return { email: this.fill(values), unsubscribeUrl: values.unsubscribeUrl! };
   }
 }
 
@@ -330,7 +351,7 @@ export class EmailRenderer {
       );
     });
     const cut = new RegExp(`ph${nonce}_([A-Za-z]+)_`);
-    return new Prepared(subject, html.split(cut), htmlToText(html).split(cut));
+    return new Prepared(subject, html.split(cut), htmlToText(html).split(cut), this.links);
   }
 
   private formatDate(iso: string): string {

@@ -9,9 +9,14 @@ import type { Subscriptions } from '../subscribers/service.ts';
 import type { Pages } from '../pages/pages.ts';
 import { sendHtml, tokenOf } from './reply.ts';
 
-export function nextRoutes(deps: { app: App; pages: Pages; subscriptions: Subscriptions; send: SendContext }) {
-  const { app, pages, subscriptions, send } = deps;
-  const { links } = send;
+export function nextRoutes(deps: {
+  app: App;
+  pages: Pages;
+  subscriptions: Subscriptions;
+  send: SendContext;
+  links: Links;
+}) {
+  const { app, pages, subscriptions, send, links } = deps;
   const page = (reply: FastifyReply, status: number, heading: string, text: string, token?: string, sub?: Subscriber) =>
     sendHtml(
       reply,

@@ -227,7 +227,6 @@ describe('notices composed once per kind', () => {
       subscribers: app.store.subscribers,
       renderer: runtime.renderer,
       transport,
-      links,
       ids: runtime.ids,
       address,
       noticeMail: new NoticeMail({ address, options: (mail) => mailOptions(app.config, mail) }),

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import MailComposer from 'nodemailer/lib/mail-composer/index.js';
-import { dateHeader, type ReaderValues } from '../../src/deliver/installment-mail.ts';
+import { dateHeader } from '../../src/deliver/installment-mail.ts';
 import { mailOptions } from '../../src/deliver/transport.ts';
 import type { Runtime } from '../../src/runtime.ts';
 import { composeSites, HARD_READERS } from '../helpers/compose-site.ts';
@@ -23,19 +23,16 @@ async function check(runtime: Runtime, readers: string[]): Promise<number> {
   for (const [i, email] of readers.entries()) {
     const sub = app.store.subscribers.create({ email, status: 'active' });
     const date = new Date(Date.UTC(2026, 11, 2, 21, 0, i));
-    const values = {
-      ...links.forReader(sub, template.slots),
-      to: sub.email,
-      messageId: ids.installment(sub, 1),
-      date: dateHeader(date),
-    } as ReaderValues;
-    const ours: Buffer = template.fill(values);
+    const messageId = ids.installment(sub, 1);
+    const ours: Buffer = template.fillFor(sub, { messageId, date: dateHeader(date) });
 
-    // nodemailer on its own, for this reader: the same email filled and composed whole.
+    // nodemailer on its own, for this reader: the same email filled with the reader's links
+    // straight from Links, and composed whole.
     const prepared = await renderer.installment(inst, { nextDate: '2026-12-07T06:00:00.000Z' });
-    const filled = prepared.fill(links.forReader(sub, prepared.placeholders));
+    const values = links.forReader(sub, ['unsubscribeUrl', ...prepared.placeholders]);
+    const filled = prepared.fill(values);
     const boundary: string = /boundary="--_NmP-([0-9a-f]+)-Part_1"/.exec(ours.toString('latin1'))![1]!;
-    const mail = runtime.send.lists.address(filled, sub.email, values.unsubscribeUrl, values.messageId, 'installment');
+    const mail = runtime.send.lists.address(filled, sub.email, values.unsubscribeUrl!, messageId, 'installment');
     const theirs: Buffer = await new MailComposer({ ...mailOptions(app.config, mail), date, baseBoundary: boundary })
       .compile()
       .build();

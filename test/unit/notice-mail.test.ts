@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
 import MailComposer from 'nodemailer/lib/mail-composer/index.js';
-import type { ComposedMessage } from '../../src/deliver/compose.ts';
+import type { AddressedTemplate } from '../../src/deliver/compose.ts';
 import { NoticeMail } from '../../src/deliver/notice-mail.ts';
 import { NoticeSender } from '../../src/deliver/notices.ts';
 import { mailOptions, type MailTransport, type OutgoingMail } from '../../src/deliver/transport.ts';
@@ -51,7 +51,7 @@ function sender(runtime: Runtime, raw: boolean) {
   };
   const noticeMail = runtime.noticeDeps.noticeMail!;
   // Every template handed out, per kind: one each is the point.
-  const templates = new Map<NoticeKind, Set<ComposedMessage | undefined>>();
+  const templates = new Map<NoticeKind, Set<AddressedTemplate | undefined>>();
   const counting: Pick<NoticeMail, 'template'> = {
     async template(prepared: PreparedEmail, kind: NoticeKind) {
       const t = await noticeMail.template(prepared, kind);
@@ -148,7 +148,7 @@ describe('notices composed once, filled per reader', () => {
     const { app } = runtime;
     for (const inst of app.store.installments.all()) app.store.installments.markPublished(inst.number);
     await check(runtime, 'welcome', READERS.slice(5, 15), s);
-    const [before, complete] = [...s.templates.get('welcome')!] as ComposedMessage[];
+    const [before, complete] = [...s.templates.get('welcome')!] as AddressedTemplate[];
     assert.ok(before!.slots.has('preferencesUrl'), 'a story still running: the reader may choose when');
     assert.ok(complete && !complete.slots.has('preferencesUrl'), 'a complete story: a template of its own');
     assert.match(s.sent.at(-1)!.raw!.toString('latin1'), /is complete/);

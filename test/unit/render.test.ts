@@ -278,6 +278,29 @@ describe('EmailRenderer.installment', () => {
   });
 });
 
+describe("PreparedEmail.fillFor: the reader's values come from one place", () => {
+  const links = new Links('https://serial.example.org', 'k'.repeat(32));
+  const reader = { id: 7, feedToken: 'f'.repeat(32) };
+
+  it('fills each placeholder with the link Links signs for that reader, and hands back the unsubscribe link', async () => {
+    const email = await renderer({ mode: 'paced' }).installment(inst(), { nextDate: null });
+    const { email: filled, unsubscribeUrl } = email.fillFor(reader);
+    const expected = links.forReader(reader, ['unsubscribeUrl', ...email.placeholders]);
+    assert.deepEqual(filled, email.fill(expected));
+    assert.equal(unsubscribeUrl, links.unsubscribe(reader));
+    for (const name of email.placeholders) assert.ok(filled.text.includes(expected[name]!), name);
+    const other = email.fillFor({ id: 8, feedToken: 'g'.repeat(32) });
+    assert.notEqual(other.unsubscribeUrl, unsubscribeUrl, 'signed per reader');
+  });
+
+  it("an email's own value (a confirmation link) goes in beside the reader's", async () => {
+    const email = await renderer().confirm();
+    const { email: filled } = email.fillFor(reader, { confirmUrl: 'https://c.example/confirm?token=a&b' });
+    assert.ok(filled.html.includes('href="https://c.example/confirm?token=a&amp;b"'));
+    assert.throws(() => email.fillFor(reader), /"confirmUrl" is missing/);
+  });
+});
+
 describe('EmailRenderer notices', () => {
   it('confirm: a button with the confirm link, expiry, and no unsubscribe', async () => {
     const r = renderer();
