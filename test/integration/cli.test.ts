@@ -6,8 +6,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { PACKAGE_ROOT } from '../../src/config.ts';
-import { runCli } from '../helpers/cli.ts';
+import { runCli, spawnCli } from '../helpers/cli.ts';
 import { makeProject } from '../helpers/project.ts';
+import { SmtpSink } from '../helpers/smtp-sink.ts';
 
 const COMMANDS = ['installments', 'serve', 'send', 'preview', 'status', 'subscribers', 'export', 'backup', 'init'];
 
@@ -191,4 +192,49 @@ describe('serve: start-up problems are one line each', () => {
       project.cleanup();
     }
   });
+});
+
+describe('feuilleton send: Ctrl-C or SIGTERM part-way stops the run cleanly, and --resume finishes it', () => {
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    test(signal, async () => {
+      const READERS = 120;
+      const sink = new SmtpSink();
+      await sink.start();
+      // A slow relay, so the signal lands while messages are on the wire.
+      sink.dataDelayMs = 25;
+      const project = makeProject({
+        settings: { mail: { smtpUrl: sink.url, from: 'The Ledger <serial@example.org>', maxConnections: 2 } },
+      });
+      try {
+        const app = project.open();
+        app.store.subscribers.importActive(
+          Array.from({ length: READERS }, (_, i) => ({ email: `reader${i + 1}@example.com` })),
+          'test',
+        );
+        app.store.close();
+        const first = spawnCli(['--config', project.configPath, 'send']);
+        while (sink.count < 5) await new Promise((r) => setTimeout(r, 10));
+        first.child.kill(signal);
+        const stopped = await first.done;
+        assert.equal(stopped.code, 2, first.output());
+        assert.match(stopped.stdout, /stopped \(shutdown\); resume with: feuilleton send --resume/);
+        assert.ok(sink.count < READERS, `stopped after ${sink.count} of ${READERS}`);
+        const check = project.open();
+        try {
+          assert.equal(check.store.deliveries.countByStatus().sending, 0, 'nothing is left claimed');
+        } finally {
+          check.store.close();
+        }
+
+        const resumed = await runCli(['--config', project.configPath, 'send', '--resume']);
+        assert.equal(resumed.code, 0, resumed.stdout + resumed.stderr);
+        const recipients = sink.received.flatMap((r) => r.to);
+        assert.equal(recipients.length, READERS, 'every reader got the installment once');
+        assert.equal(new Set(recipients).size, READERS);
+      } finally {
+        await sink.stop();
+        project.cleanup();
+      }
+    });
+  }
 });
