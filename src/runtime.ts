@@ -3,11 +3,12 @@
 import cron from 'node-cron';
 import type { Logger } from 'pino';
 import type { App } from './app.ts';
+import { MessageBuffers } from './deliver/compose.ts';
 import { ListMail, MessageIds, senderDomain } from './deliver/headers.ts';
 import { InstallmentMail } from './deliver/installment-mail.ts';
 import { NoticeMail } from './deliver/notice-mail.ts';
 import { NoticeSender, type NoticeSenderDeps } from './deliver/notices.ts';
-import { sendNext, type SendContext } from './deliver/send.ts';
+import { sendConcurrency, sendNext, type SendContext } from './deliver/send.ts';
 import { createTransport, mailOptions, type MailTransport, type OutgoingMail } from './deliver/transport.ts';
 import { linksFor, type Links } from './links.ts';
 import { emailRendererFor, type EmailRenderer } from './render/email.ts';
@@ -74,6 +75,7 @@ export function createRuntime(app: App, log: Logger): Runtime {
   const notices = new NoticeSender(noticeDeps);
   const installmentMail = new InstallmentMail({
     renderer,
+    buffers: new MessageBuffers(sendConcurrency(app.config)),
     address: (filled, to, unsubscribeUrl, id) => lists.address(filled, to, unsubscribeUrl, id, 'installment'),
     options,
   });

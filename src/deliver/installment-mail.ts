@@ -3,7 +3,7 @@
 import type { SendMailOptions } from 'nodemailer';
 import type { EmailRenderer, FilledEmail } from '../render/email.ts';
 import type { StoredInstallment } from '../store/installments.ts';
-import { composeAddressed, type AddressedTemplate } from './compose.ts';
+import { composeAddressed, type AddressedTemplate, type MessageBuffers } from './compose.ts';
 import type { OutgoingMail } from './transport.ts';
 
 export interface InstallmentMailDeps {
@@ -12,6 +12,8 @@ export interface InstallmentMailDeps {
   address(filled: FilledEmail, to: string, unsubscribeUrl: string, messageId: string): OutgoingMail;
   /** The nodemailer message for an addressed email (the transport's own). */
   options(mail: OutgoingMail): SendMailOptions;
+  /** Where every template writes its readers' copies: one set for the messages in flight. */
+  buffers?: MessageBuffers;
 }
 
 /** nodemailer's Date header format, for a date. */
@@ -42,6 +44,7 @@ export class InstallmentMail {
       prepared,
       (filled, token) => this.deps.address(filled, token.to, token.unsubscribeUrl, token.messageId),
       (mail) => this.deps.options(mail),
+      this.deps.buffers,
     );
   }
 }

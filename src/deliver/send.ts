@@ -165,7 +165,9 @@ async function deliverMessage(
       ? await ctx.installmentMail.template(inst, nextDate)
       : undefined;
   if (template) {
-    await ctx.transport.sendRaw!(sub.email, template.fillFor(sub, { messageId: id, date: facts.date() }), id);
+    const raw = template.fillFor(sub, { messageId: id, date: facts.date() });
+    await ctx.transport.sendRaw!(sub.email, raw, id);
+    template.reuse(raw);
     return id;
   }
   const prepared = await ctx.renderer.installment(inst, { nextDate });

@@ -39,7 +39,9 @@ export interface MailTransport {
   send(mail: OutgoingMail): Promise<SendResult>;
   /**
    * A message already built (see compose.ts), to one recipient. Only where it pays: the
-   * outbox keeps composing each message, as its viewer reads the parts.
+   * outbox keeps composing each message, as its viewer reads the parts. Once the promise
+   * resolves, `raw` may be written over with another message: a transport that keeps the
+   * bytes copies them.
    */
   sendRaw?(to: string, raw: Buffer, messageId: string): Promise<SendResult>;
   close(): void;

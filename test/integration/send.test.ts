@@ -235,6 +235,32 @@ describe('feuilleton send over SMTP', () => {
     assert.equal(env.sink.count, 0);
   });
 
+  it("writes each reader's copy into a buffer the server has finished with: as many buffers as messages in flight, each copy its reader's", async () => {
+    const env = await setup({ mail: { maxConnections: 5 } });
+    const list = emails('reader', 300);
+    env.subscribe(...list);
+    const buffers = new Set<ArrayBufferLike>();
+    const { transport } = env.ctx;
+    const ctx: SendContext = {
+      ...env.ctx,
+      transport: { ...transport, sendRaw: (to, raw, id) => (buffers.add(raw.buffer), transport.sendRaw!(to, raw, id)) },
+    };
+    const summary = await sendRun(ctx);
+    assert.equal(summary.sent, 300);
+    assert.ok(buffers.size <= sendConcurrency(env.app.config), `${buffers.size} buffers for 300 messages`);
+    // A buffer written over too soon would show as a copy addressed, numbered or linked for another reader.
+    assert.deepEqual(new Set(env.sink.received.flatMap((r) => r.to)), new Set(list));
+    for (const r of env.sink.received) {
+      const sub = env.app.store.subscribers.byEmail(r.to[0]!)!;
+      const mail = await env.sink.parse(r);
+      assert.equal(headerValue(mail, 'To'), sub.email);
+      assert.equal(mail.messageId, env.runtime.ids.installment(sub, 1));
+      const unsubscribe = env.runtime.links.unsubscribe(sub);
+      assert.equal(headerValue(mail, 'List-Unsubscribe'), `<${unsubscribe}>`);
+      assert.ok(mail.text!.includes(unsubscribe), sub.email);
+    }
+  });
+
   it('broadcast: marks the installment published as its run starts and sends it to each subscriber exactly once', async () => {
     const env = await setup();
     const first = emails('early', 4);

@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import MailComposer from 'nodemailer/lib/mail-composer/index.js';
+import { MessageBuffers } from '../../src/deliver/compose.ts';
 import { dateHeader } from '../../src/deliver/installment-mail.ts';
 import { mailOptions } from '../../src/deliver/transport.ts';
 import type { Runtime } from '../../src/runtime.ts';
@@ -65,5 +66,43 @@ describe('compose once, fill per reader', () => {
       'Фонарщик шёл по набережной, и каждый фонарь загорался за его спиной, будто кто-то читал книгу вслух.';
     const story = `Title: Книга фонарщика\nBy Автор\n\n${Array.from({ length: 12 }, () => paragraph).join('\n\n')}\n`;
     await check(site({ baseUrl: 'https://serial.example.org' }, story), READERS);
+  });
+});
+
+describe('MessageBuffers', () => {
+  it('hands back the memory it was given for the next message, up to `keep` buffers', () => {
+    const buffers = new MessageBuffers(2);
+    const a = buffers.take(30_000);
+    const b = buffers.take(30_000);
+    const c = buffers.take(30_000);
+    assert.equal(a.length, 30_000);
+    assert.equal(buffers.made, 3);
+    for (const bytes of [a, b, c]) buffers.give(bytes);
+    const again = [buffers.take(29_000), buffers.take(30_500)];
+    assert.deepEqual(
+      again.map((x) => x.length),
+      [29_000, 30_500],
+    );
+    assert.deepEqual(
+      again.map((x) => x.buffer),
+      [b.buffer, a.buffer],
+      'the last two given, the third beyond keep dropped',
+    );
+    assert.equal(buffers.made, 3);
+    assert.notEqual(buffers.take(30_000).buffer, c.buffer);
+  });
+
+  it('a message longer than a spare gets a new buffer; bytes it did not make are never kept', () => {
+    const buffers = new MessageBuffers(4);
+    buffers.give(buffers.take(1_000));
+    const long = buffers.take(5_000);
+    assert.equal(long.length, 5_000);
+    assert.equal(buffers.made, 2);
+    // A small Buffer shares node's pool with other data: handing it out again would overwrite that.
+    const pooled = Buffer.from('shared pool');
+    buffers.give(pooled);
+    buffers.give(Buffer.alloc(40_000));
+    assert.equal(buffers.take(100).length, 100);
+    assert.equal(buffers.made, 3);
   });
 });
