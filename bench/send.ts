@@ -106,16 +106,16 @@ async function bareRate(app: App, smtpUrl: string, count: number, prebuilt: bool
   if (!sub) throw new Error('the bench project has no readers');
   const inst = app.store.installments.get(1)!;
   const prepared = await renderer.installment(inst, { nextDate: null });
-  const values = runtime.links.forReader(sub, ['unsubscribeUrl', ...prepared.placeholders]);
+  const { email, unsubscribeUrl } = prepared.fillFor(sub);
   runtime.transport.close();
   // The message the feuilleton transport would hand over, text encoding included: the ratio
   // is then our overhead alone, not a nodemailer setting.
   const mail = mailOptions(
     config,
     runtime.send.lists.address(
-      prepared.fill(values),
+      email,
       sub.email,
-      values.unsubscribeUrl!,
+      unsubscribeUrl,
       runtime.ids.installment(sub, inst.number),
       'installment',
     ),

@@ -20,22 +20,26 @@ export interface InstallmentMailDeps {
 export const dateHeader = (at: Date): string => at.toUTCString().replace(/GMT/, '+0000');
 
 export class InstallmentMail {
-  /** One template per installment text and "next" date: a run sends one or (paced) a few. */
-  private readonly templates = new Map<string, Promise<AddressedTemplate | undefined>>();
+  /**
+   * One template per installment, for its text and "next" date: a run sends one or (paced) a
+   * few. A new date or text replaces the old, so a long-running `serve` keeps no past runs'.
+   */
+  private readonly templates = new Map<number, { version: string; template: Promise<AddressedTemplate | undefined> }>();
 
   constructor(private readonly deps: InstallmentMailDeps) {}
 
   /** The composed template, or undefined when this email has to be composed per reader. */
   template(inst: StoredInstallment, nextDate: string | null): Promise<AddressedTemplate | undefined> {
-    const key = `${inst.number}|${inst.hash}|${nextDate ?? ''}`;
-    let t = this.templates.get(key);
-    if (!t) {
-      t = this.compose(inst, nextDate);
-      // A failed compile is not kept: the next reader tries again.
-      t.catch(() => this.templates.delete(key));
-      this.templates.set(key, t);
-    }
-    return t;
+    const version = `${inst.hash}|${nextDate ?? ''}`;
+    const hit = this.templates.get(inst.number);
+    if (hit?.version === version) return hit.template;
+    const template = this.compose(inst, nextDate);
+    this.templates.set(inst.number, { version, template });
+    // A failed compile is not kept: the next reader tries again.
+    template.catch(() => {
+      if (this.templates.get(inst.number)?.template === template) this.templates.delete(inst.number);
+    });
+    return template;
   }
 
   private async compose(inst: StoredInstallment, nextDate: string | null): Promise<AddressedTemplate | undefined> {

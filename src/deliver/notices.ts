@@ -186,7 +186,7 @@ export class NoticeSender {
     // The confirmation link is this notice's own; the rest are the reader's.
     const own = { confirmUrl: n.confirmUrl ?? '' };
     if (template) {
-      const raw = template.fillFor(sub, { messageId: n.messageId, date: dateHeader(new Date()) }, own);
+      const raw = template.bytesFor(sub, { messageId: n.messageId, date: dateHeader(new Date()) }, own);
       await transport.sendRaw!(sub.email, raw, n.messageId);
       return;
     }

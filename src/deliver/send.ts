@@ -165,9 +165,10 @@ async function deliverMessage(
       ? await ctx.installmentMail.template(inst, nextDate)
       : undefined;
   if (template) {
-    const raw = template.fillFor(sub, { messageId: id, date: facts.date() });
-    await ctx.transport.sendRaw!(sub.email, raw, id);
-    template.reuse(raw);
+    const raw = template.bytesFor(sub, { messageId: id, date: facts.date() });
+    const { size } = await ctx.transport.sendRaw!(sub.email, raw, id);
+    // A server that answered before the end of the data could still be sent these bytes.
+    if (size !== undefined && size >= raw.length) template.release(raw);
     return id;
   }
   const prepared = await ctx.renderer.installment(inst, { nextDate });

@@ -30,6 +30,8 @@ export interface OutgoingMail {
 export interface SendResult {
   messageId: string;
   response: string;
+  /** Bytes handed to the server before its reply, dot-stuffing and end marker included. */
+  size?: number;
 }
 
 export interface MailTransport {
@@ -132,7 +134,9 @@ function smtpTransport(config: Config, url: string): MailTransport {
     async sendRaw(to, raw, messageId) {
       // The id is in the bytes already; handing it over spares nodemailer drawing one of its own.
       const info = await transporter.sendMail({ envelope: { from: envelopeFrom, to: [to] }, raw, messageId });
-      return { messageId: info.messageId, response: info.response };
+      // nodemailer reports it, though its types do not.
+      const { messageSize } = info as { messageSize?: number };
+      return { messageId: info.messageId, response: info.response, size: messageSize };
     },
     close: () => transporter.close(),
   };

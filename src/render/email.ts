@@ -49,8 +49,8 @@ export interface PreparedEmail {
   fill(values: Record<string, string>): FilledEmail;
   /**
    * `reader`'s values for `names` (by default this email's placeholders and the unsubscribe
-   * link its List-Unsubscribe header carries): their links, signed. The one place an
-   * email's per-reader values are made, whether it is filled here or composed once.
+   * link its List-Unsubscribe header carries): their links, signed by `Links.forReader`.
+   * Every email takes its per-reader values from here, whether filled here or composed once.
    */
   valuesFor(reader: LinkSubject, names?: Iterable<string>): Record<string, string>;
   /**
@@ -150,11 +150,14 @@ class Prepared implements PreparedEmail {
     };
   }
 
-  valuesFor(reader: LinkSubject, names: Iterable<string> = ['unsubscribeUrl', ...this.placeholders]) {
+  valuesFor(
+    reader: LinkSubject,
+    names: Iterable<string> = ['unsubscribeUrl', ...this.placeholders],
+  ): Record<string, string> {
     return this.links.forReader(reader, names);
   }
 
-  fillFor(reader: LinkSubject, own: Record<string, string> = {}) {
+  fillFor(reader: LinkSubject, own: Record<string, string> = {}): { email: FilledEmail; unsubscribeUrl: string } {
     const values = { ...this.valuesFor(reader), ...own };
     return { email: this.fill(values), unsubscribeUrl: values.unsubscribeUrl! };
   }

@@ -213,7 +213,10 @@ describe('feuilleton send: Ctrl-C or SIGTERM part-way stops the run cleanly, and
         );
         app.store.close();
         const first = spawnCli(['--config', project.configPath, 'send']);
-        while (sink.count < 5) await new Promise((r) => setTimeout(r, 10));
+        let ended = false;
+        void first.done.then(() => (ended = true));
+        while (sink.count < 5 && !ended) await new Promise((r) => setTimeout(r, 10));
+        assert.ok(!ended, `the send ended before it could be stopped:\n${first.output()}`);
         first.child.kill(signal);
         const stopped = await first.done;
         assert.equal(stopped.code, 2, first.output());

@@ -25,7 +25,7 @@ async function check(runtime: Runtime, readers: string[]): Promise<number> {
     const sub = app.store.subscribers.create({ email, status: 'active' });
     const date = new Date(Date.UTC(2026, 11, 2, 21, 0, i));
     const messageId = ids.installment(sub, 1);
-    const ours: Buffer = template.fillFor(sub, { messageId, date: dateHeader(date) });
+    const ours: Buffer = template.bytesFor(sub, { messageId, date: dateHeader(date) });
 
     // nodemailer on its own, for this reader: the same email filled with the reader's links
     // straight from Links, and composed whole.
@@ -69,6 +69,20 @@ describe('compose once, fill per reader', () => {
   });
 });
 
+describe('InstallmentMail', () => {
+  it('keeps one template per installment: a new "next" date replaces the old, composed again if asked for', async () => {
+    const runtime = site({});
+    const inst = runtime.app.store.installments.get(1)!;
+    const mail = runtime.send.installmentMail!;
+    const [week1, week2] = ['2026-12-07T06:00:00.000Z', '2026-12-14T06:00:00.000Z'];
+    const first = await mail.template(inst, week1);
+    assert.ok(first);
+    assert.equal(await mail.template(inst, week1), first);
+    assert.notEqual(await mail.template(inst, week2), first);
+    assert.notEqual(await mail.template(inst, week1), first, 'the first was let go');
+  });
+});
+
 describe('MessageBuffers', () => {
   it('hands back the memory it was given for the next message, up to `keep` buffers', () => {
     const buffers = new MessageBuffers(2);
@@ -83,11 +97,8 @@ describe('MessageBuffers', () => {
       again.map((x) => x.length),
       [29_000, 30_500],
     );
-    assert.deepEqual(
-      again.map((x) => x.buffer),
-      [b.buffer, a.buffer],
-      'the last two given, the third beyond keep dropped',
-    );
+    assert.equal(again[0]!.buffer, b.buffer, 'the last given back first');
+    assert.equal(again[1]!.buffer, a.buffer, 'then the one before; the third, beyond keep, dropped');
     assert.equal(buffers.made, 3);
     assert.notEqual(buffers.take(30_000).buffer, c.buffer);
   });
@@ -104,5 +115,15 @@ describe('MessageBuffers', () => {
     buffers.give(Buffer.alloc(40_000));
     assert.equal(buffers.take(100).length, 100);
     assert.equal(buffers.made, 3);
+  });
+
+  it('a buffer given back twice is kept once: two messages never share one', () => {
+    const buffers = new MessageBuffers(4);
+    const a = buffers.take(1_000);
+    buffers.give(a);
+    buffers.give(a);
+    const [x, y] = [buffers.take(1_000), buffers.take(1_000)];
+    assert.equal(x.buffer, a.buffer);
+    assert.notEqual(y.buffer, a.buffer);
   });
 });
