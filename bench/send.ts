@@ -15,7 +15,7 @@
 // The sink runs in a process of its own, so that sender and server each have a core.
 import { execFileSync, fork, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -36,7 +36,14 @@ import { SmtpSink } from '../test/helpers/smtp-sink.ts';
 
 const SELF = fileURLToPath(import.meta.url);
 const CLI = path.join(PACKAGE_ROOT, 'dist', 'cli.js');
-const V8_OPTIONS = (process.env.BENCH_NODE_OPTIONS ?? '').split(' ').filter(Boolean);
+// What the bin's first line hands node, as `npx feuilleton` runs it, then any extra flags.
+const V8_OPTIONS = [
+  ...readFileSync(path.join(PACKAGE_ROOT, 'src', 'cli.ts'), 'utf8')
+    .split('\n', 1)[0]!
+    .replace(/^#!.*?\bnode\b/, '')
+    .split(' '),
+  ...(process.env.BENCH_NODE_OPTIONS ?? '').split(' '),
+].filter(Boolean);
 const silent = createLogger({ level: 'silent', pretty: false });
 const FROM = 'The Ledger <serial@example.org>';
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
