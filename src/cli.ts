@@ -2,8 +2,9 @@
 // The flag: V8 grows the young generation to 32 MB in any long send (a steady stream of
 // messages in flight survives its collections), a fifth of the process; capped at 4 MB the
 // peak of a send to 100,000 readers drops from about 155 to 135 MB at no cost in CPU
-// (bench/send.ts). `npx feuilleton` and the installed command run through this line; `npm
-// start` (the web server) does not, and keeps V8's default.
+// (bench/send.ts). `npx feuilleton …` and the installed command run through this line, `npm
+// start` and `node dist/cli.js` do not. `env -S` needs GNU coreutils 8.30+, BSD or macOS
+// (not BusyBox): README says what to run there.
 // Command definitions only. Nothing but commander loads at start, so `--help` answers about
 // as fast as node itself; each action imports the modules it needs (the database driver,
 // zod, the web framework and MJML weigh hundreds of milliseconds together).

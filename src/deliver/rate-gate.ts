@@ -34,15 +34,17 @@ export class RateGate {
   /** Resolves when one more message may start. */
   pass(): Promise<void> {
     const turn = this.queue.then(() => this.take());
-    this.queue = turn;
+    // A turn that failed must not fail every one after it.
+    this.queue = turn.catch(() => undefined);
     return turn;
   }
 
   private async take(): Promise<void> {
     const free = this.starts[this.next]! + this.windowMs;
-    const now = this.clock.now();
-    if (free > now) await this.clock.sleep(free - now);
-    this.starts[this.next] = Math.max(free, this.clock.now());
+    let now: number;
+    // Timers can fire a little early by the clock (libuv schedules from the loop's cached time).
+    while ((now = this.clock.now()) < free) await this.clock.sleep(free - now);
+    this.starts[this.next] = now;
     this.next = (this.next + 1) % this.starts.length;
   }
 }

@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
+import { domainToASCII } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import nodemailer, { type SendMailOptions } from 'nodemailer';
 import addressparser from 'nodemailer/lib/addressparser/index.js';
@@ -90,7 +91,8 @@ export function mailOptions(config: Config, mail: OutgoingMail): SendMailOptions
   };
 }
 
-const realClock: GateClock = { now: Date.now, sleep: (ms) => sleep(ms) };
+// Monotonic: a clock stepped back by NTP must not stall the sending.
+const realClock: GateClock = { now: () => performance.now(), sleep: (ms) => sleep(ms) };
 
 function dkimOptions(config: Config) {
   const key = loadDkimKey(config);
@@ -112,10 +114,30 @@ function builtMessage(envelope: { from: string; to: string }, raw: Buffer, messa
       getEnvelope: () => ({ from: envelope.from, to: [envelope.to] }),
       messageId: () => messageId,
       getHeader: (name: string) => (name.toLowerCase() === 'message-id' ? messageId : undefined),
-      createReadStream: () => (dkim ? dkim.sign(raw) : Readable.from([raw], { objectMode: false })),
+      createReadStream: () => (dkim ? dkim.sign(endLine(raw)) : Readable.from([raw], { objectMode: false })),
     },
   };
   return message as unknown as MailMessage<SMTPPool.SentMessageInfo>;
+}
+
+/**
+ * The bytes with a line break at the end, as sendMail adds one before signing: the body
+ * hash must cover what SMTP puts on the wire (a final lone CR becomes CRLF there).
+ */
+function endLine(raw: Buffer): Buffer {
+  const last = raw.at(-1);
+  if (last === 0x0a) return raw;
+  return Buffer.concat([raw, Buffer.from(last === 0x0d ? '\n' : '\r\n')]);
+}
+
+/**
+ * An envelope address with its domain in ASCII (punycode), as sendMail sends it: readers'
+ * addresses are stored with Unicode domains, and a relay without SMTPUTF8 refuses those.
+ */
+function envelopeAddress(address: string): string {
+  const at = address.lastIndexOf('@');
+  const ascii = at > 0 ? domainToASCII(address.slice(at + 1)) : '';
+  return ascii ? `${address.slice(0, at)}@${ascii}` : address;
 }
 
 function smtpTransport(config: Config, url: string, clock: GateClock): MailTransport {
@@ -154,7 +176,7 @@ function smtpTransport(config: Config, url: string, clock: GateClock): MailTrans
   const pool = transporter.transporter as SMTPPool;
   const signer = dkim && new DKIM(dkim);
   const sender = addressparser(config.mail.from, { flatten: true })[0];
-  const envelopeFrom = sender && 'address' in sender ? sender.address : config.mail.from;
+  const envelopeFrom = envelopeAddress(sender && 'address' in sender ? sender.address : config.mail.from);
   return {
     kind: 'smtp',
     description: `smtp ${parsed.hostname}:${parsed.port || (parsed.protocol === 'smtps:' ? 465 : 587)}`,
@@ -167,10 +189,13 @@ function smtpTransport(config: Config, url: string, clock: GateClock): MailTrans
     async sendRaw(to, raw, messageId) {
       await gate?.pass();
       return new Promise((resolve, reject) => {
-        pool.send(builtMessage({ from: envelopeFrom, to }, raw, messageId, signer), (err, info) => {
-          if (err || !info) reject(err ?? new Error('the SMTP pool reported neither a result nor an error'));
-          else resolve({ messageId, response: info.response, size: info.messageSize });
-        });
+        pool.send(
+          builtMessage({ from: envelopeFrom, to: envelopeAddress(to) }, raw, messageId, signer),
+          (err, info) => {
+            if (err || !info) reject(err ?? new Error('the SMTP pool reported neither a result nor an error'));
+            else resolve({ messageId, response: info.response, size: info.messageSize });
+          },
+        );
       });
     },
     close: () => transporter.close(),

@@ -20,11 +20,15 @@ const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const Module = require('node:module');
 const load = Module._load;
+let mjml2html;
 Module._load = function (request, ...rest) {
   return request === 'undici' ? {} : load.call(this, request, ...rest);
 };
-const mjml2html = require(workerData.mjml);
-Module._load = load;
+try {
+  mjml2html = require(workerData.mjml);
+} finally {
+  Module._load = load;
+}
 parentPort.on('message', ({ id, source, filePath }) => {
   mjml2html(source, { validationLevel: 'strict', fonts: {}, keepComments: false, filePath }).then(
     ({ html }) => parentPort.postMessage({ id, html }),

@@ -8,6 +8,8 @@ export interface Received {
   from: string;
   to: string[];
   raw: Buffer;
+  /** MAIL FROM's parameters as the client sent them (SMTPUTF8 when it needed UTF-8 addresses). */
+  mailFromArgs: Record<string, unknown>;
 }
 
 /** A header as it was sent (folded lines joined), not as mailparser interprets it. */
@@ -81,6 +83,7 @@ export class SmtpSink {
             if (!keep) return cb();
             this.received.push({
               from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
+              mailFromArgs: (session.envelope.mailFrom && session.envelope.mailFrom.args) || {},
               to: session.envelope.rcptTo.map((r) => r.address),
               raw: Buffer.concat(chunks),
             });

@@ -69,6 +69,28 @@ describe('RateGate', () => {
     }
   });
 
+  it('waits again when a timer fires early by the clock', async () => {
+    const clock = fakeClock();
+    const early = { now: clock.now, sleep: (ms: number) => clock.sleep(Math.max(1, ms - 5)) };
+    const gate = new RateGate(1, 1000, early);
+    const times = await startTimes(gate, clock, 3);
+    assert.deepEqual(times, [0, 1000, 2000]);
+  });
+
+  it('goes on after a wait that failed', async () => {
+    const clock = fakeClock();
+    let fail = true;
+    const flaky = {
+      now: clock.now,
+      sleep: (ms: number) => (fail ? ((fail = false), Promise.reject(new Error('aborted'))) : clock.sleep(ms)),
+    };
+    const gate = new RateGate(1, 1000, flaky);
+    await gate.pass();
+    await assert.rejects(gate.pass(), /aborted/);
+    await gate.pass();
+    assert.equal(clock.t, 1000);
+  });
+
   it('lets messages through in the order they asked', async () => {
     const clock = fakeClock();
     const gate = new RateGate(1, 10, clock);
