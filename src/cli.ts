@@ -1,7 +1,7 @@
 #!/usr/bin/env -S node --max-semi-space-size=2
 // The flag: V8 grows the young generation to 32 MB in any long send (a steady stream of
 // messages in flight survives its collections), a fifth of the process; capped at 4 MB the
-// peak of a send to 100,000 readers drops from about 155 to 135 MB at no cost in CPU
+// peak of a send to 100,000 readers drops from about 155 to 135 MB with no CPU cost measured
 // (bench/send.ts). `npx feuilleton …` and the installed command run through this line, `npm
 // start` and `node dist/cli.js` do not. `env -S` needs GNU coreutils 8.30+, BSD or macOS
 // (not BusyBox): README says what to run there.

@@ -1,5 +1,5 @@
-// mail.ratePerSecond / ratePerMinute, kept exactly: no more than `limit` messages start in
-// any window of `windowMs`. nodemailer's pool has a limiter of its own, but it counts a
+// mail.ratePerSecond / ratePerMinute: no more than `limit` messages are handed to the SMTP
+// pool in any window of `windowMs`. nodemailer's pool has a limiter of its own, but it counts a
 // message only when a connection comes free, so each new connection's first message goes
 // past it: a fresh pool of 5 at "2 a second" sent 3 in a tenth of a second, and a relay
 // that enforces its limit answers such bursts with 454 throttling.
